@@ -1,0 +1,218 @@
+/*
+ * Firmware entry and the switch to translated mode.
+ *
+ * QEMU's pseries loader enters at the first byte of the image (PA 0x400000) in real mode,
+ * big-endian, MSR = 0 (VOF) or 0x2000 (SLOF): 32-bit mode. r5 holds the Open Firmware
+ * client-interface entry. Nothing else can be trusted (no device-tree pointer).
+ *
+ * The early phase runs in real mode at the physical address (NIP 0x4xxxxx), because the
+ * firmware's 32-bit client interface returns through 32-bit saves of LR. Link addresses
+ * (0xc000...) also work in real mode: the CPU ignores the top four EA bits there.
+ *
+ * Placeholders in braces are constants passed from Rust (src/arch/ppc64/boot.rs), so the
+ * per-CPU and hand-off layouts have exactly one definition.
+ */
+.macro LOAD64 r, sym
+    lis     \r, \sym@highest
+    ori     \r, \r, \sym@higher
+    rldicr  \r, \r, 32, 31
+    oris    \r, \r, \sym@high
+    ori     \r, \r, \sym@l
+.endm
+
+    .section .text.entry, "ax"
+    .globl _start
+_start:
+    mfmsr   11
+    li      12, 1
+    rldicr  12, 12, 63, 0           /* MSR[SF]: everything below assumes 64-bit mode */
+    or      11, 11, 12
+    mtmsrd  11
+    isync
+
+    mr      31, 5                   /* OF client-interface entry, kept across the BSS clear */
+
+    /* Clear BSS before anything lives there (the boot stack does). */
+    LOAD64  3, __bss_start
+    LOAD64  4, __bss_end
+    li      0, 0
+1:  cmpld   3, 4
+    bge     2f
+    std     0, 0(3)
+    addi    3, 3, 8
+    b       1b
+2:
+    LOAD64  2, .TOC.
+    /* Boot stack addressed physically: the 32-bit firmware saves r1 with stw. */
+    LOAD64  1, boot_stack_top
+    clrldi  1, 1, 4
+    li      0, 0
+    stdu    0, -112(1)              /* NULL back chain ends every backtrace */
+
+    /* r13 = SPRG0 = per-CPU area of CPU 0 (linear address, valid in both modes). */
+    LOAD64  13, PACA_ARRAY
+    mtsprg  0, 13
+
+    mr      3, 31
+    bl      early_main              /* Rust, real mode: device tree, quiesce, vectors */
+    nop
+    b       enter_virtual           /* r3 = &MmuHandoff */
+
+/*
+ * enter_virtual(r3 = &MmuHandoff): bolt the kernel's linear mapping into the hypervisor's
+ * HPT, load the bolted SLB entries and rfid into the kernel at its link address with
+ * IR|DR|ME|RI. Used by the boot CPU and by every secondary CPU (those skip the H_ENTER loop:
+ * hand-off field npages = 0).
+ */
+    .globl enter_virtual
+enter_virtual:
+    mr      31, 3
+    ld      20, {H_VSID}(31)
+    ld      21, {H_HMASK}(31)
+    ld      22, {H_NPAGES}(31)
+    ld      24, {H_PTE1}(31)
+    li      23, 0
+3:  cmpld   23, 22
+    bge     6f
+    xor     25, 20, 23              /* hash = vsid ^ page index (256M segment, 4K page) */
+    and     26, 25, 21
+    sldi    26, 26, 3               /* ptex of slot 0 of the primary group */
+    sldi    27, 20, 12              /* v = vsid << 12 | AVPN low bits | BOLTED | V */
+    srdi    28, 23, 11
+    sldi    28, 28, 7
+    or      27, 27, 28
+    ori     27, 27, 0x11
+    sldi    28, 23, 12              /* r = PA | WIMG=M | PP=00 (kernel RW, user none) */
+    or      28, 28, 24
+    li      3, 8                    /* H_ENTER */
+    li      4, 0
+    mr      5, 26
+    mr      6, 27
+    mr      7, 28
+    sc      1
+    cmpdi   3, 0
+    beq     5f
+    cmpdi   3, -6                   /* H_PTEG_FULL: try the secondary group */
+    bne     4f
+    not     26, 25
+    and     26, 26, 21
+    sldi    26, 26, 3
+    ori     27, 27, 0x2             /* HPTE H bit: secondary hash */
+    li      3, 8
+    li      4, 0
+    mr      5, 26
+    mr      6, 27
+    mr      7, 28
+    sc      1
+    cmpdi   3, 0
+    beq     5f
+4:  mr      4, 3                    /* hcall status */
+    mr      3, 23                   /* page that failed */
+    bl      boot_hpt_failed         /* prints and exits; never returns */
+    nop
+5:  addi    23, 23, 1
+    b       3b
+
+6:  /* SLB: slbia leaves entry 0 alone, so every bolted slot is written explicitly. */
+    slbia
+    ld      22, {H_NSLB}(31)
+    addi    23, 31, {H_SLB}
+7:  cmpdi   22, 0
+    beq     8f
+    ld      4, 0(23)                /* RS: VSID word */
+    ld      5, 8(23)                /* RB: ESID | V | index */
+    slbmte  4, 5
+    addi    23, 23, 16
+    addi    22, 22, -1
+    b       7b
+8:  isync
+    ld      1, {H_STACK}(31)
+    ld      13, {H_PACA}(31)
+    mtsprg  0, 13
+    ld      2, {H_TOC}(31)
+    ld      3, {H_ARG}(31)
+    ld      4, {H_ENTRY}(31)
+    ld      5, {H_MSR}(31)
+    mr      12, 4                   /* ELFv2 global entry derives r2 from r12 */
+    mtsrr0  4
+    mtsrr1  5
+    rfid
+
+/*
+ * of_call(r3 = args PA, r4 = entry): call the Open Firmware client interface. VOF is 32-bit
+ * code: it saves non-volatile registers with 32-bit stores and clobbers r2, so this keeps
+ * all of them itself.
+ */
+    .globl of_call
+of_call:
+    mflr    0
+    std     0, 16(1)
+    mfcr    0
+    std     0, 8(1)
+    stdu    1, -256(1)
+    std     2, 24(1)
+    std     13, 32(1)
+    std     14, 40(1)
+    std     15, 48(1)
+    std     16, 56(1)
+    std     17, 64(1)
+    std     18, 72(1)
+    std     19, 80(1)
+    std     20, 88(1)
+    std     21, 96(1)
+    std     22, 104(1)
+    std     23, 112(1)
+    std     24, 120(1)
+    std     25, 128(1)
+    std     26, 136(1)
+    std     27, 144(1)
+    std     28, 152(1)
+    std     29, 160(1)
+    std     30, 168(1)
+    std     31, 176(1)
+    mtctr   4
+    bctrl
+    ld      2, 24(1)
+    ld      13, 32(1)
+    ld      14, 40(1)
+    ld      15, 48(1)
+    ld      16, 56(1)
+    ld      17, 64(1)
+    ld      18, 72(1)
+    ld      19, 80(1)
+    ld      20, 88(1)
+    ld      21, 96(1)
+    ld      22, 104(1)
+    ld      23, 112(1)
+    ld      24, 120(1)
+    ld      25, 128(1)
+    ld      26, 136(1)
+    ld      27, 144(1)
+    ld      28, 152(1)
+    ld      29, 160(1)
+    ld      30, 168(1)
+    ld      31, 176(1)
+    addi    1, 1, 256
+    ld      0, 8(1)
+    mtcr    0
+    ld      0, 16(1)
+    mtlr    0
+    blr
+
+/*
+ * secondary_entry: RTAS start-cpu lands here in real mode with MSR = SF|ME, r1 = 0 and
+ * r3 = the MmuHandoff prepared for this CPU (its physical address).
+ */
+    .globl secondary_entry
+secondary_entry:
+    ld      13, {H_PACA}(3)
+    mtsprg  0, 13
+    ld      2, {H_TOC}(3)
+    b       enter_virtual
+
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 16
+boot_stack:
+    .space  {BOOT_STACK_SIZE}
+    .globl boot_stack_top
+boot_stack_top:

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Cargo runner: boots a kernel ELF on qemu-system-ppc64 -M pseries.
+#   cargo run [--release] -- [runner options] [bootargs...]
+# Exit status: 0 when the kernel reports success, 1 on any failure (test failure, panic, oops,
+# deadlock report, QEMU dying without the kernel's exit line), 124 on host timeout.
+set -uo pipefail
+
+usage() {
+    cat <<'USAGE'
+usage: cargo run [--release] -- [options] [bootargs...]
+
+options:
+  --smp N              number of vCPUs (default 2; 1..8)
+  --mem SIZE           guest RAM, QEMU syntax (default 1G)
+  --cpu MODEL          POWER8 | POWER9 | POWER10 (default POWER9)
+  --firmware vof|slof  boot firmware (default vof: fast; slof: QEMU's default, ~5 s)
+  --accel mttcg|single multi-threaded TCG (default) or one host thread for all vCPUs
+  --gdb[=PORT]         start QEMU's gdb stub (default port 1234) and wait for a debugger
+  --timeout SECONDS    host-side limit (default 120; 0 = none); on expiry kill QEMU, exit 124
+  --serial-log FILE    put the PCI 16550 UART on FILE instead of the terminal
+  --no-uart            do not add the pci-serial device
+  --qemu-arg ARG       pass ARG to QEMU unchanged (repeatable)
+  --print-cmd          print the QEMU command line before running it
+  -h, --help           this text
+
+bootargs (passed with -append, read by the kernel from /chosen/bootargs):
+  test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
+  crash=KIND           null | wild | exec | panic | user | notpresent | guard
+  hash_page=MODE       lockfree (default) | locked (the 2003 design; deadlocks on purpose)
+  irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
+  bench=hash|smp|vmalloc|all   quiet
+USAGE
+}
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+ELF=""
+SMP=2 MEM=1G CPU=POWER9 FW=vof ACCEL=mttcg GDB="" TIMEOUT=120 SERIAL_LOG="" UART=1 PRINT=0
+EXTRA=() BOOTARGS=()
+while (($#)); do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --smp) SMP=${2:?}; shift ;;
+        --smp=*) SMP=${1#*=} ;;
+        --mem) MEM=${2:?}; shift ;;
+        --mem=*) MEM=${1#*=} ;;
+        --cpu) CPU=${2:?}; shift ;;
+        --cpu=*) CPU=${1#*=} ;;
+        --firmware) FW=${2:?}; shift ;;
+        --firmware=*) FW=${1#*=} ;;
+        --accel) ACCEL=${2:?}; shift ;;
+        --accel=*) ACCEL=${1#*=} ;;
+        --gdb) GDB=1234 ;;
+        --gdb=*) GDB=${1#*=} ;;
+        --timeout) TIMEOUT=${2:?}; shift ;;
+        --timeout=*) TIMEOUT=${1#*=} ;;
+        --serial-log) SERIAL_LOG=${2:?}; shift ;;
+        --serial-log=*) SERIAL_LOG=${1#*=} ;;
+        --no-uart) UART=0 ;;
+        --qemu-arg) EXTRA+=("${2:?}"); shift ;;
+        --print-cmd) PRINT=1 ;;
+        --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --no-uart --qemu-arg --print-cmd --help)" ;;
+        *)
+            if [[ -z $ELF && -f $1 ]] && head -c 4 "$1" | grep -q 'ELF'; then
+                ELF=$1
+            else
+                BOOTARGS+=("$1")
+            fi ;;
+    esac
+    shift
+done
+[[ -n $ELF ]] || die "no kernel ELF given (run through 'cargo run', which passes it)"
+[[ $SMP =~ ^[1-8]$ ]] || die "--smp must be 1..8, got '$SMP'"
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a whole number of seconds"
+case "${CPU^^}" in POWER8|POWER9|POWER10) CPU=${CPU^^} ;; *) die "--cpu must be POWER8, POWER9 or POWER10, got '$CPU'" ;; esac
+case "$FW" in vof|slof) ;; *) die "--firmware must be vof or slof, got '$FW'" ;; esac
+case "$ACCEL" in mttcg) ACCEL_ARG=tcg,thread=multi ;; single) ACCEL_ARG=tcg,thread=single ;; *) die "--accel must be mttcg or single" ;; esac
+command -v qemu-system-ppc64 >/dev/null || die "qemu-system-ppc64 not found: run scripts/setup.sh"
+
+MACHINE=pseries,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off
+[[ $FW == vof ]] && MACHINE+=,x-vof=on
+# POWER8 has no large decrementer; the cap must be off there.
+[[ $CPU == POWER8 ]] && MACHINE+=,cap-large-decr=off
+
+QEMU=(qemu-system-ppc64 -M "$MACHINE" -cpu "$CPU" -accel "$ACCEL_ARG" -smp "$SMP" -m "$MEM"
+      -nodefaults -vga none -nographic -no-reboot -action panic=exit-failure
+      -kernel "$ELF")
+if [[ -n $SERIAL_LOG ]]; then
+    QEMU+=(-chardev stdio,id=c0,signal=off -serial chardev:c0)
+    QEMU+=(-chardev "file,id=uart0,path=$SERIAL_LOG" -device pci-serial,chardev=uart0)
+elif ((UART)); then
+    # vty and 16550 share the terminal through a mux (Ctrl-A c cycles monitor/vty/UART input).
+    QEMU+=(-chardev stdio,mux=on,id=c0,signal=off -serial chardev:c0 -mon chardev=c0,mode=readline
+           -device pci-serial,chardev=c0)
+else
+    QEMU+=(-chardev stdio,id=c0,signal=off -serial chardev:c0)
+fi
+((${#BOOTARGS[@]})) && QEMU+=(-append "${BOOTARGS[*]}")
+if [[ -n $GDB ]]; then
+    QEMU+=(-gdb "tcp::$GDB" -S)
+    echo "run.sh: QEMU waits for gdb on port $GDB. Attach with:"
+    echo "    scripts/gdb.sh $ELF $GDB"
+    TIMEOUT=0
+fi
+QEMU+=("${EXTRA[@]}")
+((PRINT)) && echo "run.sh: ${QEMU[*]}"
+
+LOG=$(mktemp /tmp/hashkernel-run.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+START=$(date +%s.%N)
+if ((TIMEOUT > 0)); then
+    timeout --foreground -k 2 "$TIMEOUT" "${QEMU[@]}" </dev/null 2>&1 | tee "$LOG"
+    rc=${PIPESTATUS[0]}
+else
+    "${QEMU[@]}" 2>&1 | tee "$LOG"
+    rc=${PIPESTATUS[0]}
+fi
+END=$(date +%s.%N)
+secs=$(awk -v a="$START" -v b="$END" 'BEGIN{printf "%.2f", b-a}')
+
+if ((rc == 124 || rc == 137)); then
+    echo "run.sh: TIMEOUT: QEMU killed after ${TIMEOUT}s (no exit from the kernel)" >&2
+    exit 124
+fi
+status=$(grep -a -o 'hashkernel: exit status [0-9]*' "$LOG" | tail -1 | awk '{print $4}')
+if [[ -z $status ]]; then
+    echo "run.sh: FAILURE: QEMU exited with status $rc after ${secs}s without the kernel's exit line" >&2
+    exit 1
+fi
+if [[ $status == 0 && $rc == 0 ]]; then
+    echo "run.sh: kernel reported success (${secs}s)" >&2
+    exit 0
+fi
+echo "run.sh: kernel reported failure (status $status, QEMU $rc, ${secs}s)" >&2
+exit 1

@@ -1,0 +1,2 @@
+//! Everything that knows the POWER ISA or PAPR.
+pub mod ppc64;

@@ -1,0 +1,395 @@
+//! Early boot in real mode: the assembly in boot/ (assembled here with the constants it shares
+//! with Rust), the device-tree read-out, `quiesce`, the vector copy, and the hand-off that
+//! boot/entry.S uses to bolt the linear mapping and turn translation on.
+
+use super::exception::{ExcFrame, FRAME_TOTAL, HDR_SIZE};
+use super::of::{self, Of};
+use super::percpu::{self, offsets as po, MAX_CPUS};
+use crate::mm::hpte::HptGeometry;
+use crate::mm::slbe::{kernel_vsid, SlbEntry};
+use core::mem::offset_of;
+
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
+/// The linear (bolted) zone ends here or at the end of RAM: kernel image, heap, stacks,
+/// per-CPU areas and page tables live below it; RAM above it is reached only through vmalloc.
+pub const LINEAR_ZONE_MAX: u64 = 64 << 20;
+pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+/// MSR for kernel code: SF | ME | IR | DR | RI (EE off until the kernel enables it).
+pub const KERNEL_MSR: u64 = (1 << 63) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 1);
+/// SLB slots 0..BOLTED_SLB hold bolted kernel segments and are never victimised.
+pub const BOLTED_SLB: usize = 1;
+
+/// What entry.S's `enter_virtual` consumes.
+#[repr(C)]
+pub struct MmuHandoff {
+    pub vsid: u64,
+    pub hash_mask: u64,
+    pub npages: u64,
+    pub pte1: u64,
+    pub nslb: u64,
+    pub slb: [[u64; 2]; BOLTED_SLB],
+    pub stack: u64,
+    pub paca: u64,
+    pub toc: u64,
+    pub arg: u64,
+    pub entry: u64,
+    pub msr: u64,
+}
+
+core::arch::global_asm!(
+    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S")),
+    H_VSID = const offset_of!(MmuHandoff, vsid),
+    H_HMASK = const offset_of!(MmuHandoff, hash_mask),
+    H_NPAGES = const offset_of!(MmuHandoff, npages),
+    H_PTE1 = const offset_of!(MmuHandoff, pte1),
+    H_NSLB = const offset_of!(MmuHandoff, nslb),
+    H_SLB = const offset_of!(MmuHandoff, slb),
+    H_STACK = const offset_of!(MmuHandoff, stack),
+    H_PACA = const offset_of!(MmuHandoff, paca),
+    H_TOC = const offset_of!(MmuHandoff, toc),
+    H_ARG = const offset_of!(MmuHandoff, arg),
+    H_ENTRY = const offset_of!(MmuHandoff, entry),
+    H_MSR = const offset_of!(MmuHandoff, msr),
+    BOOT_STACK_SIZE = const BOOT_STACK_SIZE,
+    PACA_SCR = const po::SCRATCH,
+    PACA_COMMON = const po::EXC_COMMON,
+    PACA_EXC_BASE = const po::EXC_BASE,
+    PACA_EXC_TOP = const po::EXC_TOP,
+    PACA_TOC = const po::TOC,
+    PACA_KMSR = const po::KMSR,
+    HDR = const HDR_SIZE,
+    FRAME_TOTAL = const FRAME_TOTAL,
+    F_NIP = const offset_of!(ExcFrame, nip),
+    F_MSR = const offset_of!(ExcFrame, msr),
+    F_CTR = const offset_of!(ExcFrame, ctr),
+    F_LR = const offset_of!(ExcFrame, lr),
+    F_XER = const offset_of!(ExcFrame, xer),
+    F_CR = const offset_of!(ExcFrame, cr),
+    F_DAR = const offset_of!(ExcFrame, dar),
+    F_DSISR = const offset_of!(ExcFrame, dsisr),
+    F_TRAP = const offset_of!(ExcFrame, trap),
+);
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static __etext: u8;
+    static __bss_start: u8;
+    static __bss_end: u8;
+    static vectors_block: u8;
+    static vectors_block_end: u8;
+    static exc_common: u8;
+    static boot_stack_top: u8;
+    static secondary_entry: u8;
+    #[link_name = ".TOC."]
+    static TOC_BASE: u8;
+}
+
+pub fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+pub fn kernel_range() -> (u64, u64) {
+    // SAFETY: linker-defined symbols; only their addresses are used.
+    unsafe { (sym(&__kernel_start), sym(&__kernel_end)) }
+}
+
+pub fn text_range() -> (u64, u64) {
+    // SAFETY: as above.
+    unsafe { (sym(&__kernel_start), sym(&__etext)) }
+}
+
+pub fn toc() -> u64 {
+    // SAFETY: as above.
+    unsafe { sym(&TOC_BASE) }
+}
+
+pub fn secondary_entry_pa() -> u64 {
+    // SAFETY: as above.
+    of::pa(unsafe { &secondary_entry } as *const u8)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Firmware {
+    Vof,
+    Slof,
+}
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RtasTokens {
+    pub power_off: u32,
+    pub os_term: u32,
+    pub start_cpu: u32,
+    pub query_cpu_stopped_state: u32,
+    pub stop_self: u32,
+    pub read_pci_config: u32,
+    pub write_pci_config: u32,
+    pub get_time_of_day: u32,
+}
+
+/// The PCI host bridge and the first pci-serial behind it, as the device tree describes them.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PciSerialInfo {
+    pub present: bool,
+    pub buid: u64,
+    /// CPU physical address of the bridge's I/O window (PCI I/O address 0).
+    pub io_window: u64,
+    pub io_window_size: u64,
+    /// config address (bus<<16 | devfn<<8)
+    pub config_addr: u32,
+    /// BAR0 as firmware assigned it (SLOF), else None.
+    pub assigned_bar0: Option<u64>,
+}
+
+pub struct BootInfo {
+    pub firmware: Firmware,
+    pub mem_size: u64,
+    pub ncpus: usize,
+    pub cpu_ids: [u32; MAX_CPUS],
+    pub cpus_in_tree: usize,
+    pub cpu_name: [u8; 40],
+    pub pvr: u64,
+    pub pft_shift: u32,
+    pub slb_size: u32,
+    pub tb_freq: u64,
+    pub dec_bits: u32,
+    pub bootargs: [u8; 512],
+    pub bootargs_len: usize,
+    pub model: [u8; 40],
+    pub rtas: RtasTokens,
+    pub pci_serial: PciSerialInfo,
+    pub of_calls: u64,
+}
+
+impl BootInfo {
+    pub fn cpu_name(&self) -> &str {
+        cstr(&self.cpu_name)
+    }
+    pub fn model(&self) -> &str {
+        cstr(&self.model)
+    }
+    pub fn bootargs(&self) -> &str {
+        core::str::from_utf8(&self.bootargs[..self.bootargs_len]).unwrap_or("")
+    }
+    pub fn hpt(&self) -> HptGeometry {
+        HptGeometry::new(self.pft_shift).expect("validated at boot")
+    }
+    pub fn linear_zone_end(&self) -> u64 {
+        self.mem_size.min(LINEAR_ZONE_MAX)
+    }
+}
+
+fn cstr(b: &[u8]) -> &str {
+    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(&b[..n]).unwrap_or("?")
+}
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+pub fn try_info() -> Option<&'static BootInfo> {
+    BOOT_INFO.get()
+}
+
+pub fn info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info is read before anything asks for it")
+}
+
+static mut HANDOFF: MmuHandoff = MmuHandoff {
+    vsid: 0, hash_mask: 0, npages: 0, pte1: 0, nslb: 0, slb: [[0; 2]; BOLTED_SLB],
+    stack: 0, paca: 0, toc: 0, arg: 0, entry: 0, msr: 0,
+};
+
+fn read_device_tree(of: &Of) -> BootInfo {
+    let mut bi = BootInfo {
+        firmware: Firmware::Vof,
+        mem_size: 0,
+        ncpus: 0,
+        cpu_ids: [0; MAX_CPUS],
+        cpus_in_tree: 0,
+        cpu_name: [0; 40],
+        pvr: super::insn::mfpvr(),
+        pft_shift: 0,
+        slb_size: 0,
+        tb_freq: 0,
+        dec_bits: 32,
+        bootargs: [0; 512],
+        bootargs_len: 0,
+        model: [0; 40],
+        rtas: RtasTokens::default(),
+        pci_serial: PciSerialInfo::default(),
+        of_calls: 0,
+    };
+    let mut buf = [0u8; 256];
+
+    // SLOF describes itself in /openprom; VOF has no such node.
+    if let Some(op) = of.finddevice(b"/openprom") {
+        let n = of::prop_str(of, op, b"model", &mut buf);
+        if buf[..n].windows(4).any(|w| w == b"SLOF") {
+            bi.firmware = Firmware::Slof;
+        }
+    }
+    if let Some(root) = of.finddevice(b"/") {
+        let n = of::prop_str(of, root, b"model", &mut buf);
+        let n = n.min(39);
+        bi.model[..n].copy_from_slice(&buf[..n]);
+    }
+
+    // Memory: every /memory@... node's reg (2 address cells, 2 size cells on pseries).
+    let mut mem_end = 0u64;
+    if let Some(root) = of.finddevice(b"/") {
+        let mut child = of.child(root);
+        while let Some(c) = child {
+            let mut dt = [0u8; 16];
+            let n = of::prop_str(of, c, b"device_type", &mut dt);
+            if &dt[..n] == b"memory" {
+                if let Some(len) = of.getprop(c, b"reg", &mut buf) {
+                    let len = len.min(buf.len());
+                    let mut i = 0;
+                    while (i + 4) * 4 <= len {
+                        let base = of::cells(&buf, i, 2);
+                        let size = of::cells(&buf, i + 2, 2);
+                        mem_end = mem_end.max(base + size);
+                        i += 4;
+                    }
+                }
+            }
+            child = of.peer(c);
+        }
+    }
+    bi.mem_size = mem_end;
+
+    // CPUs: children of /cpus with device_type "cpu".
+    if let Some(cpus) = of.finddevice(b"/cpus") {
+        let mut child = of.child(cpus);
+        while let Some(c) = child {
+            let mut dt = [0u8; 16];
+            let n = of::prop_str(of, c, b"device_type", &mut dt);
+            if &dt[..n] == b"cpu" {
+                let id = of.getprop_u32(c, b"reg").unwrap_or(bi.cpus_in_tree as u32);
+                if bi.ncpus < MAX_CPUS {
+                    bi.cpu_ids[bi.ncpus] = id;
+                    bi.ncpus += 1;
+                }
+                bi.cpus_in_tree += 1;
+                if bi.cpus_in_tree == 1 {
+                    let n = of::prop_str(of, c, b"name", &mut buf).min(39);
+                    bi.cpu_name[..n].copy_from_slice(&buf[..n]);
+                    if let Some(l) = of.getprop(c, b"ibm,pft-size", &mut buf) {
+                        if l >= 8 {
+                            bi.pft_shift = of::cells(&buf, 1, 1) as u32;
+                        }
+                    }
+                    bi.slb_size = of.getprop_u32(c, b"ibm,slb-size").unwrap_or(32);
+                    bi.tb_freq = of.getprop_u32(c, b"timebase-frequency").unwrap_or(512_000_000) as u64;
+                    bi.dec_bits = of.getprop_u32(c, b"ibm,dec-bits").unwrap_or(32);
+                }
+            }
+            child = of.peer(c);
+        }
+    }
+
+    if let Some(chosen) = of.finddevice(b"/chosen") {
+        let n = of::prop_str(of, chosen, b"bootargs", &mut bi.bootargs);
+        bi.bootargs_len = n;
+    }
+
+    if let Some(rtas) = of.finddevice(b"/rtas") {
+        let t = |name: &[u8]| of.getprop_u32(rtas, name).unwrap_or(0);
+        bi.rtas = RtasTokens {
+            power_off: t(b"power-off"),
+            os_term: t(b"ibm,os-term"),
+            start_cpu: t(b"start-cpu"),
+            query_cpu_stopped_state: t(b"query-cpu-stopped-state"),
+            stop_self: t(b"stop-self"),
+            read_pci_config: t(b"ibm,read-pci-config"),
+            write_pci_config: t(b"ibm,write-pci-config"),
+            get_time_of_day: t(b"get-time-of-day"),
+        };
+    }
+    crate::drivers::pci::probe_serial(of, &mut bi);
+    bi.of_calls = Of::calls();
+    bi
+}
+
+/// Called by entry.S in real mode with the OF client-interface entry. Returns the hand-off for
+/// `enter_virtual`.
+#[no_mangle]
+extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
+    // SAFETY: r5 at entry is the client-interface entry and we are in real mode, unquiesced.
+    let of = unsafe { Of::new(of_entry) };
+    let bi = BOOT_INFO.call_once(|| read_device_tree(&of));
+    if bi.rtas.power_off == 0 || bi.rtas.os_term == 0 {
+        crate::console::early_puts("boot: no RTAS power-off/ibm,os-term tokens in /rtas\n");
+    }
+    of.quiesce();
+
+    // The firmware is gone: put the vectors at physical 0.
+    // SAFETY: after quiesce nothing else uses low memory; the block is position independent
+    // and smaller than the 0x1800 bytes below the first free page; real mode writes PA.
+    unsafe {
+        let src = &vectors_block as *const u8;
+        let len = sym(&vectors_block_end) - sym(&vectors_block);
+        // PA 0 through its linear address: real mode ignores the top nibble.
+        core::ptr::copy_nonoverlapping(src, KERNEL_BASE as *mut u8, len as usize);
+        // New instructions at PA 0: flush the data cache lines and the i-cache before use.
+        let mut a = 0u64;
+        while a < len {
+            core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack));
+            a += 128;
+        }
+        core::arch::asm!("sync", options(nostack));
+        let mut a = 0u64;
+        while a < len {
+            core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack));
+            a += 128;
+        }
+        core::arch::asm!("sync", "isync", options(nostack));
+    }
+
+    let Some(_geo) = HptGeometry::new(bi.pft_shift) else {
+        crate::console::early_puts("boot: no usable ibm,pft-size in the device tree\n");
+        crate::exit::fail_early();
+    };
+    let slb_size = if bi.slb_size == 0 { 32 } else { bi.slb_size.min(64) };
+    // SAFETY: taking the address of exc_common only.
+    let common = unsafe { sym(&exc_common) };
+    percpu::init(0, toc(), common, KERNEL_MSR, slb_size as u64, BOLTED_SLB as u64);
+    make_handoff(0, true, crate::kmain as *const () as u64, 0)
+}
+
+/// Prepares the hand-off for `cpu`. The boot CPU also bolts the linear zone (`bolt`).
+pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuHandoff {
+    let bi = info();
+    let geo = bi.hpt();
+    let lin = SlbEntry::kernel(KERNEL_BASE, 0);
+    // SAFETY: the hand-off is written by the CPU that is about to consume it, before it is
+    // consumed, and secondaries are started one at a time (smp.rs waits for each).
+    let h = unsafe { &mut *core::ptr::addr_of_mut!(HANDOFF) };
+    h.vsid = kernel_vsid(KERNEL_BASE);
+    h.hash_mask = geo.hash_mask();
+    h.npages = if bolt { bi.linear_zone_end() >> 12 } else { 0 };
+    // M (coherent) + R + C preset: RAM must be WIMG=0010 under PAPR; PP=00 (kernel RW).
+    h.pte1 = 0x10 | 0x100 | 0x80;
+    h.nslb = BOLTED_SLB as u64;
+    h.slb[0] = [lin.rs(), lin.rb()];
+    h.stack = if cpu == 0 {
+        // SAFETY: address only.
+        (unsafe { sym(&boot_stack_top) } | KERNEL_BASE) - 112
+    } else {
+        percpu::kstack_top(cpu) - 112
+    };
+    h.paca = percpu::paca(cpu) as *const _ as u64;
+    h.toc = toc();
+    h.arg = arg;
+    h.entry = entry;
+    h.msr = KERNEL_MSR;
+    h as *const MmuHandoff
+}
+
+/// entry.S calls this when H_ENTER refuses a bolted linear page.
+#[no_mangle]
+extern "C" fn boot_hpt_failed(page: u64, rc: i64) -> ! {
+    crate::console::early_puts("boot: H_ENTER failed while bolting the linear mapping\n");
+    crate::println!("boot: page {:#x} (PA {:#x}): {}", page, page << 12, crate::arch::ppc64::hcall::HcallError::from_rc(rc));
+    crate::exit::fail_early();
+}

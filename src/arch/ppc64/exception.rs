@@ -1,0 +1,227 @@
+//! Exception frames, dispatch and the oops report. boot/vectors.S saves the full register
+//! state on the per-CPU exception stack and calls `exception_entry` with translation on and
+//! EE off; whatever the handler leaves in the frame is restored by `rfid`.
+
+use super::percpu;
+use super::reg::{self, Dsisr, IsiSrr1, Msr, ProgramSrr1};
+use core::fmt::Write;
+use core::sync::atomic::Ordering::Relaxed;
+
+/// The saved state. Handlers may change `nip`, `msr` and GPRs; the exit path restores them.
+#[repr(C)]
+#[derive(Clone)]
+pub struct ExcFrame {
+    pub gpr: [u64; 32],
+    pub nip: u64,
+    pub msr: u64,
+    pub ctr: u64,
+    pub lr: u64,
+    pub xer: u64,
+    pub cr: u64,
+    pub dar: u64,
+    pub dsisr: u64,
+    pub trap: u64,
+    pub pad: u64,
+}
+
+/// ABI stack-frame header below the frame (back chain, CR, LR save, ... 112 bytes keep the
+/// ELFv2 minimum plus a parameter save area for callees that want one).
+pub const HDR_SIZE: usize = 112;
+pub const FRAME_TOTAL: usize = HDR_SIZE + core::mem::size_of::<ExcFrame>();
+const _: () = assert!(FRAME_TOTAL % 16 == 0);
+
+impl ExcFrame {
+    pub fn msr(&self) -> Msr {
+        Msr::from_bits_retain(self.msr)
+    }
+    pub fn from_user(&self) -> bool {
+        self.msr().contains(Msr::PR)
+    }
+}
+
+extern "C" {
+    static probe_load64_insn: u8;
+    static probe_store64_insn: u8;
+    static probe_fixup: u8;
+    static exc_return: u8;
+}
+
+/// What a fault handler concluded.
+pub enum Handled {
+    /// Translation installed (or retry): re-execute the access.
+    Done,
+    /// The access is not allowed / the address is not mapped: fixup or oops.
+    Bad(&'static str),
+}
+
+#[no_mangle]
+extern "C" fn exception_entry(f: &mut ExcFrame) {
+    let p = percpu::this();
+    let prev = p.last_frame.swap(f as *mut ExcFrame as u64, Relaxed);
+    p.depth.fetch_add(1, Relaxed);
+    dispatch(f);
+    p.depth.fetch_sub(1, Relaxed);
+    p.last_frame.store(prev, Relaxed);
+}
+
+fn dispatch(f: &mut ExcFrame) {
+    let outcome = match f.trap {
+        0x380 => crate::mm::slb::handle_miss(f, f.dar, false),
+        0x480 => crate::mm::slb::handle_miss(f, f.nip, true),
+        0x300 | 0x400 => crate::hash::fault::handle(f),
+        0x900 => {
+            crate::arch::ppc64::timer::decrementer_interrupt(f);
+            Handled::Done
+        }
+        0x500 => crate::arch::ppc64::timer::external_interrupt(f),
+        0xc00 => crate::ktest::user::syscall(f),
+        _ => Handled::Bad("unexpected exception"),
+    };
+    if let Handled::Bad(why) = outcome {
+        if !try_fixup(f) {
+            oops(f, why);
+        }
+    }
+}
+
+/// A fault on a probe instruction resumes at `probe_fixup` (returns 1) and records the fault.
+fn try_fixup(f: &mut ExcFrame) -> bool {
+    // SAFETY: addresses of assembly labels only.
+    let (l, s, fix) = unsafe {
+        (&probe_load64_insn as *const u8 as u64, &probe_store64_insn as *const u8 as u64, &probe_fixup as *const u8 as u64)
+    };
+    if f.nip != l && f.nip != s {
+        return false;
+    }
+    let p = percpu::this();
+    p.probe_fault[0].store(f.trap, Relaxed);
+    p.probe_fault[1].store(f.dar, Relaxed);
+    p.probe_fault[2].store(f.dsisr, Relaxed);
+    p.probe_fault[3].store(1, Relaxed);
+    f.nip = fix;
+    true
+}
+
+/// Details of the last fault a probe absorbed on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeFault {
+    pub trap: u64,
+    pub dar: u64,
+    pub dsisr: u64,
+}
+
+fn take_probe_fault() -> ProbeFault {
+    let p = percpu::this();
+    p.probe_fault[3].store(0, Relaxed);
+    ProbeFault { trap: p.probe_fault[0].load(Relaxed), dar: p.probe_fault[1].load(Relaxed), dsisr: p.probe_fault[2].load(Relaxed) }
+}
+
+/// Loads 8 bytes from `addr`, turning a fault the kernel cannot resolve into an error instead
+/// of an oops (tests and deliberate-fault paths use it).
+pub fn probe_read(addr: u64) -> Result<u64, ProbeFault> {
+    let (rc, v): (u64, u64);
+    // SAFETY: probe_load64 is a leaf that reads r3 and returns r3/r4; a fault on its load is
+    // fixed up by exception_entry.
+    unsafe {
+        core::arch::asm!("bl probe_load64", inlateout("r3") addr => rc, lateout("r4") v,
+                         out("lr") _, options(nostack))
+    };
+    if rc == 0 { Ok(v) } else { Err(take_probe_fault()) }
+}
+
+pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
+    let rc: u64;
+    // SAFETY: as probe_read; the caller owns whatever `addr` refers to if the store lands.
+    unsafe {
+        core::arch::asm!("bl probe_store64", inlateout("r3") addr => rc, in("r4") val,
+                         out("lr") _, options(nostack))
+    };
+    if rc == 0 { Ok(()) } else { Err(take_probe_fault()) }
+}
+
+/// Print everything a developer needs and fail the run.
+pub fn oops(f: &ExcFrame, why: &str) -> ! {
+    crate::smp::stop_others();
+    let cpu = percpu::cpu_id();
+    crate::console::with_console(|w| {
+        let _ = writeln!(w, "------------[ oops ]------------");
+        let _ = writeln!(w, "Oops: {} ({:#x}) on CPU {}: {}", reg::vector_name(f.trap), f.trap, cpu, why);
+        let _ = writeln!(w, "NIP: {:#018x}  LR: {:#018x}  CTR: {:#018x}", f.nip, f.lr, f.ctr);
+        let _ = writeln!(w, "MSR: {}", f.msr());
+        let _ = writeln!(w, "CR:  {:#010x}  XER: {:#010x}", f.cr, f.xer);
+        match f.trap {
+            0x300 | 0x380 | 0x600 => {
+                let _ = writeln!(w, "DAR: {:#018x}  DSISR: {}", f.dar, Dsisr::from_bits_retain(f.dsisr as u32));
+            }
+            0x400 | 0x480 => {
+                let _ = writeln!(w, "fetch address {:#018x}  SRR1 reason: {}", f.nip, IsiSrr1::from_bits_truncate(f.msr));
+            }
+            0x700 => {
+                let _ = writeln!(w, "program check reason: {}", ProgramSrr1::from_bits_truncate(f.msr));
+            }
+            _ => {
+                let _ = writeln!(w, "DAR: {:#018x}  DSISR: {:#010x}", f.dar, f.dsisr);
+            }
+        }
+        if let Some(r) = crate::mm::describe_address(if f.trap == 0x400 || f.trap == 0x480 { f.nip } else { f.dar }) {
+            let _ = writeln!(w, "address: {}", r);
+        }
+        for row in 0..8 {
+            let _ = write!(w, "GPR{:02}:", row * 4);
+            for c in 0..4 {
+                let _ = write!(w, " {:016x}", f.gpr[row * 4 + c]);
+            }
+            let _ = writeln!(w);
+        }
+        let _ = writeln!(w, "Call trace:");
+        backtrace_from(w, f.gpr[1], Some(f.nip));
+        let _ = writeln!(w, "--------------------------------");
+    });
+    crate::exit::exit_failure("oops");
+}
+
+/// Walks the ELFv2 back chain from stack pointer `sp`. A return address into `exc_return`
+/// marks an exception frame: the walk prints the interrupted NIP and continues there.
+pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
+    // SAFETY: address of a label.
+    let exc_ret = unsafe { &exc_return as *const u8 as u64 };
+    if let Some(pc) = first {
+        let _ = writeln!(w, "  [{:#018x}]", pc);
+    }
+    for _ in 0..32 {
+        if !stack_addr_ok(sp) {
+            break;
+        }
+        // SAFETY: stack_addr_ok checked that sp lies in a kernel stack in the bolted linear
+        // mapping, so the back-chain word is readable without faulting.
+        let next = unsafe { *(sp as *const u64) };
+        if next == 0 || !stack_addr_ok(next) || next <= sp {
+            break;
+        }
+        // SAFETY: as above for `next`.
+        let lr = unsafe { *((next + 16) as *const u64) };
+        if lr == exc_ret {
+            // SAFETY: the exception header at `next` is followed by the frame.
+            let ef = unsafe { &*((next + HDR_SIZE as u64) as *const ExcFrame) };
+            let _ = writeln!(w, "  --- {} ({:#x}) at NIP {:#018x} LR {:#018x} DAR {:#018x} ---",
+                             reg::vector_name(ef.trap), ef.trap, ef.nip, ef.lr, ef.dar);
+            sp = next;
+            continue;
+        }
+        let _ = writeln!(w, "  [{:#018x}]", lr);
+        sp = next;
+    }
+}
+
+fn stack_addr_ok(sp: u64) -> bool {
+    let (ks, ke) = super::boot::kernel_range();
+    sp & 7 == 0 && sp >= ks && sp + 32 <= ke
+}
+
+/// Called (from assembly) when the exception stack would overflow.
+#[no_mangle]
+extern "C" fn exception_stack_overflow(nip: u64, trap: u64) -> ! {
+    crate::console::early_puts("FATAL: exception stack overflow\n");
+    crate::println!("exception stack overflow on CPU {}: vector {:#x} at NIP {:#x}", percpu::cpu_id(), trap, nip);
+    crate::exit::exit_failure("exception stack overflow");
+}

@@ -1,0 +1,120 @@
+//! Tiny wrappers around single privileged instructions. Every other module reaches the
+//! hardware through these (or through `hcall`), so the inline asm stays in one small place.
+
+use core::arch::asm;
+
+macro_rules! spr_rw {
+    ($get:ident, $set:ident, $n:literal) => {
+        #[inline(always)]
+        pub fn $get() -> u64 {
+            let v: u64;
+            // SAFETY: reading this SPR has no side effects in supervisor state.
+            unsafe { asm!(concat!("mfspr {0}, ", $n), out(reg) v, options(nomem, nostack, preserves_flags)) };
+            v
+        }
+        /// # Safety
+        /// The caller must know what writing this SPR does to the running system.
+        #[inline(always)]
+        pub unsafe fn $set(v: u64) {
+            // SAFETY: delegated to the caller (see the function's contract).
+            unsafe { asm!(concat!("mtspr ", $n, ", {0}"), in(reg) v, options(nostack, preserves_flags)) };
+        }
+    };
+}
+
+spr_rw!(mfsprg0, mtsprg0, "272");
+spr_rw!(mfsprg1, mtsprg1, "273");
+spr_rw!(mfdec, mtdec, "22");
+spr_rw!(mfdar, mtdar, "19");
+spr_rw!(mfdsisr, mtdsisr, "18");
+spr_rw!(mfpvr, mtpvr_unused, "287");
+spr_rw!(mfmmcr0, mtmmcr0, "795");
+spr_rw!(mfpmc5, mtpmc5, "775");
+
+#[inline(always)]
+pub fn mfmsr() -> u64 {
+    let v: u64;
+    // SAFETY: mfmsr only reads the MSR.
+    unsafe { asm!("mfmsr {0}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes MSR[EE] and MSR[RI] only (`mtmsrd L=1`): the cheap way to mask interrupts.
+#[inline(always)]
+pub fn mtmsrd_ee_ri(v: u64) {
+    // SAFETY: L=1 changes only EE and RI; a memory clobber keeps accesses on the right side.
+    unsafe { asm!("mtmsrd {0}, 1", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Time base: 512 MHz on QEMU pseries.
+#[inline(always)]
+pub fn mftb() -> u64 {
+    let v: u64;
+    // SAFETY: the time base is readable in any state.
+    unsafe { asm!("mftb {0}", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// r13 holds this CPU's per-CPU area whenever kernel code runs (set at entry, restored by
+/// every exception return).
+#[inline(always)]
+pub fn r13() -> u64 {
+    let v: u64;
+    // SAFETY: reads a register.
+    unsafe { asm!("mr {0}, 13", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+#[inline(always)]
+pub fn sync() {
+    // SAFETY: a barrier.
+    unsafe { asm!("sync", options(nostack, preserves_flags)) };
+}
+
+#[inline(always)]
+pub fn lwsync() {
+    // SAFETY: a barrier.
+    unsafe { asm!("lwsync", options(nostack, preserves_flags)) };
+}
+
+#[inline(always)]
+pub fn isync() {
+    // SAFETY: context synchronisation only.
+    unsafe { asm!("isync", options(nostack, preserves_flags)) };
+}
+
+/// Lowers SMT priority while spinning (a no-op under TCG, cheap on hardware).
+#[inline(always)]
+pub fn cpu_relax() {
+    // SAFETY: `or 1,1,1` is the architected low-priority hint; no state changes.
+    unsafe { asm!("or 1,1,1", "or 2,2,2", options(nomem, nostack, preserves_flags)) };
+}
+
+/// # Safety
+/// Installs a translation; the caller guarantees the entry is correct and does not replace a
+/// bolted slot that running code depends on.
+#[inline(always)]
+pub unsafe fn slbmte(rs: u64, rb: u64) {
+    // SAFETY: delegated to the caller.
+    unsafe { asm!("slbmte {0}, {1}", "isync", in(reg) rs, in(reg) rb, options(nostack, preserves_flags)) };
+}
+
+/// Reads SLB entry `index`: (ESID word, VSID word).
+#[inline(always)]
+pub fn slbmfe(index: u64) -> (u64, u64) {
+    let (e, v): (u64, u64);
+    // SAFETY: slbmfee/slbmfev only read the SLB.
+    unsafe {
+        asm!("slbmfee {0}, {2}", "slbmfev {1}, {2}", out(reg) e, out(reg) v, in(reg) index,
+             options(nomem, nostack, preserves_flags))
+    };
+    (e, v)
+}
+
+/// # Safety
+/// Invalidates the SLB entry for `ea`; nothing may depend on it being there.
+#[inline(always)]
+pub unsafe fn slbie(ea: u64) {
+    // SAFETY: delegated to the caller.
+    unsafe { asm!("slbie {0}", "isync", in(reg) ea, options(nostack, preserves_flags)) };
+}

@@ -1,0 +1,201 @@
+//! `/chosen/bootargs` (QEMU `-append`) parsed into a typed configuration. Unknown keys and bad
+//! values are errors that name what is valid, never silently ignored.
+
+use core::fmt;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HashMode {
+    LockFree,
+    Locked,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IrqMode {
+    Deterministic,
+    Random,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Crash {
+    Null,
+    Wild,
+    Exec,
+    Panic,
+    User,
+    NotPresent,
+    Guard,
+}
+
+impl Crash {
+    pub const NAMES: &'static [(&'static str, Crash)] = &[
+        ("null", Crash::Null),
+        ("wild", Crash::Wild),
+        ("exec", Crash::Exec),
+        ("panic", Crash::Panic),
+        ("user", Crash::User),
+        ("notpresent", Crash::NotPresent),
+        ("guard", Crash::Guard),
+    ];
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Config<'a> {
+    /// Run the in-kernel tests whose name contains this (empty string: all).
+    pub test: Option<&'a str>,
+    pub crash: Option<Crash>,
+    pub hash_mode: HashMode,
+    pub irq_iterations: u64,
+    pub irq_mode: IrqMode,
+    pub smp_rounds: u64,
+    pub bench: Option<&'a str>,
+    pub watchdog_ms: u64,
+    pub quiet: bool,
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            test: None,
+            crash: None,
+            hash_mode: HashMode::LockFree,
+            irq_iterations: 2000,
+            irq_mode: IrqMode::Deterministic,
+            smp_rounds: 20,
+            bench: None,
+            watchdog_ms: 200,
+            quiet: false,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BootargError<'a> {
+    UnknownKey(&'a str),
+    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+}
+
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard, \
+hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
+bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
+
+impl fmt::Display for BootargError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootargError::UnknownKey(k) => write!(f, "unknown bootarg '{k}'; valid: {KEYS}"),
+            BootargError::BadValue { key, value, expected } => {
+                write!(f, "bad value '{value}' for bootarg '{key}': expected {expected}")
+            }
+        }
+    }
+}
+
+fn number<'a>(key: &'a str, v: &'a str, min: u64, max: u64) -> Result<u64, BootargError<'a>> {
+    let bad = BootargError::BadValue { key, value: v, expected: "a whole number in range" };
+    let n: u64 = v.parse().map_err(|_| BootargError::BadValue { key, value: v, expected: "a whole number" })?;
+    if n < min || n > max {
+        return Err(bad);
+    }
+    Ok(n)
+}
+
+pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
+    let mut c = Config::default();
+    for tok in s.split_ascii_whitespace() {
+        let (k, v) = match tok.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (tok, None),
+        };
+        let val = |expected: &'static str| v.ok_or(BootargError::BadValue { key: k, value: "", expected });
+        match k {
+            "test" => c.test = Some(v.unwrap_or("")),
+            "crash" => {
+                let v = val("a crash kind")?;
+                c.crash = Some(
+                    Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
+                        key: k,
+                        value: v,
+                        expected: "null|wild|exec|panic|user|notpresent|guard",
+                    })?,
+                );
+            }
+            "hash_page" => {
+                c.hash_mode = match val("lockfree|locked")? {
+                    "lockfree" => HashMode::LockFree,
+                    "locked" => HashMode::Locked,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked" }),
+                }
+            }
+            "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
+            "irqtest.mode" => {
+                c.irq_mode = match val("deterministic|random")? {
+                    "deterministic" => IrqMode::Deterministic,
+                    "random" => IrqMode::Random,
+                    other => {
+                        return Err(BootargError::BadValue { key: k, value: other, expected: "deterministic|random" })
+                    }
+                }
+            }
+            "smp.rounds" => c.smp_rounds = number(k, val("a number")?, 1, 10_000_000)?,
+            "watchdog.ms" => c.watchdog_ms = number(k, val("a number")?, 10, 60_000)?,
+            "bench" => {
+                let v = val("hash|smp|vmalloc|all")?;
+                if !matches!(v, "hash" | "smp" | "vmalloc" | "all") {
+                    return Err(BootargError::BadValue { key: k, value: v, expected: "hash|smp|vmalloc|all" });
+                }
+                c.bench = Some(v)
+            }
+            "quiet" => c.quiet = true,
+            _ => return Err(BootargError::UnknownKey(k)),
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(all(test, not(target_os = "none")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.hash_mode, HashMode::LockFree);
+        assert!(c.test.is_none() && c.crash.is_none());
+    }
+
+    #[test]
+    fn all_keys() {
+        let c = parse("test=mmu:: crash=null hash_page=locked irqtest.iterations=5 irqtest.mode=random smp.rounds=7 bench=hash quiet watchdog.ms=50").unwrap();
+        assert_eq!(c.test, Some("mmu::"));
+        assert_eq!(c.crash, Some(Crash::Null));
+        assert_eq!(c.hash_mode, HashMode::Locked);
+        assert_eq!(c.irq_iterations, 5);
+        assert_eq!(c.irq_mode, IrqMode::Random);
+        assert_eq!(c.smp_rounds, 7);
+        assert_eq!(c.bench, Some("hash"));
+        assert_eq!(c.watchdog_ms, 50);
+        assert!(c.quiet);
+    }
+
+    #[test]
+    fn bare_test_means_all() {
+        assert_eq!(parse("test").unwrap().test, Some(""));
+    }
+
+    #[test]
+    fn unknown_key_names_valid_ones() {
+        let e = parse("frobnicate=1").unwrap_err();
+        assert_eq!(e, BootargError::UnknownKey("frobnicate"));
+        let msg = format!("{e}");
+        assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(matches!(parse("hash_page=maybe"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("crash=banana"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("irqtest.iterations=0"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("irqtest.iterations=x"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("crash"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("bench=fast"), Err(BootargError::BadValue { .. })));
+    }
+}

@@ -1,0 +1,3 @@
+//! Device drivers: PCI configuration through RTAS, the 16550 UART over ioremap.
+pub mod pci;
+pub mod uart;

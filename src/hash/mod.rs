@@ -1,0 +1,8 @@
+//! The reason this project exists: the hash-fault path. `access` decides (pure), `cell` does
+//! the atomic PTE update (ldarx/stdcx. on ppc64), `backend` talks to the HPT (hypercalls, or a
+//! fake on the host), `protocol` ties them together generically, `fault` is the 0x300/0x400
+//! entry.
+pub mod access;
+pub mod stats;
+#[cfg(target_os = "none")]
+pub mod fault;

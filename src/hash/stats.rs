@@ -1,0 +1,110 @@
+//! Per-CPU hash-fault counters (plain relaxed atomics: each CPU writes only its own row).
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+pub enum Counter {
+    Faults,
+    InsertPrimary,
+    InsertSecondary,
+    Updates,
+    Evictions,
+    BusyRetries,
+    StcxFails,
+    BadAccess,
+    HvRefusals,
+    DsegMiss,
+    IsegMiss,
+    SegThenHash,
+    IrqFaults,
+    LockedFaults,
+}
+
+pub const NAMES: [&str; 14] = [
+    "faults", "insert_primary", "insert_secondary", "updates", "evictions", "busy_retries",
+    "stcx_fails", "bad_access", "hv_refusals", "dseg_miss", "iseg_miss", "seg_then_hash",
+    "irq_faults", "locked_faults",
+];
+
+pub struct Stats {
+    c: [AtomicU64; 14],
+}
+
+impl Stats {
+    pub const fn new() -> Stats {
+        Stats { c: [const { AtomicU64::new(0) }; 14] }
+    }
+    #[inline(always)]
+    pub fn count(&self, c: Counter) {
+        self.c[c as usize].fetch_add(1, Relaxed);
+    }
+    #[inline(always)]
+    pub fn add(&self, c: Counter, n: u64) {
+        self.c[c as usize].fetch_add(n, Relaxed);
+    }
+    pub fn get(&self, c: Counter) -> u64 {
+        self.c[c as usize].load(Relaxed)
+    }
+    pub fn snapshot(&self) -> [u64; 14] {
+        core::array::from_fn(|i| self.c[i].load(Relaxed))
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_os = "none")]
+mod percpu_stats {
+    use super::*;
+    use crate::arch::ppc64::percpu::{cpu_id, MAX_CPUS};
+
+    pub static STATS: [Stats; MAX_CPUS] = [const { Stats::new() }; MAX_CPUS];
+
+    #[inline(always)]
+    pub fn this() -> &'static Stats {
+        &STATS[cpu_id()]
+    }
+
+    pub fn of(cpu: usize) -> &'static Stats {
+        &STATS[cpu]
+    }
+
+    /// Sum over all CPUs.
+    pub fn total() -> [u64; 14] {
+        let mut t = [0u64; 14];
+        for s in STATS.iter() {
+            for (i, v) in s.snapshot().iter().enumerate() {
+                t[i] += v;
+            }
+        }
+        t
+    }
+
+    pub fn total_of(c: Counter) -> u64 {
+        total()[c as usize]
+    }
+
+    pub fn print() {
+        let t = total();
+        crate::println!("hash_page counters (all CPUs):");
+        let mut line = alloc::string::String::new();
+        for (i, n) in NAMES.iter().enumerate() {
+            use core::fmt::Write;
+            let _ = write!(line, " {}={}", n, t[i]);
+            if i % 5 == 4 {
+                crate::println!(" {}", line);
+                line.clear();
+            }
+        }
+        if !line.is_empty() {
+            crate::println!(" {}", line);
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use percpu_stats::*;

@@ -1,0 +1,121 @@
+//! In-kernel test framework. Tests register themselves with `ktest!` in the `.ktests` linker
+//! section, so the same registry serves `cargo test` (which builds a test kernel and boots it
+//! through the runner) and the `test=FILTER` bootarg of a normal image.
+
+pub mod crash;
+pub mod user;
+
+use alloc::string::String;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+pub type TestResult = Result<(), String>;
+
+#[repr(C)]
+pub struct KTest {
+    pub name: &'static str,
+    pub func: fn() -> TestResult,
+}
+
+/// Declares an in-kernel test: `ktest!(fn name() { ...; Ok(()) });`
+#[macro_export]
+macro_rules! ktest {
+    (fn $name:ident() $body:block) => {
+        fn $name() -> $crate::ktest::TestResult $body
+        const _: () = {
+            #[link_section = ".ktests"]
+            #[used]
+            static KTEST_ENTRY: $crate::ktest::KTest =
+                $crate::ktest::KTest { name: concat!(module_path!(), "::", stringify!($name)), func: $name };
+        };
+    };
+}
+
+/// `kassert!(cond, "format", args)`: fail the current test with a message.
+#[macro_export]
+macro_rules! kassert {
+    ($c:expr) => { if !$c { return Err(alloc::format!("assertion failed: {} ({}:{})", stringify!($c), file!(), line!())); } };
+    ($c:expr, $($arg:tt)+) => { if !$c { return Err(alloc::format!("{} ({}:{})", alloc::format!($($arg)+), file!(), line!())); } };
+}
+
+#[macro_export]
+macro_rules! kassert_eq {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            return Err(alloc::format!("{} == {} failed: {:#x?} != {:#x?} ({}:{})", stringify!($a), stringify!($b), a, b, file!(), line!()));
+        }
+    }};
+}
+
+extern "C" {
+    static __ktests_start: u8;
+    static __ktests_end: u8;
+}
+
+pub fn all() -> &'static [KTest] {
+    // SAFETY: the linker script collects exactly the KTest statics between these symbols.
+    unsafe {
+        let s = &__ktests_start as *const u8 as *const KTest;
+        let e = &__ktests_end as *const u8 as *const KTest;
+        core::slice::from_raw_parts(s, e.offset_from(s) as usize)
+    }
+}
+
+/// Test names follow module paths without the crate prefix (`mm::vmalloc::round_trip`).
+pub fn short_name(t: &KTest) -> &'static str {
+    t.name.strip_prefix("hashkernel::").unwrap_or(t.name)
+}
+
+pub static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Runs every test whose name contains `filter`; returns (passed, failed).
+pub fn run(filter: &str) -> (usize, usize) {
+    let (mut pass, mut fail) = (0, 0);
+    for (i, t) in all().iter().enumerate() {
+        let name = short_name(t);
+        if !name.contains(filter) {
+            continue;
+        }
+        CURRENT.store(i, Relaxed);
+        match (t.func)() {
+            Ok(()) => {
+                crate::println!("test {} ... ok", name);
+                pass += 1;
+            }
+            Err(msg) => {
+                crate::println!("test {} ... FAILED: {}", name, msg);
+                fail += 1;
+            }
+        }
+    }
+    CURRENT.store(usize::MAX, Relaxed);
+    (pass, fail)
+}
+
+/// Runs the selected tests, prints the summary and ends the run.
+pub fn run_and_exit(filter: &str) -> ! {
+    let (p, f) = run(filter);
+    crate::println!("{} passed, {} failed", p, f);
+    if p + f == 0 {
+        crate::println!("no test matched '{}'", filter);
+        crate::exit::exit_failure("no tests ran");
+    }
+    if f > 0 {
+        crate::exit::exit_failure("tests failed");
+    }
+    crate::exit::exit_success()
+}
+
+/// `cargo test` entry (custom_test_frameworks): the registry holds the tests, so the slice of
+/// `#[test_case]` items is empty by design.
+pub fn cargo_test_runner(_tests: &[&dyn Fn()]) {
+    run_and_exit("")
+}
+
+/// Deliberately failing test, compiled in only with `--features fail-demo`: proves that a
+/// failing test fails the run.
+#[cfg(feature = "fail-demo")]
+crate::ktest!(fn deliberately_failing() {
+    crate::kassert!(1 + 1 == 3, "this test fails on purpose");
+    Ok(())
+});

@@ -1,0 +1,43 @@
+//! hashkernel: a bare-metal big-endian ppc64 kernel for QEMU pseries whose hash-fault path
+//! (`hash_page`) inserts HPTEs for vmalloc/ioremap addresses without taking any lock — the fix
+//! for a 2003 ppc64 Linux deadlock — plus everything needed to prove it: the real vectors, SLB,
+//! hypervisor HPT, Linux-style page tables, vmalloc, and the regression tests.
+//!
+//! Built for the `powerpc64-none.json` target it is the kernel; built for the host, the pure
+//! modules (bit layouts, decisions, parsers, the PTE protocol) run as ordinary unit tests.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(target_os = "none", feature(custom_test_frameworks))]
+#![cfg_attr(target_os = "none", test_runner(crate::ktest::cargo_test_runner))]
+#![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+pub mod arch;
+pub mod bootargs;
+pub mod hash;
+pub mod mm;
+
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod drivers;
+#[cfg(target_os = "none")]
+pub mod exit;
+#[cfg(target_os = "none")]
+pub mod ktest;
+#[cfg(target_os = "none")]
+pub mod kmain;
+#[cfg(target_os = "none")]
+pub mod smp;
+#[cfg(target_os = "none")]
+pub mod sync;
+
+#[cfg(target_os = "none")]
+pub use kmain::kmain;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("hashkernel is a kernel image: build it for powerpc64-none.json (plain `cargo build`).");
+}

@@ -1,0 +1,133 @@
+//! Physical frame allocator over RAM from `/memory` `reg`, in two zones:
+//! - linear: frames below the end of the bolted linear zone (64 MiB or RAM), reachable at
+//!   0xc000... + PA without faults — page tables, heap, stacks come from here;
+//! - high: everything above, reachable only through a vmalloc mapping (hash faults).
+//!
+//! The vectors page, the kernel image and the firmware's low memory are never handed out.
+//! Double frees and frees of frames the allocator never owned are detected and reported.
+
+use super::bitmap::{Bitmap3, BitmapError};
+use crate::sync::IrqSpin;
+use core::fmt;
+
+pub const PAGE_SIZE: u64 = 4096;
+/// Largest RAM the static bitmaps cover (more RAM is ignored with a notice).
+pub const MAX_RAM: u64 = 16 << 30;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Zone {
+    Linear,
+    High,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    OutOfMemory,
+    DoubleFree(u64),
+    Foreign(u64),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::OutOfMemory => f.write_str("out of physical frames"),
+            FrameError::DoubleFree(p) => write!(f, "double free of frame {p:#x}"),
+            FrameError::Foreign(p) => write!(f, "free of frame {p:#x}, which the allocator does not own"),
+        }
+    }
+}
+
+struct Frames {
+    linear: Bitmap3<256, 4, 1>,
+    high: Bitmap3<65536, 1024, 16>,
+    linear_end: u64,
+    high_end: u64,
+    reserved: [(u64, u64); 4],
+}
+
+static FRAMES: IrqSpin<Frames> = IrqSpin::new(Frames {
+    linear: Bitmap3::new(),
+    high: Bitmap3::new(),
+    linear_end: 0,
+    high_end: 0,
+    reserved: [(0, 0); 4],
+});
+
+/// Sets up both zones. `reserved` are [start, end) physical ranges never handed out.
+pub fn init(mem_size: u64, linear_end: u64, reserved: &[(u64, u64)]) {
+    let mut f = FRAMES.lock();
+    let mem = mem_size.min(MAX_RAM);
+    f.linear_end = linear_end;
+    f.high_end = mem;
+    f.linear.set_len((linear_end / PAGE_SIZE) as usize);
+    f.high.set_len(((mem - linear_end) / PAGE_SIZE) as usize);
+    for (i, r) in reserved.iter().enumerate().take(4) {
+        f.reserved[i] = *r;
+    }
+    let is_reserved = |pa: u64, f: &Frames| f.reserved.iter().any(|&(s, e)| pa >= s && pa < e);
+    for i in 0..f.linear.len() {
+        let pa = i as u64 * PAGE_SIZE;
+        if !is_reserved(pa, &f) {
+            f.linear.free(i).unwrap();
+        }
+    }
+    for i in 0..f.high.len() {
+        let pa = linear_end + i as u64 * PAGE_SIZE;
+        if !is_reserved(pa, &f) {
+            f.high.free(i).unwrap();
+        }
+    }
+}
+
+/// Allocates one frame; `High` falls back to the linear zone when the high zone is empty
+/// (or absent, with little RAM). Returns its physical address.
+pub fn alloc(zone: Zone) -> Result<u64, FrameError> {
+    let mut f = FRAMES.lock();
+    if zone == Zone::High {
+        if let Some(i) = f.high.alloc_low() {
+            return Ok(f.linear_end + i as u64 * PAGE_SIZE);
+        }
+    }
+    // Linear frames come from the top so the heap, which grows up from the kernel image, can
+    // usually extend in place.
+    f.linear.alloc_high().map(|i| i as u64 * PAGE_SIZE).ok_or(FrameError::OutOfMemory)
+}
+
+/// Claims the specific linear frame at `pa` (heap growth).
+pub fn claim(pa: u64) -> Result<(), FrameError> {
+    let mut f = FRAMES.lock();
+    if pa >= f.linear_end {
+        return Err(FrameError::Foreign(pa));
+    }
+    f.linear.claim((pa / PAGE_SIZE) as usize).map_err(|_| FrameError::OutOfMemory)
+}
+
+pub fn free(pa: u64) -> Result<(), FrameError> {
+    let mut f = FRAMES.lock();
+    if pa % PAGE_SIZE != 0 || f.reserved.iter().any(|&(s, e)| pa >= s && pa < e) {
+        return Err(FrameError::Foreign(pa));
+    }
+    let (le, he) = (f.linear_end, f.high_end);
+    let r = if pa < le {
+        f.linear.free((pa / PAGE_SIZE) as usize)
+    } else if pa < he {
+        f.high.free(((pa - le) / PAGE_SIZE) as usize)
+    } else {
+        Err(BitmapError::Foreign)
+    };
+    r.map_err(|e| match e {
+        BitmapError::DoubleFree => FrameError::DoubleFree(pa),
+        _ => FrameError::Foreign(pa),
+    })
+}
+
+/// (free linear, free high, total linear, total high) in frames.
+pub fn counts() -> (usize, usize, usize, usize) {
+    let f = FRAMES.lock();
+    (f.linear.free_count(), f.high.free_count(), f.linear.len(), f.high.len())
+}
+
+pub fn free_total() -> usize {
+    let (a, b, _, _) = counts();
+    a + b
+}
