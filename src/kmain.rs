@@ -24,6 +24,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     banner(bi);
     crate::mm::init();
     crate::arch::ppc64::timer::init();
+    crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
 
     if cfg!(test) {
         #[cfg(test)]

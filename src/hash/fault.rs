@@ -1,6 +1,111 @@
-//! 0x300/0x400 entry (placeholder until hash_page lands).
-use crate::arch::ppc64::exception::{ExcFrame, Handled};
+//! The hash-fault entry: 0x300 (data storage) and 0x400 (instruction storage) come here from
+//! exception_entry; 0x380/0x480 come here right after installing the segment when the page has
+//! no HPTE yet, instead of taking a second exception.
+//!
+//! `hash_page=lockfree` (default) runs the protocol with no lock at all.
+//! `hash_page=locked` is the 2003 design kept on purpose: the same protocol under
+//! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
+//! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
 
-pub fn handle(_f: &mut ExcFrame) -> Handled {
-    Handled::Bad("hash fault")
+use super::access::{Access, Denied};
+use super::backend::Pseries;
+use super::protocol::{hash_pte, Outcome};
+use super::stats::{self, Counter};
+use crate::arch::ppc64::exception::{ExcFrame, Handled};
+use crate::arch::ppc64::reg::Dsisr;
+use crate::arch::ppc64::{boot, percpu};
+use crate::mm::pgtable;
+use crate::mm::slbe::{kernel_vsid, region_of, Region};
+use crate::mm::vmalloc::PAGE_TABLE_LOCK;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+static LOCKED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_locked_mode(on: bool) {
+    LOCKED.store(on, Relaxed);
+}
+
+pub fn locked_mode() -> bool {
+    LOCKED.load(Relaxed)
+}
+
+/// DSISR bits hash_page can resolve; anything else (DABR match, storage key, ...) is not a hash
+/// fault.
+const HASHABLE: u32 = Dsisr::NOPTE.bits() | Dsisr::PROTFAULT.bits() | Dsisr::ISSTORE.bits();
+
+pub fn handle(f: &mut ExcFrame) -> Handled {
+    let user = f.from_user();
+    let (ea, access) = if f.trap == 0x400 {
+        (f.nip, Access::from_instruction_fault(user))
+    } else {
+        let d = f.dsisr as u32;
+        if d & !HASHABLE != 0 {
+            return Handled::Bad("data storage fault that is not a hash miss (DSISR)");
+        }
+        (f.dar, Access::from_data_fault(d, user))
+    };
+    let st = stats::this();
+    st.count(Counter::Faults);
+    if percpu::this().depth.load(Relaxed) > 1 {
+        st.count(Counter::IrqFaults);
+    }
+    match hash_page(ea, access) {
+        Ok(()) => Handled::Done,
+        Err(why) => Handled::Bad(why),
+    }
+}
+
+/// Inserts or updates the HPTE for a kernel vmalloc/ioremap address.
+#[inline]
+pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
+    match region_of(ea) {
+        Some(Region::Vmalloc) | Some(Region::Io) => {}
+        Some(Region::Linear) => return Err("hash fault in the linear mapping (outside the bolted zone)"),
+        None => return Err("hash fault on an address in no kernel region"),
+    }
+    let Some(slot) = pgtable::walk(ea) else {
+        stats::this().count(Counter::BadAccess);
+        return Err("no page table covers this address");
+    };
+    let geo = boot::info().hpt();
+    let vsid = kernel_vsid(ea);
+    let st = stats::this();
+    let outcome = if LOCKED.load(Relaxed) {
+        st.count(Counter::LockedFaults);
+        let _g = PAGE_TABLE_LOCK.lock();
+        hash_pte(slot, ea, vsid, access, geo, &Pseries, st)
+    } else {
+        hash_pte(slot, ea, vsid, access, geo, &Pseries, st)
+    };
+    match outcome {
+        Outcome::Inserted { .. } | Outcome::Updated | Outcome::Retry => Ok(()),
+        Outcome::Denied(d) => Err(denied_str(d)),
+        Outcome::Refused(_) => Err("the hypervisor refused the HPTE (or both groups are all bolted)"),
+    }
+}
+
+fn denied_str(d: Denied) -> &'static str {
+    match d {
+        Denied::NotPresent => "access to a page that is not present (unmapped, guard page or swap entry)",
+        Denied::UserToKernel => "problem-state access to a kernel page",
+        Denied::WriteToReadOnly => "store to a read-only page",
+        Denied::NoExec => "instruction fetch from a no-execute page",
+    }
+}
+
+/// After a segment miss: hash the page at once if its PTE is present but has no HPTE, so the
+/// re-executed access does not take a second exception. A load-type access is assumed (the
+/// data-segment interrupt does not say whether it was a store): a store then faults once more
+/// to set DIRTY, exactly as on a clean page. Denials are left to the real fault, which reports
+/// them with the right DSISR.
+pub fn prefault_after_segment_miss(ea: u64, instr: bool, user: bool) {
+    let Some(slot) = pgtable::walk(ea) else { return };
+    let p = crate::hash::cell::PteCell::load(slot);
+    if !p.is_present() || p.has_hashpte() {
+        return;
+    }
+    let access = if instr { Access::from_instruction_fault(user) } else { Access::from_data_fault(0, user) };
+    if hash_page(ea, access).is_ok() {
+        stats::this().count(Counter::SegThenHash);
+    }
 }

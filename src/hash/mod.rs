@@ -3,6 +3,9 @@
 //! fake on the host), `protocol` ties them together generically, `fault` is the 0x300/0x400
 //! entry.
 pub mod access;
+pub mod backend;
+pub mod cell;
+pub mod protocol;
 pub mod stats;
 #[cfg(target_os = "none")]
 pub mod fault;

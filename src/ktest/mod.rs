@@ -4,6 +4,10 @@
 
 pub mod crash;
 pub mod user;
+mod t_boot;
+mod t_mmu;
+mod t_vmalloc;
+mod t_hash;
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -16,16 +20,17 @@ pub struct KTest {
     pub func: fn() -> TestResult,
 }
 
-/// Declares an in-kernel test: `ktest!(fn name() { ...; Ok(()) });`
+/// Declares an in-kernel test in a named group: `ktest!("mmu", fn name() { ...; Ok(()) });`
+/// The test is called `GROUP::name` (`mmu::translation_on`).
 #[macro_export]
 macro_rules! ktest {
-    (fn $name:ident() $body:block) => {
+    ($group:literal, fn $name:ident() $body:block) => {
         fn $name() -> $crate::ktest::TestResult $body
         const _: () = {
             #[link_section = ".ktests"]
             #[used]
             static KTEST_ENTRY: $crate::ktest::KTest =
-                $crate::ktest::KTest { name: concat!(module_path!(), "::", stringify!($name)), func: $name };
+                $crate::ktest::KTest { name: concat!($group, "::", stringify!($name)), func: $name };
         };
     };
 }
@@ -61,9 +66,8 @@ pub fn all() -> &'static [KTest] {
     }
 }
 
-/// Test names follow module paths without the crate prefix (`mm::vmalloc::round_trip`).
 pub fn short_name(t: &KTest) -> &'static str {
-    t.name.strip_prefix("hashkernel::").unwrap_or(t.name)
+    t.name
 }
 
 pub static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -115,7 +119,7 @@ pub fn cargo_test_runner(_tests: &[&dyn Fn()]) {
 /// Deliberately failing test, compiled in only with `--features fail-demo`: proves that a
 /// failing test fails the run.
 #[cfg(feature = "fail-demo")]
-crate::ktest!(fn deliberately_failing() {
+crate::ktest!("ktest", fn deliberately_failing() {
     crate::kassert!(1 + 1 == 3, "this test fails on purpose");
     Ok(())
 });

@@ -10,7 +10,14 @@ pub mod frame;
 #[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]
+pub mod pgtable;
+#[cfg(target_os = "none")]
 pub mod slb;
+#[cfg(target_os = "none")]
+pub mod vmalloc;
+
+/// The linear mapping: VA = KERNEL_BASE + PA.
+pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
 
 #[cfg(target_os = "none")]
 mod kernel {
@@ -41,8 +48,10 @@ mod kernel {
                     alloc::format!("{ea:#x} is in the linear region beyond the bolted zone")
                 }
             }
-            Region::Vmalloc => alloc::format!("{ea:#x} is in the vmalloc region"),
-            Region::Io => alloc::format!("{ea:#x} is in the I/O region"),
+            Region::Vmalloc | Region::Io => match super::vmalloc::describe(ea) {
+                Some(d) => alloc::format!("{ea:#x}: {d}"),
+                None => alloc::format!("{ea:#x} is in the {} region, in no area", super::vmalloc::region_name(region_of(ea)?)),
+            },
         })
     }
 }

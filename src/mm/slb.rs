@@ -10,7 +10,7 @@ use crate::arch::ppc64::{insn, percpu};
 use core::sync::atomic::Ordering::Relaxed;
 
 /// Installs a segment for `ea` if it lies in a region that gets segments on demand.
-pub fn handle_miss(_f: &mut ExcFrame, ea: u64, instr: bool) -> Handled {
+pub fn handle_miss(f: &mut ExcFrame, ea: u64, instr: bool) -> Handled {
     match region_of(ea) {
         Some(Region::Vmalloc) | Some(Region::Io) => {}
         Some(Region::Linear) => return Handled::Bad("linear-map address outside the bolted segment"),
@@ -27,6 +27,7 @@ pub fn handle_miss(_f: &mut ExcFrame, ea: u64, instr: bool) -> Handled {
     // SAFETY: `slot` is not bolted (checked above) and the entry maps a kernel region segment.
     unsafe { insn::slbmte(e.rs(), e.rb()) };
     crate::hash::stats::this().count(if instr { crate::hash::stats::Counter::IsegMiss } else { crate::hash::stats::Counter::DsegMiss });
+    crate::hash::fault::prefault_after_segment_miss(ea, instr, f.from_user());
     Handled::Done
 }
 

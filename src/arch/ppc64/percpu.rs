@@ -34,6 +34,8 @@ pub struct Paca {
     /// Set while this CPU is inside a probe that may fault (see exception.rs).
     pub probe_fault: [AtomicU64; 4],
     pub online: AtomicU64,
+    /// Address of the lock this CPU is spinning on (0 = none), for deadlock reports.
+    pub spinning_on: AtomicU64,
 }
 
 impl Paca {
@@ -53,6 +55,7 @@ impl Paca {
             heartbeat: AtomicU64::new(0),
             probe_fault: [const { AtomicU64::new(0) }; 4],
             online: AtomicU64::new(0),
+            spinning_on: AtomicU64::new(0),
         }
     }
 }

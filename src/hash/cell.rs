@@ -1,0 +1,256 @@
+//! The atomic PTE update, the only way any code changes a PTE.
+//!
+//! `take` is hash_page's single atomic step: in one `ldarx`/`stdcx.` loop it checks BUSY, checks
+//! the access against the PTE, and sets BUSY|ACCESSED(|DIRTY) — so the permission check and
+//! taking the bit-lock cannot be separated by another CPU's update. `update` is the primitive
+//! for every other writer (map, clear-and-flush): it waits while BUSY is held, so it can never
+//! slip between hash_page's two PTE writes (the objection in the 2003 review). `publish` is the
+//! BUSY holder's final store, with release ordering.
+//!
+//! ppc64: inline asm on the PTE word. Host: a portable version over any `Atomic64` (core's
+//! AtomicU64 for unit tests, loom's for the model check) that follows the same decision
+//! function, `access::decide`.
+
+use super::access::{decide, Access, Step};
+use crate::mm::pte::{Pte, PteFlags};
+
+/// Result of hash_page's atomic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// BUSY was set by us; `old` is the value we replaced.
+    Taken { old: Pte, new: Pte },
+    /// Someone else holds BUSY: change nothing, re-execute the access.
+    Busy(Pte),
+    /// The access is not allowed: nothing was written.
+    Denied(Pte),
+}
+
+pub trait PteCell {
+    fn load(&self) -> Pte;
+    /// hash_page's atomic check-and-take; `stcx_fails` counts lost reservations.
+    fn take(&self, access: Access, stcx_fails: &mut u64) -> Take;
+    /// Final store by the BUSY holder (release: the HPTE work happens-before the new PTE).
+    fn publish(&self, v: Pte);
+    /// `new = f(old)` atomically, waiting while BUSY is set; returns the old value.
+    /// `spins` counts BUSY waits.
+    fn update(&self, clr: u64, set: u64, spins: &mut u64) -> Pte;
+}
+
+#[cfg(target_os = "none")]
+mod ppc64 {
+    use super::*;
+    use core::arch::asm;
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    /// A page-table entry in memory.
+    #[repr(transparent)]
+    pub struct PteSlot(pub AtomicU64);
+
+    impl PteSlot {
+        pub const fn new() -> PteSlot {
+            PteSlot(AtomicU64::new(0))
+        }
+        pub fn addr(&self) -> u64 {
+            self as *const PteSlot as u64
+        }
+    }
+
+    impl Default for PteSlot {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    const BUSY: u64 = PteFlags::BUSY.bits();
+
+    impl PteCell for PteSlot {
+        #[inline(always)]
+        fn load(&self) -> Pte {
+            Pte(self.0.load(Ordering::Relaxed))
+        }
+
+        #[inline(always)]
+        fn take(&self, access: Access, stcx_fails: &mut u64) -> Take {
+            let need = access.bits();
+            // DIRTY only for stores: RW in the access selects it.
+            let set = BUSY | PteFlags::ACCESSED.bits() | if need & PteFlags::RW.bits() != 0 { PteFlags::DIRTY.bits() } else { 0 };
+            let (old, new, status, fails): (u64, u64, u64, u64);
+            // SAFETY: self.0 is an aligned 8-byte PTE word (ldarx/stdcx. need natural alignment).
+            // The loop writes the PTE only with stdcx. of `old | set` after both checks passed on
+            // the reserved value; on BUSY or denial it kills the reservation by storing the
+            // unchanged value conditionally (a no-op if anything changed meanwhile).
+            // status: 0 taken, 1 busy, 2 denied. `isync` after a successful stdcx. gives the
+            // acquire ordering of a lock.
+            unsafe {
+                asm!(
+                    "li {fails}, 0",
+                    "2:",
+                    "ldarx {old}, 0, {p}",
+                    "andi. {t}, {old}, {busy}",
+                    "bne- 3f",
+                    "andc. {t}, {need}, {old}",
+                    "bne- 4f",
+                    "or {new}, {old}, {set}",
+                    "stdcx. {new}, 0, {p}",
+                    "bne- 5f",
+                    "isync",
+                    "li {st}, 0",
+                    "b 9f",
+                    "5:",
+                    "addi {fails}, {fails}, 1",
+                    "b 2b",
+                    "3:",
+                    "stdcx. {old}, 0, {p}",
+                    "li {st}, 1",
+                    "b 8f",
+                    "4:",
+                    "stdcx. {old}, 0, {p}",
+                    "li {st}, 2",
+                    "8:",
+                    "mr {new}, {old}",
+                    "9:",
+                    p = in(reg_nonzero) &self.0 as *const AtomicU64,
+                    need = in(reg) need,
+                    set = in(reg) set,
+                    busy = const BUSY,
+                    old = out(reg) old,
+                    new = out(reg) new,
+                    t = out(reg) _,
+                    st = out(reg) status,
+                    fails = out(reg) fails,
+                    out("cr0") _,
+                    options(nostack),
+                )
+            };
+            *stcx_fails += fails;
+            match status {
+                0 => Take::Taken { old: Pte(old), new: Pte(new) },
+                1 => Take::Busy(Pte(old)),
+                _ => Take::Denied(Pte(old)),
+            }
+        }
+
+        #[inline(always)]
+        fn publish(&self, v: Pte) {
+            // lwsync; std — release: the hypervisor call that installed the HPTE and every
+            // earlier access are ordered before the PTE that advertises it.
+            self.0.store(v.0, Ordering::Release);
+        }
+
+        #[inline(always)]
+        fn update(&self, clr: u64, set: u64, spins: &mut u64) -> Pte {
+            let (old, n): (u64, u64);
+            // SAFETY: as `take`; the loop waits (outside the reservation) while BUSY is set and
+            // then stores (old & !clr) | set with stdcx.; `sync` first orders earlier stores.
+            unsafe {
+                asm!(
+                    "sync",
+                    "li {n}, 0",
+                    "2:",
+                    "ldarx {old}, 0, {p}",
+                    "andi. {t}, {old}, {busy}",
+                    "bne- 3f",
+                    "andc {t}, {old}, {clr}",
+                    "or {t}, {t}, {set}",
+                    "stdcx. {t}, 0, {p}",
+                    "bne- 2b",
+                    "isync",
+                    "b 9f",
+                    "3:",
+                    "addi {n}, {n}, 1",
+                    "or 1,1,1",
+                    "ld {t}, 0({p})",
+                    "andi. {t}, {t}, {busy}",
+                    "bne- 3b",
+                    "or 2,2,2",
+                    "b 2b",
+                    "9:",
+                    p = in(reg_nonzero) &self.0 as *const AtomicU64,
+                    clr = in(reg) clr,
+                    set = in(reg) set,
+                    busy = const BUSY,
+                    old = out(reg) old,
+                    t = out(reg) _,
+                    n = out(reg) n,
+                    out("cr0") _,
+                    options(nostack),
+                )
+            };
+            *spins += n;
+            Pte(old)
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use ppc64::PteSlot;
+
+/// The 64-bit atomic operations the portable cell needs (core's or loom's AtomicU64).
+pub trait Atomic64 {
+    fn load_acquire(&self) -> u64;
+    fn cas_weak(&self, old: u64, new: u64) -> Result<u64, u64>;
+    fn store_release(&self, v: u64);
+}
+
+impl Atomic64 for core::sync::atomic::AtomicU64 {
+    fn load_acquire(&self) -> u64 {
+        self.load(core::sync::atomic::Ordering::Acquire)
+    }
+    fn cas_weak(&self, old: u64, new: u64) -> Result<u64, u64> {
+        use core::sync::atomic::Ordering::*;
+        self.compare_exchange_weak(old, new, AcqRel, Acquire)
+    }
+    fn store_release(&self, v: u64) {
+        self.store(v, core::sync::atomic::Ordering::Release)
+    }
+}
+
+/// Portable cell: the same protocol as the asm, expressed with compare-and-swap.
+pub struct CasCell<A: Atomic64>(pub A);
+
+impl<A: Atomic64> PteCell for CasCell<A> {
+    fn load(&self) -> Pte {
+        Pte(self.0.load_acquire())
+    }
+
+    fn take(&self, access: Access, stcx_fails: &mut u64) -> Take {
+        loop {
+            let old = Pte(self.0.load_acquire());
+            match decide(old, access) {
+                Step::Retry => return Take::Busy(old),
+                Step::Deny(_) => return Take::Denied(old),
+                Step::Take { new } => match self.0.cas_weak(old.0, new.0) {
+                    Ok(_) => return Take::Taken { old, new },
+                    Err(_) => *stcx_fails += 1,
+                },
+            }
+        }
+    }
+
+    fn publish(&self, v: Pte) {
+        self.0.store_release(v.0)
+    }
+
+    fn update(&self, clr: u64, set: u64, spins: &mut u64) -> Pte {
+        loop {
+            let old = self.0.load_acquire();
+            if old & PteFlags::BUSY.bits() != 0 {
+                *spins += 1;
+                spin_hint();
+                continue;
+            }
+            if self.0.cas_weak(old, (old & !clr) | set).is_ok() {
+                return Pte(old);
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn spin_hint() {
+    core::hint::spin_loop();
+}
+#[cfg(loom)]
+fn spin_hint() {
+    loom::thread::yield_now();
+}

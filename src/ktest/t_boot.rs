@@ -1,0 +1,54 @@
+//! boot::, of::, console:: tests.
+
+use crate::arch::ppc64::boot;
+use crate::{kassert, kassert_eq, ktest};
+
+ktest!("boot", fn device_tree_facts() {
+    let bi = boot::info();
+    kassert!(bi.mem_size >= 256 << 20, "memory size {:#x}", bi.mem_size);
+    kassert!(bi.ncpus >= 1 && bi.ncpus <= crate::arch::ppc64::percpu::MAX_CPUS);
+    kassert!((18..=46).contains(&bi.pft_shift), "pft shift {}", bi.pft_shift);
+    kassert_eq!(bi.slb_size, 32);
+    kassert_eq!(bi.tb_freq, 512_000_000);
+    kassert!(bi.cpu_name().starts_with("PowerPC,POWER"), "cpu {}", bi.cpu_name());
+    Ok(())
+});
+
+ktest!("boot", fn hpt_size_follows_ram() {
+    // QEMU sizes the HPT to 1/128 of RAM (power of two, at least 2^18).
+    let bi = boot::info();
+    let want = (bi.mem_size.next_power_of_two().trailing_zeros() - 7).max(18);
+    kassert_eq!(bi.pft_shift, want);
+    Ok(())
+});
+
+ktest!("of", fn rtas_tokens_found() {
+    let t = boot::info().rtas;
+    kassert!(t.power_off != 0 && t.os_term != 0 && t.start_cpu != 0, "{:?}", t);
+    kassert!(t.read_pci_config != 0 && t.write_pci_config != 0, "{:?}", t);
+    Ok(())
+});
+
+ktest!("of", fn rtas_call_round_trip() {
+    // get-time-of-day returns a plausible date.
+    let t = boot::info().rtas.get_time_of_day;
+    let r = crate::arch::ppc64::rtas::call::<7>(t, &[]).map_err(|e| alloc::format!("{e}"))?;
+    kassert!(r[0] >= 2000 && (1..=12).contains(&r[1]), "date {:?}", r);
+    Ok(())
+});
+
+ktest!("console", fn nested_print_does_not_deadlock() {
+    // An oops in the middle of a print re-enters the console on the same CPU.
+    crate::console::with_console(|w| {
+        use core::fmt::Write;
+        let _ = write!(w, "console: outer ");
+        crate::println!("inner (re-entered on the same CPU)");
+    });
+    Ok(())
+});
+
+ktest!("boot", fn bootargs_reject_unknown() {
+    kassert!(crate::bootargs::parse("nope=1").is_err());
+    kassert!(crate::bootargs::parse("hash_page=locked").is_ok());
+    Ok(())
+});

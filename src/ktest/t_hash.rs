@@ -1,0 +1,254 @@
+//! hash_page:: tests, against the real hypervisor HPT.
+
+use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::arch::ppc64::hcall;
+use crate::arch::ppc64::reg::Dsisr;
+use crate::arch::ppc64::boot;
+use crate::hash::access::{decide, Access, Step};
+use crate::hash::cell::{PteCell, PteSlot, Take};
+use crate::hash::stats::{self, Counter};
+use crate::mm::hpte::{avpn_for, hash_4k, HpteV};
+use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_RO};
+use crate::mm::slbe::kernel_vsid;
+use crate::mm::vmalloc::{self, VmError};
+use crate::{kassert, kassert_eq, ktest};
+use alloc::format;
+
+fn e(x: VmError) -> alloc::string::String {
+    format!("{x}")
+}
+
+fn read(a: u64) -> u64 {
+    // SAFETY: callers pass live, readable kernel mappings.
+    unsafe { core::ptr::read_volatile(a as *const u64) }
+}
+
+fn write(a: u64, v: u64) {
+    // SAFETY: callers pass live, writable kernel mappings.
+    unsafe { core::ptr::write_volatile(a as *mut u64, v) }
+}
+
+/// A page whose PTE is present but never hashed: vmalloc zeroes through the mapping, so take a
+/// fresh page by clearing its HPTE by hand after allocation.
+fn fresh_page() -> Result<u64, alloc::string::String> {
+    let a = vmalloc::vmalloc(4096).map_err(e)?;
+    let p = vmalloc::pte_of(a).ok_or("no PTE")?;
+    // Drop the HPTE and the A/D/slot bits: as if just mapped.
+    let old = vmalloc::clear_pte(a).ok_or("no PTE")?;
+    vmalloc::set_pte_raw(a, u64::MAX, Pte::new(old.pfn(), PAGE_KERNEL).raw()).map_err(e)?;
+    kassert!(p.is_present());
+    Ok(a)
+}
+
+ktest!("hash_page", fn first_touch_inserts_hpte() {
+    let a = fresh_page()?;
+    kassert!(vmalloc::find_hpte(a).is_none(), "HPTE before first touch");
+    let ins = stats::this().get(Counter::InsertPrimary) + stats::this().get(Counter::InsertSecondary);
+    let _ = read(a);
+    let p = vmalloc::pte_of(a).ok_or("no PTE")?;
+    let (ptex, h) = vmalloc::find_hpte(a).ok_or("no HPTE after first touch")?;
+    let ins2 = stats::this().get(Counter::InsertPrimary) + stats::this().get(Counter::InsertSecondary);
+    vmalloc::vfree(a).map_err(e)?;
+    kassert_eq!(ins2, ins + 1);
+    kassert!(p.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE), "{p}");
+    kassert!(!p.flags().contains(PteFlags::DIRTY), "a load set DIRTY: {p}");
+    kassert!(!p.is_busy());
+    let geo = boot::info().hpt();
+    let slot = p.slot().ok_or("no slot bits")?;
+    kassert_eq!(geo.ptex(hash_4k(kernel_vsid(a), a), slot), ptex);
+    kassert_eq!(h.avpn(), avpn_for(kernel_vsid(a), a));
+    kassert_eq!(h.rpn(), p.pfn());
+    kassert_eq!(h.pp(), 6); // clean kernel page: read-only until the first store
+    kassert_eq!(h.r & 0x78, 0x10); // M
+    kassert!(h.r & 0x4 != 0, "vmalloc data must be no-execute");
+    kassert!(!h.is_bolted());
+    Ok(())
+});
+
+ktest!("hash_page", fn store_sets_dirty_load_only_accessed() {
+    let a = fresh_page()?;
+    let _ = read(a);
+    let p1 = vmalloc::pte_of(a).ok_or("no PTE")?;
+    let upd = stats::this().get(Counter::Updates);
+    write(a, 42);
+    let p2 = vmalloc::pte_of(a).ok_or("no PTE")?;
+    let (_, h) = vmalloc::find_hpte(a).ok_or("no HPTE")?;
+    let upd2 = stats::this().get(Counter::Updates);
+    vmalloc::vfree(a).map_err(e)?;
+    kassert!(p1.flags().contains(PteFlags::ACCESSED) && !p1.flags().contains(PteFlags::DIRTY), "{p1}");
+    kassert!(p2.flags().contains(PteFlags::DIRTY), "{p2}");
+    kassert_eq!(h.pp(), 0);
+    kassert_eq!(upd2, upd + 1); // the store upgraded the HPTE with H_PROTECT
+    Ok(())
+});
+
+ktest!("hash_page", fn store_to_read_only_is_bad_access() {
+    let a = vmalloc::vmalloc_flags(4096, PAGE_KERNEL_RO).map_err(e)?;
+    let _ = read(a);
+    let before = vmalloc::pte_of(a).ok_or("no PTE")?;
+    let bad = stats::this().get(Counter::BadAccess);
+    let r = probe_write(a, 1);
+    let after = vmalloc::pte_of(a).ok_or("no PTE")?;
+    vmalloc::vfree(a).map_err(e)?;
+    let f = r.err().ok_or("store to a read-only page succeeded")?;
+    kassert_eq!(f.trap, 0x300);
+    kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+    kassert_eq!(before, after);
+    kassert!(!after.flags().contains(PteFlags::DIRTY));
+    kassert_eq!(stats::this().get(Counter::BadAccess), bad + 1);
+    Ok(())
+});
+
+ktest!("hash_page", fn not_present_pte_gets_no_hpte() {
+    // A "swap entry": RW|ACCESSED-looking bits and a PFN, but no PRESENT.
+    let ea = vmalloc::VMALLOC_START + (50u64 << 30);
+    let swap = 0x0000_0abc_dead_0000u64 | PteFlags::RW.bits() | PteFlags::USER.bits();
+    vmalloc::set_pte_raw(ea, u64::MAX, swap).map_err(e)?;
+    let r = probe_read(ea);
+    let w = probe_write(ea, 7);
+    let after = vmalloc::pte_of(ea).ok_or("no PTE")?;
+    let h = vmalloc::find_hpte(ea);
+    vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
+    kassert!(r.is_err() && w.is_err(), "not-present page was accessible");
+    kassert_eq!(after.raw(), swap);
+    kassert!(h.is_none(), "HPTE inserted for a not-present PTE");
+    Ok(())
+});
+
+ktest!("hash_page", fn reinserted_after_eviction() {
+    let a = fresh_page()?;
+    write(a, 5);
+    let (ptex, _) = vmalloc::find_hpte(a).ok_or("no HPTE")?;
+    hcall::h_remove(hcall::H_AVPN, ptex, avpn_for(kernel_vsid(a), a)).map_err(|x| format!("{x}"))?;
+    kassert!(vmalloc::find_hpte(a).is_none());
+    let v = read(a);
+    let again = vmalloc::find_hpte(a);
+    let p = vmalloc::pte_of(a).ok_or("no PTE")?;
+    vmalloc::vfree(a).map_err(e)?;
+    kassert_eq!(v, 5);
+    let (ptex2, _) = again.ok_or("not re-inserted")?;
+    let geo = boot::info().hpt();
+    kassert_eq!(geo.ptex(hash_4k(kernel_vsid(a), a), p.slot().ok_or("slot")?), ptex2);
+    Ok(())
+});
+
+ktest!("hash_page", fn permission_upgrade_uses_h_protect() {
+    let a = vmalloc::vmalloc_flags(4096, PAGE_KERNEL_RO).map_err(e)?;
+    let _ = read(a);
+    kassert!(probe_write(a, 1).is_err());
+    // Upgrade the PTE in place (no flush: an upgrade needs none), keeping the HPTE.
+    vmalloc::set_pte_raw(a, 0, PteFlags::RW.bits()).map_err(e)?;
+    let upd = stats::this().get(Counter::Updates);
+    let ins = stats::this().get(Counter::InsertPrimary) + stats::this().get(Counter::InsertSecondary);
+    let w = probe_write(a, 77);
+    let v = read(a);
+    let upd2 = stats::this().get(Counter::Updates);
+    let ins2 = stats::this().get(Counter::InsertPrimary) + stats::this().get(Counter::InsertSecondary);
+    vmalloc::vfree(a).map_err(e)?;
+    kassert!(w.is_ok(), "store after upgrade faulted: {:?}", w);
+    kassert_eq!(v, 77);
+    kassert_eq!(upd2, upd + 1);
+    kassert_eq!(ins2, ins);
+    Ok(())
+});
+
+ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
+    let a = fresh_page()?;
+    let vsid = kernel_vsid(a);
+    let hash = hash_4k(vsid, a);
+    let geo = boot::info().hpt();
+    let dummy_vsid = 0x0f_ffff_ff00u64;
+    let mut dummies = alloc::vec::Vec::new();
+    // Fill the primary group with bolted dummies (a VSID no region uses).
+    let pg = geo.group_base(hash, false);
+    let sg = geo.group_base(hash, true);
+    let mut k = 0u64;
+    let mut fill = |g: u64, bolted: bool, dummies: &mut alloc::vec::Vec<(u64, u64)>| {
+        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 }, (0x2000 << 12) | 0x10 | 0x2) {
+            dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
+            k += 1;
+        }
+    };
+    fill(pg, true, &mut dummies);
+    let _ = read(a);
+    let p = vmalloc::pte_of(a).ok_or("no PTE")?;
+    let sec_ok = p.slot().map(|s| s.secondary).unwrap_or(false);
+    // Now fill what is left of the secondary group too, re-fault: must evict (never bolted).
+    let old = vmalloc::clear_pte(a).ok_or("no PTE")?;
+    fill(sg, false, &mut dummies);
+    vmalloc::set_pte_raw(a, u64::MAX, Pte::new(old.pfn(), PAGE_KERNEL).raw()).map_err(e)?;
+    let ev = stats::this().get(Counter::Evictions);
+    write(a, 9);
+    let ev2 = stats::this().get(Counter::Evictions);
+    let bolted_left = (0..8).filter(|i| matches!(hcall::h_read(pg + i), Ok((v, _)) if v & 0x11 == 0x11)).count();
+    let v = read(a);
+    vmalloc::vfree(a).map_err(e)?;
+    for (ptex, avpn) in dummies {
+        let _ = hcall::h_remove(hcall::H_AVPN, ptex, avpn);
+    }
+    kassert!(sec_ok, "with a full primary group the HPTE went to {p}");
+    kassert!(ev2 > ev, "no eviction with both groups full");
+    kassert_eq!(bolted_left, 8);
+    kassert_eq!(v, 9);
+    Ok(())
+});
+
+ktest!("hash_page", fn asm_take_matches_decide_exhaustively() {
+    // The inline-asm ldarx/stdcx. step must implement access::decide bit for bit.
+    let cell = PteSlot::new();
+    let accesses = [
+        Access::from_data_fault(0x4000_0000, false),
+        Access::from_data_fault(0x4200_0000, false),
+        Access::from_data_fault(0x4000_0000, true),
+        Access::from_data_fault(0x4200_0000, true),
+        Access::from_instruction_fault(false),
+        Access::from_instruction_fault(true),
+    ];
+    let mut checked = 0u64;
+    for low in 0..=0xffffu64 {
+        let raw = low | 0x0012_3400_0000_0000;
+        for &acc in &accesses {
+            cell.0.store(raw, core::sync::atomic::Ordering::Relaxed);
+            let mut fails = 0;
+            let got = cell.take(acc, &mut fails);
+            let now = cell.load();
+            match (decide(Pte(raw), acc), got) {
+                (Step::Retry, Take::Busy(o)) | (Step::Deny(_), Take::Denied(o)) => {
+                    kassert!(o.raw() == raw && now.raw() == raw, "{raw:#x}: changed on busy/deny");
+                }
+                (Step::Take { new }, Take::Taken { old, new: n2 }) => {
+                    kassert!(old.raw() == raw && n2 == new && now == new, "{raw:#x} {acc:?}: {n2} vs {new}");
+                }
+                (want, got) => return Err(format!("{raw:#x} {acc:?}: decide {want:?} but asm {got:?}")),
+            }
+            checked += 1;
+        }
+    }
+    kassert_eq!(checked, 65536 * 6);
+    Ok(())
+});
+
+ktest!("hash_page", fn locked_mode_works_without_interrupts() {
+    crate::hash::fault::set_locked_mode(true);
+    let r = (|| -> crate::ktest::TestResult {
+        let a = vmalloc::vmalloc(8 * 4096).map_err(e)?;
+        for i in 0..8 {
+            write(a + i * 4096, i);
+        }
+        for i in 0..8 {
+            kassert_eq!(read(a + i * 4096), i);
+        }
+        vmalloc::vfree(a).map_err(e)?;
+        Ok(())
+    })();
+    crate::hash::fault::set_locked_mode(false);
+    r
+});
+
+ktest!("hash_page", fn fault_counters_move() {
+    let f = stats::this().get(Counter::Faults);
+    let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
+    vmalloc::vfree(a).map_err(e)?;
+    kassert!(stats::this().get(Counter::Faults) >= f + 3);
+    Ok(())
+});

@@ -1,0 +1,183 @@
+//! mmu:: tests: translation, bolted HPTEs through H_READ, SLB misses and eviction, faults.
+
+use crate::arch::ppc64::exception::{probe_read, ProbeFault};
+use crate::arch::ppc64::hcall::{self, HcallError};
+use crate::arch::ppc64::reg::{Dsisr, Msr};
+use crate::arch::ppc64::{boot, insn, percpu};
+use crate::hash::stats::{self, Counter};
+use crate::mm::hpte::{avpn_for, hash_4k, Hpte, HpteV};
+use crate::mm::slbe::{kernel_vsid, SlbEntry};
+use crate::mm::vmalloc;
+use crate::{kassert, kassert_eq, ktest};
+use core::sync::atomic::Ordering::Relaxed;
+
+ktest!("mmu", fn translation_is_on() {
+    let msr = Msr::from_bits_retain(insn::mfmsr());
+    kassert!(msr.contains(Msr::IR | Msr::DR | Msr::SF | Msr::ME | Msr::RI), "MSR {}", msr);
+    let pc = translation_is_on as *const () as u64;
+    kassert!(pc >> 60 == 0xc, "running at {:#x}, not the link address", pc);
+    Ok(())
+});
+
+/// The HPTE the boot stub bolted for linear address `ea`, found through H_READ.
+fn bolted_hpte(ea: u64) -> Option<Hpte> {
+    let geo = boot::info().hpt();
+    let vsid = kernel_vsid(ea);
+    let hash = hash_4k(vsid, ea);
+    for sec in [false, true] {
+        let g = geo.group_base(hash, sec);
+        for i in 0..8 {
+            let (v, r) = hcall::h_read(g + i).ok()?;
+            let h = Hpte { v, r };
+            if h.matches_in(vsid, ea, sec) {
+                return Some(h);
+            }
+        }
+    }
+    None
+}
+
+ktest!("mmu", fn bolted_linear_entries_match() {
+    let stack_var = 0u64;
+    let candidates = [
+        bolted_hpte as *const () as u64,                        // kernel text
+        &stack_var as *const u64 as u64,                         // boot stack
+        percpu::this() as *const _ as u64,                       // per-CPU area
+        crate::mm::KERNEL_BASE + boot::info().linear_zone_end() - 4096, // last bolted page
+    ];
+    for ea in candidates {
+        let ea = ea & !0xfff;
+        let h = bolted_hpte(ea).ok_or_else(|| alloc::format!("no HPTE for bolted {ea:#x}"))?;
+        kassert!(h.is_bolted(), "{ea:#x}: {h}");
+        kassert_eq!(h.rpn(), (ea & 0x0fff_ffff_ffff_ffff) >> 12);
+        kassert_eq!(h.avpn(), avpn_for(kernel_vsid(ea), ea));
+        kassert_eq!(h.r & 0x78, 0x10); // WIMG = M
+    }
+    Ok(())
+});
+
+ktest!("mmu", fn unmapped_linear_address_faults() {
+    let bi = boot::info();
+    if bi.mem_size <= bi.linear_zone_end() + (16 << 20) {
+        return Ok(()); // nothing beyond the bolted zone inside segment 0
+    }
+    let ea = crate::mm::KERNEL_BASE + bi.linear_zone_end() + (8 << 20) + 0x18;
+    match probe_read(ea) {
+        Ok(v) => Err(alloc::format!("read {v:#x} from unmapped {ea:#x}")),
+        Err(ProbeFault { trap, dar, dsisr }) => {
+            kassert_eq!(trap, 0x300);
+            kassert_eq!(dar, ea);
+            kassert!(Dsisr::from_bits_retain(dsisr as u32).contains(Dsisr::NOPTE), "DSISR {:#x}", dsisr);
+            Ok(())
+        }
+    }
+});
+
+ktest!("mmu", fn wild_address_is_a_segment_fault() {
+    let ea = 0x5000_0000_dead_0000;
+    match probe_read(ea) {
+        Ok(_) => Err("read from a wild address succeeded".into()),
+        Err(f) => {
+            kassert_eq!(f.trap, 0x380);
+            kassert_eq!(f.dar, ea);
+            Ok(())
+        }
+    }
+});
+
+fn invalidate_segment(ea: u64) {
+    // SAFETY: vmalloc segments are never bolted; the next access just misses again.
+    unsafe { insn::slbie(ea) };
+}
+
+ktest!("mmu", fn slb_miss_on_vmalloc_is_handled_and_counted() {
+    let a = vmalloc::vmalloc(4096).map_err(|e| alloc::format!("{e}"))?;
+    invalidate_segment(a);
+    let before = stats::this().get(Counter::DsegMiss);
+    // SAFETY: `a` is a live vmalloc page.
+    unsafe { core::ptr::write_volatile(a as *mut u64, 0x1234) };
+    let after = stats::this().get(Counter::DsegMiss);
+    // SAFETY: as above.
+    let v = unsafe { core::ptr::read_volatile(a as *const u64) };
+    vmalloc::vfree(a).map_err(|e| alloc::format!("{e}"))?;
+    kassert_eq!(v, 0x1234);
+    kassert_eq!(after, before + 1);
+    Ok(())
+});
+
+ktest!("mmu", fn more_segments_than_slb_slots() {
+    // Map one page in each of 48 different 256M segments of the vmalloc region, touch them
+    // all twice: the SLB (32 slots, 1 bolted) must evict round robin, never the bolted slot.
+    let base = vmalloc::VMALLOC_START + (32u64 << 30);
+    let n = 48u64;
+    let frame = crate::mm::frame::alloc(crate::mm::frame::Zone::High).map_err(|e| alloc::format!("{e}"))?;
+    let pte = crate::mm::pte::Pte::new(frame >> 12, crate::mm::pte::PAGE_KERNEL);
+    for i in 0..n {
+        vmalloc::set_pte_raw(base + (i << 28), u64::MAX, pte.raw()).map_err(|e| alloc::format!("{e}"))?;
+    }
+    let before = stats::this().get(Counter::DsegMiss);
+    let (e0, v0) = insn::slbmfe(0);
+    let mut sum = 0u64;
+    for round in 0..2 {
+        for i in 0..n {
+            let p = (base + (i << 28) + 8 * i) as *mut u64;
+            // SAFETY: every one of these EAs maps the test frame.
+            unsafe {
+                if round == 0 {
+                    core::ptr::write_volatile(p, i);
+                }
+                sum += core::ptr::read_volatile(p);
+            }
+        }
+    }
+    let misses = stats::this().get(Counter::DsegMiss) - before;
+    let (e1, v1) = insn::slbmfe(0);
+    for i in 0..n {
+        vmalloc::clear_pte(base + (i << 28));
+    }
+    let _ = crate::mm::frame::free(frame);
+    kassert_eq!((e0, v0), (e1, v1));
+    kassert!(SlbEntry::from_raw(e1, v1).is_valid(), "bolted slot 0 lost");
+    kassert_eq!(sum, 2 * (0..n).sum::<u64>());
+    kassert!(misses >= n + (n - 31), "only {} segment misses for {} segments x2", misses, n);
+    Ok(())
+});
+
+ktest!("mmu", fn h_enter_into_full_group_reports_pteg_full() {
+    // A VSID no kernel region uses, so the test cannot disturb real translations.
+    let vsid = 0x0f_ffff_fff0u64;
+    let geo = boot::info().hpt();
+    let ea = 0x0000_0000_0123_4000u64;
+    let g = geo.group_base(hash_4k(vsid, ea), false);
+    let taken = (0..8).filter(|i| matches!(hcall::h_read(g + i), Ok((v, _)) if v & 1 != 0)).count() as u64;
+    let mut used = alloc::vec::Vec::new();
+    let mut full_after = None;
+    for i in 0..9u64 {
+        let v = avpn_for(vsid, ea + (i << 23)) | HpteV::VALID.bits();
+        let r = ((0x1000 + i) << 12) | 0x10 | 0x2;
+        match hcall::h_enter(0, g, v, r) {
+            Ok(ptex) => used.push((ptex, v)),
+            Err(HcallError::PtegFull) => {
+                full_after = Some(i);
+                break;
+            }
+            Err(e) => {
+                full_after = None;
+                crate::println!("H_ENTER #{}: {}", i, e);
+                break;
+            }
+        }
+    }
+    for (ptex, v) in &used {
+        let _ = hcall::h_remove(hcall::H_AVPN, *ptex, v & !0x7f);
+    }
+    kassert_eq!(full_after, Some(8 - taken));
+    Ok(())
+});
+
+ktest!("mmu", fn exception_depth_is_balanced() {
+    kassert_eq!(percpu::this().depth.load(Relaxed), 0);
+    let _ = probe_read(0x5000_0000_0000_0000);
+    kassert_eq!(percpu::this().depth.load(Relaxed), 0);
+    Ok(())
+});

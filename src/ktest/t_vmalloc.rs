@@ -1,0 +1,137 @@
+//! vmalloc:: and ioremap:: tests.
+
+use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::mm::frame;
+use crate::mm::pte::PAGE_KERNEL;
+use crate::mm::vmalloc::{self, VmError};
+use crate::{kassert, kassert_eq, ktest};
+use alloc::format;
+
+fn e(x: VmError) -> alloc::string::String {
+    format!("{x}")
+}
+
+ktest!("vmalloc", fn round_trip_many_sizes() {
+    for &size in &[1u64, 8, 4095, 4096, 4097, 12288, 65536, 300_000, 1 << 20] {
+        let a = vmalloc::vmalloc(size).map_err(e)?;
+        kassert!(a >= vmalloc::VMALLOC_START && a < vmalloc::VMALLOC_END);
+        let words = size.div_ceil(8);
+        // SAFETY: [a, a+size rounded to pages) is ours until vfree.
+        unsafe {
+            for i in 0..words {
+                kassert_eq!(core::ptr::read_volatile((a + 8 * i) as *const u64), 0);
+                core::ptr::write_volatile((a + 8 * i) as *mut u64, i ^ 0x5a5a_0000 ^ size);
+            }
+            for i in 0..words {
+                kassert_eq!(core::ptr::read_volatile((a + 8 * i) as *const u64), i ^ 0x5a5a_0000 ^ size);
+            }
+        }
+        vmalloc::vfree(a).map_err(e)?;
+    }
+    Ok(())
+});
+
+ktest!("vmalloc", fn areas_are_separated_by_guard_pages() {
+    let a = vmalloc::vmalloc(8192).map_err(e)?;
+    let b = vmalloc::vmalloc(4096).map_err(e)?;
+    let guard = a + 8192;
+    let r = probe_read(guard);
+    let w = probe_write(guard, 1);
+    let desc = crate::mm::describe_address(guard).unwrap_or_default();
+    vmalloc::vfree(a).map_err(e)?;
+    vmalloc::vfree(b).map_err(e)?;
+    kassert!(b >= a + 3 * 4096, "second area {b:#x} overlaps the first's guard page");
+    let f = r.err().ok_or("guard page readable")?;
+    kassert_eq!(f.trap, 0x300);
+    kassert_eq!(f.dar, guard);
+    kassert!(w.is_err(), "guard page writable");
+    kassert!(desc.contains("GUARD PAGE"), "oops description: {desc}");
+    Ok(())
+});
+
+ktest!("vmalloc", fn bad_inputs_are_errors() {
+    kassert_eq!(vmalloc::vmalloc(0), Err(VmError::ZeroSize));
+    kassert!(matches!(vmalloc::vmalloc(4 << 30), Err(VmError::TooLarge(_))));
+    let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
+    kassert_eq!(vmalloc::vfree(a + 8), Err(VmError::NotStart { addr: a + 8, area: a }));
+    kassert_eq!(vmalloc::iounmap(a), Err(VmError::WrongKind(a)));
+    vmalloc::vfree(a).map_err(e)?;
+    kassert_eq!(vmalloc::vfree(a), Err(VmError::DoubleFree(a)));
+    kassert_eq!(vmalloc::vfree(vmalloc::VMALLOC_START + (40 << 30)), Err(VmError::NotAnArea(vmalloc::VMALLOC_START + (40 << 30))));
+    kassert!(matches!(vmalloc::ioremap(0x10_0000, 4096), Err(VmError::IsRam(_))));
+    kassert_eq!(vmalloc::ioremap(0x2000_0000_0000, 0), Err(VmError::ZeroSize));
+    kassert_eq!(vmalloc::ioremap(u64::MAX - 10, 100), Err(VmError::Overflow));
+    Ok(())
+});
+
+ktest!("vmalloc", fn no_frame_leak_after_storm() {
+    // Warm up so page-table pages (never freed, by design) already exist.
+    let w = vmalloc::vmalloc(64 << 10).map_err(e)?;
+    vmalloc::vfree(w).map_err(e)?;
+    let before = frame::counts();
+    let mut live = alloc::vec::Vec::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..300 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if live.len() < 8 && (x & 1 == 0 || live.is_empty()) {
+            let size = 1 + (x >> 8) % (40 << 10);
+            let a = vmalloc::vmalloc(size).map_err(e)?;
+            // SAFETY: a live area of at least one page.
+            unsafe { core::ptr::write_volatile(a as *mut u64, i) };
+            live.push(a);
+        } else {
+            let a = live.swap_remove((x >> 16) as usize % live.len());
+            vmalloc::vfree(a).map_err(e)?;
+        }
+    }
+    for a in live {
+        vmalloc::vfree(a).map_err(e)?;
+    }
+    let after = frame::counts();
+    kassert_eq!(before.1, after.1);
+    kassert!(after.0 >= before.0 - 4, "linear frames: {} before, {} after", before.0, after.0);
+    Ok(())
+});
+
+ktest!("vmalloc", fn no_hpte_survives_vfree() {
+    let n = 24u64;
+    let a = vmalloc::vmalloc(n * 4096).map_err(e)?;
+    for i in 0..n {
+        // SAFETY: live area.
+        unsafe { core::ptr::write_volatile((a + i * 4096) as *mut u64, i) };
+        kassert!(vmalloc::find_hpte(a + i * 4096).is_some(), "page {i} has no HPTE after a store");
+    }
+    vmalloc::vfree(a).map_err(e)?;
+    for i in 0..n {
+        if let Some((ptex, h)) = vmalloc::find_hpte(a + i * 4096) {
+            return Err(format!("page {i} still translated by HPTE {ptex:#x}: {h}"));
+        }
+        kassert!(vmalloc::pte_of(a + i * 4096).map(|p| p.raw()).unwrap_or(0) == 0);
+    }
+    Ok(())
+});
+
+ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
+    // The pseries PHB's I/O window is at physical 0x2000_0000_0000 (see drivers/pci.rs).
+    let io = vmalloc::ioremap(0x2000_0000_0000, 0x1000).map_err(e)?;
+    kassert!(io >> 60 == 0xe, "{io:#x} not in the I/O region");
+    let r = probe_read(io);
+    let h = vmalloc::find_hpte(io);
+    let pte = vmalloc::pte_of(io);
+    vmalloc::iounmap(io).map_err(e)?;
+    kassert!(r.is_ok(), "read from the I/O window faulted: {:?}", r);
+    let (_, h) = h.ok_or("no HPTE after touching the mapping")?;
+    kassert_eq!(h.r & 0x78, 0x28); // WIMG = I|G
+    kassert_eq!(h.rpn(), 0x2000_0000_0000u64 >> 12);
+    kassert!(pte.map(|p| p.flags().contains(crate::mm::pte::PteFlags::NO_CACHE)).unwrap_or(false));
+    kassert_eq!(vmalloc::iounmap(io), Err(VmError::DoubleFree(io)));
+    kassert!(vmalloc::find_hpte(io).is_none(), "HPTE survived iounmap");
+    Ok(())
+});
+
+ktest!("vmalloc", fn flags_preset_is_kernel_rw() {
+    kassert!(PAGE_KERNEL.contains(crate::mm::pte::PteFlags::RW | crate::mm::pte::PteFlags::PRESENT));
+    Ok(())
+});
