@@ -6,6 +6,7 @@ fn main() {
     println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=boot/entry.S");
     println!("cargo:rerun-if-changed=boot/vectors.S");
+    println!("cargo:rerun-if-changed=boot/user.S");
     if target.contains("powerpc64") {
         println!("cargo:rustc-link-arg=-T{dir}/linker.ld");
         println!("cargo:rustc-link-arg=--no-dynamic-linker");

@@ -55,9 +55,75 @@ fn banner(bi: &boot::BootInfo) {
     println!("  bootargs:  \"{}\"", bi.bootargs());
 }
 
+fn memory_map() {
+    use crate::mm::{frame, heap, vmalloc};
+    let bi = boot::info();
+    let (ks, ke) = boot::kernel_range();
+    let (hs, he, hu, hf, _) = heap::stats();
+    let (fl, fh, tl, th) = frame::counts();
+    println!("memory map:");
+    println!("  RAM        PA {:#014x}..{:#014x} ({} MiB)", 0, bi.mem_size, bi.mem_size >> 20);
+    println!("  vectors    PA {:#014x}..{:#014x}", 0, 0x2000);
+    println!("  kernel     PA {:#014x}..{:#014x} (at {:#x})", ks & 0xfff_ffff, ke & 0xfff_ffff, ks);
+    println!("  heap       VA {:#x}..{:#x} ({} KiB used, {} KiB free)", hs, he, hu >> 10, hf >> 10);
+    println!("  linear     VA {:#x}..{:#x} bolted; frames {}/{} free", crate::mm::KERNEL_BASE, crate::mm::KERNEL_BASE + bi.linear_zone_end(), fl, tl);
+    println!("  high       PA {:#014x}..{:#014x}; frames {}/{} free (vmalloc only)", bi.linear_zone_end(), bi.mem_size, fh, th);
+    println!("  vmalloc    VA {:#x}..{:#x}", vmalloc::VMALLOC_START, vmalloc::VMALLOC_END);
+    println!("  ioremap    VA {:#x}..{:#x}", vmalloc::IOREMAP_START, vmalloc::IOREMAP_END);
+}
+
+/// vmalloc'd memory faulted in by hash_page, with the counters to show it.
+fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
+    use crate::hash::stats::{self, Counter};
+    use crate::mm::vmalloc;
+    let pages = 64u64;
+    let before = stats::total();
+    let frames0 = crate::mm::frame::counts().1; // high zone: page-table pages (linear) are never freed
+    let a = vmalloc::vmalloc(pages * 4096).map_err(|e| alloc::format!("vmalloc: {e}"))?;
+    for i in 0..pages * 512 {
+        // SAFETY: the area is ours until vfree.
+        unsafe { core::ptr::write_volatile((a + 8 * i) as *mut u64, i.wrapping_mul(0x9e37_79b9)) };
+    }
+    for i in 0..pages * 512 {
+        // SAFETY: as above.
+        let v = unsafe { core::ptr::read_volatile((a + 8 * i) as *const u64) };
+        if v != i.wrapping_mul(0x9e37_79b9) {
+            return Err(alloc::format!("vmalloc data mismatch at word {i}"));
+        }
+    }
+    vmalloc::vfree(a).map_err(|e| alloc::format!("vfree: {e}"))?;
+    let left = (0..pages).filter(|i| vmalloc::find_hpte(a + i * 4096).is_some()).count();
+    let after = stats::total();
+    let d = |c: Counter| after[c as usize] - before[c as usize];
+    println!("vmalloc self-check: {} pages at {:#x}: {} hash faults ({} primary, {} secondary inserts, {} H_PROTECT updates), {} HPTEs left after vfree",
+             pages, a, d(Counter::Faults), d(Counter::InsertPrimary), d(Counter::InsertSecondary), d(Counter::Updates), left);
+    if left != 0 || d(Counter::InsertPrimary) + d(Counter::InsertSecondary) < pages {
+        return Err("vmalloc self-check failed".into());
+    }
+    if crate::mm::frame::counts().1 != frames0 {
+        return Err("frames leaked".into());
+    }
+    let io = vmalloc::ioremap(0x2000_0000_0000, 4096).map_err(|e| alloc::format!("ioremap: {e}"))?;
+    let ok = crate::arch::ppc64::exception::probe_read(io).is_ok();
+    vmalloc::iounmap(io).map_err(|e| alloc::format!("iounmap: {e}"))?;
+    println!("ioremap self-check: PCI I/O window PA 0x200000000000 at {:#x}: {}", io, if ok { "readable" } else { "FAULTED" });
+    if !ok {
+        return Err("ioremap self-check failed".into());
+    }
+    Ok(())
+}
+
 fn default_run() -> ! {
+    memory_map();
+    let mode = if crate::hash::fault::locked_mode() { "locked (2003 design)" } else { "lock-free" };
+    println!("hash_page: {}", mode);
+    if let Err(e) = vmalloc_selfcheck() {
+        println!("{}", e);
+        crate::exit::exit_failure("self-check failed");
+    }
     let (p, f) = crate::ktest::run("");
     println!("self-checks: {} passed, {} failed", p, f);
+    crate::hash::stats::print();
     if f > 0 || p == 0 {
         crate::exit::exit_failure("self-checks failed");
     }

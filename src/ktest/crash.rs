@@ -1,6 +1,9 @@
-//! `crash=KIND`: do something wrong on purpose so a user can see the oops.
+//! `crash=KIND`: do something wrong on purpose so a user can see the oops. Each kind ends in
+//! an oops (or panic) report and exit status 1.
 
 use crate::bootargs::Crash;
+use crate::mm::pte::{PteFlags, PAGE_KERNEL};
+use crate::mm::vmalloc;
 
 pub fn run(kind: Crash) -> ! {
     crate::println!("crash: deliberately causing '{:?}'", kind);
@@ -16,7 +19,38 @@ pub fn run(kind: Crash) -> ! {
             let v = unsafe { core::ptr::read_volatile(0x5000_0000_dead_0000 as *const u64) };
             crate::println!("read {v:#x} from a wild address?!");
         }
-        _ => crate::println!("crash kind {:?} needs a later subsystem", kind),
+        Crash::Exec => {
+            // A vmalloc data page (no EXEC) holding a `blr`: the fetch is refused.
+            let a = vmalloc::vmalloc_flags(4096, PAGE_KERNEL).expect("vmalloc");
+            // SAFETY: our page; 0x4e800020 is `blr`.
+            unsafe { core::ptr::write_volatile(a as *mut u32, 0x4e80_0020) };
+            crate::println!("crash: calling data page {a:#x}");
+            // SAFETY: deliberately not: the page is not executable.
+            let f: extern "C" fn() = unsafe { core::mem::transmute(a as usize) };
+            f();
+        }
+        Crash::User => {
+            crate::ktest::user::FATAL.store(true, core::sync::atomic::Ordering::Relaxed);
+            let k = vmalloc::vmalloc(4096).expect("vmalloc");
+            crate::println!("crash: problem-state load from kernel page {k:#x}");
+            let _ = crate::ktest::user::run_user_load(k);
+        }
+        Crash::NotPresent => {
+            let ea = vmalloc::VMALLOC_START + (52u64 << 30);
+            let swap = 0x0000_0def_0000_0000u64 | PteFlags::RW.bits();
+            vmalloc::set_pte_raw(ea, u64::MAX, swap).expect("set pte");
+            crate::println!("crash: load from {ea:#x}, whose PTE holds a swap entry {swap:#x}");
+            // SAFETY: deliberately not: the PTE is not present.
+            let v = unsafe { core::ptr::read_volatile(ea as *const u64) };
+            crate::println!("read {v:#x}?!");
+        }
+        Crash::Guard => {
+            let a = vmalloc::vmalloc(2 * 4096).expect("vmalloc");
+            crate::println!("crash: store just past the 2-page area at {a:#x}");
+            // SAFETY: deliberately not: the guard page after the area.
+            unsafe { core::ptr::write_volatile((a + 2 * 4096) as *mut u64, 1) };
+        }
     }
+    let _ = PAGE_KERNEL;
     crate::exit::exit_failure("crash= kind did not crash");
 }

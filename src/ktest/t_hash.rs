@@ -252,3 +252,32 @@ ktest!("hash_page", fn fault_counters_move() {
     kassert!(stats::this().get(Counter::Faults) >= f + 3);
     Ok(())
 });
+
+ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
+    use crate::ktest::user::{run_user_load, UserExit};
+    // Sanity: a user page is readable from problem state.
+    let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT).map_err(e)?;
+    let ok = run_user_load(upage).map_err(e)?;
+    // A kernel page, never hashed, and one already hashed (HPTE with kernel-only PP).
+    let k1 = fresh_page()?;
+    let k2 = vmalloc::vmalloc(4096).map_err(e)?;
+    write(k2, 3);
+    let before1 = vmalloc::pte_of(k1).ok_or("no PTE")?;
+    let before2 = vmalloc::pte_of(k2).ok_or("no PTE")?;
+    let r1 = run_user_load(k1).map_err(e)?;
+    let r2 = run_user_load(k2).map_err(e)?;
+    let after1 = vmalloc::pte_of(k1).ok_or("no PTE")?;
+    let after2 = vmalloc::pte_of(k2).ok_or("no PTE")?;
+    let h1 = vmalloc::find_hpte(k1);
+    for a in [upage, k1, k2] {
+        vmalloc::vfree(a).map_err(e)?;
+    }
+    kassert_eq!(ok, UserExit::Syscall);
+    kassert!(matches!(r1, UserExit::Fault { trap: 0x300, dar, .. } if dar == k1), "{r1:?}");
+    kassert!(matches!(r2, UserExit::Fault { trap: 0x300, dar, dsisr } if dar == k2 && dsisr & 0x0800_0000 != 0), "{r2:?}");
+    kassert_eq!(before1, after1);
+    kassert_eq!(before2, after2);
+    kassert!(!after1.flags().contains(PteFlags::ACCESSED), "denied user access set ACCESSED");
+    kassert!(h1.is_none(), "denied access inserted an HPTE");
+    Ok(())
+});

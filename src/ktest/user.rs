@@ -1,7 +1,91 @@
-//! A tiny problem-state (MSR[PR]=1) trampoline for tests of user accesses to kernel pages.
+//! Problem state (MSR[PR]=1) for tests: `run_user` copies a two-instruction payload (load from
+//! r3, then `sc`) into a USER|EXEC vmalloc page and runs it. The kernel gets control back on the
+//! system call, or on a fault the kernel refuses (exception.rs asks `user_fault`), by rewriting
+//! that exception's frame to resume at `user_return`.
 
+use crate::arch::ppc64::boot::KERNEL_MSR;
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
+use crate::arch::ppc64::percpu;
+use crate::mm::pte::PteFlags;
+use crate::mm::vmalloc;
+use core::sync::atomic::Ordering::Relaxed;
 
-pub fn syscall(_f: &mut ExcFrame) -> Handled {
+extern "C" {
+    fn user_enter(entry: u64, arg: u64, msr: u64) -> u64;
+    static user_return: u8;
+    static user_payload: u8;
+    static user_payload_end: u8;
+}
+
+/// How a problem-state run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserExit {
+    /// The payload reached its `sc`: the load succeeded.
+    Syscall,
+    /// The kernel refused a fault: vector, DAR, DSISR.
+    Fault { trap: u64, dar: u64, dsisr: u64 },
+}
+
+const PR: u64 = 1 << 14;
+
+/// crash=user: refused user faults oops instead of returning to the kernel.
+pub static FATAL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn resume_kernel(f: &mut ExcFrame, code: u64) {
+    let p = percpu::this();
+    f.gpr[1] = p.user_sp.swap(0, Relaxed);
+    f.gpr[3] = code;
+    f.gpr[13] = p as *const _ as u64;
+    // SAFETY: address of an assembly label.
+    f.nip = unsafe { &user_return as *const u8 as u64 };
+    f.msr = KERNEL_MSR;
+}
+
+pub fn syscall(f: &mut ExcFrame) -> Handled {
+    if f.from_user() && percpu::this().user_sp.load(Relaxed) != 0 {
+        resume_kernel(f, 0);
+        return Handled::Done;
+    }
     Handled::Bad("system call from an unexpected context")
+}
+
+/// A fault from problem state that the kernel will not resolve: end the user run.
+pub fn user_fault(f: &mut ExcFrame) -> bool {
+    let p = percpu::this();
+    if !f.from_user() || p.user_sp.load(Relaxed) == 0 || FATAL.load(Relaxed) {
+        return false;
+    }
+    p.probe_fault[0].store(f.trap, Relaxed);
+    p.probe_fault[1].store(f.dar, Relaxed);
+    p.probe_fault[2].store(f.dsisr, Relaxed);
+    resume_kernel(f, 1);
+    true
+}
+
+/// Runs the payload in problem state with r3 = `addr`.
+pub fn run_user_load(addr: u64) -> Result<UserExit, vmalloc::VmError> {
+    let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::EXEC | PteFlags::COHERENT | PteFlags::RW;
+    let page = vmalloc::vmalloc_flags(4096, flags)?;
+    // SAFETY: linker symbols delimiting the payload; the page is ours and writable.
+    unsafe {
+        let s = &user_payload as *const u8;
+        let n = &user_payload_end as *const u8 as usize - s as usize;
+        core::ptr::copy_nonoverlapping(s, page as *mut u8, n);
+        let mut a = page;
+        while a < page + n as u64 {
+            core::arch::asm!("dcbst 0, {0}", "sync", "icbi 0, {0}", in(reg) a);
+            a += 128;
+        }
+        core::arch::asm!("sync", "isync");
+    }
+    // SAFETY: user_enter returns through user_return with the kernel state it saved.
+    let rc = unsafe { user_enter(page, addr, (KERNEL_MSR | PR) & !(1 << 15)) };
+    let p = percpu::this();
+    let r = if rc == 0 {
+        UserExit::Syscall
+    } else {
+        UserExit::Fault { trap: p.probe_fault[0].load(Relaxed), dar: p.probe_fault[1].load(Relaxed), dsisr: p.probe_fault[2].load(Relaxed) }
+    };
+    vmalloc::vfree(page)?;
+    Ok(r)
 }

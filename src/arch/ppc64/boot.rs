@@ -37,7 +37,7 @@ pub struct MmuHandoff {
 }
 
 core::arch::global_asm!(
-    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S")),
+    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S")),
     H_VSID = const offset_of!(MmuHandoff, vsid),
     H_HMASK = const offset_of!(MmuHandoff, hash_mask),
     H_NPAGES = const offset_of!(MmuHandoff, npages),
@@ -57,6 +57,7 @@ core::arch::global_asm!(
     PACA_EXC_TOP = const po::EXC_TOP,
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
+    PACA_USER_SP = const po::USER_SP,
     HDR = const HDR_SIZE,
     FRAME_TOTAL = const FRAME_TOTAL,
     F_NIP = const offset_of!(ExcFrame, nip),

@@ -78,7 +78,7 @@ fn dispatch(f: &mut ExcFrame) {
         _ => Handled::Bad("unexpected exception"),
     };
     if let Handled::Bad(why) = outcome {
-        if !try_fixup(f) {
+        if !try_fixup(f) && !crate::ktest::user::user_fault(f) {
             oops(f, why);
         }
     }
@@ -163,7 +163,10 @@ pub fn oops(f: &ExcFrame, why: &str) -> ! {
                 let _ = writeln!(w, "DAR: {:#018x}  DSISR: {:#010x}", f.dar, f.dsisr);
             }
         }
-        if let Some(r) = crate::mm::describe_address(if f.trap == 0x400 || f.trap == 0x480 { f.nip } else { f.dar }) {
+        let addr = if f.trap == 0x400 || f.trap == 0x480 { f.nip } else { f.dar };
+        if matches!(f.trap, 0x300 | 0x380 | 0x400 | 0x480) && addr < 0x10000 {
+            let _ = writeln!(w, "address: {:#x}: NULL pointer dereference", addr);
+        } else if let Some(r) = crate::mm::describe_address(addr) {
             let _ = writeln!(w, "address: {}", r);
         }
         for row in 0..8 {

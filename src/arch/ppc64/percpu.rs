@@ -36,6 +36,8 @@ pub struct Paca {
     pub online: AtomicU64,
     /// Address of the lock this CPU is spinning on (0 = none), for deadlock reports.
     pub spinning_on: AtomicU64,
+    /// Kernel r1 saved by user_enter while a test runs in problem state (0 = none).
+    pub user_sp: AtomicU64,
 }
 
 impl Paca {
@@ -56,6 +58,7 @@ impl Paca {
             probe_fault: [const { AtomicU64::new(0) }; 4],
             online: AtomicU64::new(0),
             spinning_on: AtomicU64::new(0),
+            user_sp: AtomicU64::new(0),
         }
     }
 }
@@ -75,6 +78,7 @@ pub mod offsets {
     pub const EXC_TOP: usize = offset_of!(Paca, exc_top);
     pub const TOC: usize = offset_of!(Paca, toc);
     pub const KMSR: usize = offset_of!(Paca, kmsr);
+    pub const USER_SP: usize = offset_of!(Paca, user_sp);
 }
 
 #[no_mangle]
