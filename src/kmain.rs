@@ -25,6 +25,9 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     crate::mm::init();
     crate::arch::ppc64::timer::init();
     crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
+    crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
+    let online = crate::smp::start_secondaries();
+    println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
 
     if cfg!(test) {
         #[cfg(test)]
@@ -120,6 +123,16 @@ fn default_run() -> ! {
     if let Err(e) = vmalloc_selfcheck() {
         println!("{}", e);
         crate::exit::exit_failure("self-check failed");
+    }
+    let cfg = config();
+    println!("irqtest: the 2003 scenario: a decrementer handler faults on vmalloc memory while vmalloc holds page_table_lock with interrupts on");
+    match crate::ktest::irqtest::with_watchdog(|| crate::ktest::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
+        Ok(r) => println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
+                          r.in_critical_section, r.hash_faults_in_irq),
+        Err(e) => {
+            println!("irqtest: FAILED: {}", e);
+            crate::exit::exit_failure("irqtest failed");
+        }
     }
     let (p, f) = crate::ktest::run("");
     println!("self-checks: {} passed, {} failed", p, f);

@@ -1,4 +1,174 @@
-//! Secondary CPUs. (Bring-up lands with the SMP issue; for now the boot CPU is alone.)
+//! Secondary CPUs: started with RTAS `start-cpu` into boot/entry.S's `secondary_entry`, each
+//! with its own per-CPU area, exception and kernel stacks, bolted SLB entry and decrementer.
+//! Idle CPUs wait in H_CEDE; work is handed over through a per-CPU slot and an H_PROD.
+//! `stop_others` uses H_SIGNAL_SYS_RESET (a non-maskable system reset, vector 0x100) so even a
+//! CPU spinning with interrupts off stops — and reports where it was.
 
-/// Stops every other CPU so one CPU's oops is not buried under others' output.
-pub fn stop_others() {}
+use crate::arch::ppc64::exception::ExcFrame;
+use crate::arch::ppc64::{boot, hcall, insn, of, percpu, rtas, timer};
+use crate::println;
+use crate::sync::irq;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+
+const H_SIGNAL_SYS_RESET: u64 = 0x380;
+const H_SIGNAL_SYS_RESET_ALLBUTSELF: i64 = -2;
+
+static NCPUS: AtomicUsize = AtomicUsize::new(1);
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Per-CPU work slot: a `fn(usize)` to run, 0 = none.
+static WORK: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+static DONE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+/// NIP/LR each stopped CPU was at when the system reset arrived.
+pub static STOPPED_AT: [[AtomicU64; 2]; percpu::MAX_CPUS] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; percpu::MAX_CPUS];
+
+pub fn ncpus() -> usize {
+    NCPUS.load(Relaxed)
+}
+
+/// Starts every CPU in /cpus (up to MAX_CPUS). Returns how many are online.
+pub fn start_secondaries() -> usize {
+    let bi = boot::info();
+    let mut online = 1;
+    for idx in 1..bi.ncpus {
+        let id = bi.cpu_ids[idx];
+        let p = percpu::paca(0);
+        percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
+        let h = boot::make_handoff(idx, false, secondary_main as *const () as u64, idx as u64);
+        if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
+            println!("smp: start-cpu {} failed: {}", id, e);
+            continue;
+        }
+        let start = insn::mftb();
+        while percpu::paca(idx).online.load(Acquire) == 0 {
+            insn::cpu_relax();
+            if insn::mftb() - start > timer::us_to_tb(2_000_000) {
+                println!("smp: CPU {} (id {}) did not come online", idx, id);
+                break;
+            }
+        }
+        if percpu::paca(idx).online.load(Acquire) != 0 {
+            online += 1;
+            NCPUS.store(online, Release);
+        }
+    }
+    online
+}
+
+extern "C" fn secondary_main(cpu: u64) -> ! {
+    let me = cpu as usize;
+    // SAFETY: DEC only schedules this CPU's next decrementer interrupt.
+    unsafe { insn::mtdec(timer::DEC_IDLE) };
+    percpu::paca(me).heartbeat.store(insn::mftb(), Relaxed);
+    percpu::paca(me).online.store(1, Release);
+    loop {
+        let w = WORK[me].swap(0, AcqRel);
+        if w != 0 {
+            // SAFETY: WORK only holds `fn(usize)` pointers stored by `run_on`.
+            let f: fn(usize) = unsafe { core::mem::transmute(w as usize) };
+            f(me);
+            DONE[me].fetch_add(1, Release);
+            continue;
+        }
+        if STOPPING.load(Relaxed) {
+            park();
+        }
+        // Idle until prodded (H_CEDE turns EE on; the decrementer is parked far away).
+        hcall::h_cede();
+        irq::disable();
+    }
+}
+
+/// Runs `f(cpu)` on secondary `cpu`. Returns a ticket for `wait`.
+pub fn run_on(cpu: usize, f: fn(usize)) -> u64 {
+    let ticket = DONE[cpu].load(Acquire) + 1;
+    WORK[cpu].store(f as *const () as u64, Release);
+    let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
+    ticket
+}
+
+pub fn is_done(cpu: usize, ticket: u64) -> bool {
+    DONE[cpu].load(Acquire) >= ticket
+}
+
+pub fn wait(cpu: usize, ticket: u64) {
+    while !is_done(cpu, ticket) {
+        insn::cpu_relax();
+    }
+}
+
+/// A reusable sense-reversing barrier for `n` participants.
+pub struct Barrier {
+    count: AtomicUsize,
+    sense: AtomicBool,
+}
+
+impl Barrier {
+    pub const fn new() -> Barrier {
+        Barrier { count: AtomicUsize::new(0), sense: AtomicBool::new(false) }
+    }
+    pub fn wait(&self, n: usize) {
+        let s = !self.sense.load(Acquire);
+        if self.count.fetch_add(1, AcqRel) + 1 == n {
+            self.count.store(0, Relaxed);
+            self.sense.store(s, Release);
+        } else {
+            while self.sense.load(Acquire) != s {
+                insn::cpu_relax();
+                if STOPPING.load(Relaxed) {
+                    park();
+                }
+            }
+        }
+    }
+}
+
+impl Default for Barrier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Stops every other CPU (NMI-style, works with their interrupts off) so one CPU's report is
+/// not buried under the others' output. Idempotent; only the first caller proceeds.
+pub fn stop_others() {
+    if ncpus() <= 1 {
+        return;
+    }
+    if STOPPING.swap(true, AcqRel) {
+        // Someone else is already stopping the machine; if it is not us, wait to be stopped.
+        return;
+    }
+    let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
+    let start = insn::mftb();
+    let me = percpu::cpu_id();
+    for c in 0..ncpus() {
+        if c == me {
+            continue;
+        }
+        while percpu::paca(c).online.load(Acquire) != 2 && insn::mftb() - start < timer::us_to_tb(500_000) {
+            insn::cpu_relax();
+        }
+    }
+}
+
+pub fn stopping() -> bool {
+    STOPPING.load(Relaxed)
+}
+
+/// The 0x100 system reset: another CPU is stopping the machine. Record where we were, park.
+pub fn system_reset(f: &mut ExcFrame) -> ! {
+    let me = percpu::cpu_id();
+    STOPPED_AT[me][0].store(f.nip, Relaxed);
+    STOPPED_AT[me][1].store(f.lr, Relaxed);
+    park()
+}
+
+fn park() -> ! {
+    let me = percpu::cpu_id();
+    irq::disable();
+    percpu::paca(me).online.store(2, Release);
+    loop {
+        hcall::h_cede();
+        irq::disable();
+    }
+}

@@ -3,6 +3,7 @@
 //! through the runner) and the `test=FILTER` bootarg of a normal image.
 
 pub mod crash;
+pub mod irqtest;
 pub mod user;
 mod t_boot;
 mod t_mmu;

@@ -71,11 +71,13 @@ impl<T> PtLock<T> {
         let me = Self::me();
         if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
             let p = percpu::this();
-            p.spinning_on.store(self as *const Self as *const u8 as u64, Relaxed);
+            let addr = self as *const Self as *const u8 as u64;
+            p.spinning_on.store(addr, Relaxed);
+            let start = insn::mftb();
             loop {
                 while self.state.load(Relaxed) != FREE {
                     insn::cpu_relax();
-                    crate::sync::watchdog::spinning(self.name, self.holder());
+                    crate::sync::watchdog::spinning(addr, start, self.holder());
                 }
                 if self.state.compare_exchange_weak(FREE, me, Acquire, Relaxed).is_ok() {
                     break;

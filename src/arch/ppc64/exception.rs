@@ -75,6 +75,7 @@ fn dispatch(f: &mut ExcFrame) {
         }
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
+        0x100 if crate::smp::stopping() => crate::smp::system_reset(f),
         _ => Handled::Bad("unexpected exception"),
     };
     if let Handled::Bad(why) = outcome {
