@@ -134,6 +134,18 @@ fn default_run() -> ! {
             crate::exit::exit_failure("irqtest failed");
         }
     }
+    if crate::smp::ncpus() >= 2 {
+        let require_race = crate::smp::ncpus() >= 4;
+        match crate::ktest::stress::run_checked(cfg.smp_rounds, 20_000, require_race) {
+            Ok(_) => {}
+            Err(e) => {
+                println!("smp stress: FAILED: {}", e);
+                crate::exit::exit_failure("smp stress failed");
+            }
+        }
+    } else {
+        println!("smp stress: skipped (one CPU)");
+    }
     let (p, f) = crate::ktest::run("");
     println!("self-checks: {} passed, {} failed", p, f);
     crate::hash::stats::print();

@@ -4,6 +4,7 @@
 
 pub mod crash;
 pub mod irqtest;
+pub mod stress;
 pub mod user;
 mod t_boot;
 mod t_mmu;

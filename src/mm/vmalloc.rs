@@ -363,26 +363,50 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
     Some(protocol::clear_and_flush(slot, ea, kernel_vsid(ea), boot::info().hpt(), &Pseries, &mut spins))
 }
 
-/// Searches both HPTE groups of `ea` through the hypervisor (H_READ) for a valid entry
-/// translating it. Returns (ptex, entry).
-pub fn find_hpte(ea: u64) -> Option<(u64, crate::mm::hpte::Hpte)> {
+/// Every valid HPTE that translates `ea` (primary group with H=0, secondary with H=1), read
+/// through the hypervisor (H_READ). More than one would be a broken invariant.
+pub fn find_hptes(ea: u64, out: &mut [(u64, crate::mm::hpte::Hpte); 4]) -> usize {
     use crate::arch::ppc64::hcall;
     use crate::mm::hpte::{hash_4k, Hpte};
     let geo = boot::info().hpt();
     let vsid = kernel_vsid(ea);
     let hash = hash_4k(vsid, ea);
+    let mut n = 0;
     for secondary in [false, true] {
         let g = geo.group_base(hash, secondary);
         for q in [g, g + 4] {
             if let Ok(four) = hcall::h_read4(q) {
                 for (i, (v, r)) in four.iter().enumerate() {
                     let h = Hpte { v: *v, r: *r };
-                    if h.matches_in(vsid, ea, secondary) {
-                        return Some((q + i as u64, h));
+                    if h.matches_in(vsid, ea, secondary) && n < out.len() {
+                        out[n] = (q + i as u64, h);
+                        n += 1;
                     }
                 }
             }
         }
     }
-    None
+    n
+}
+
+/// The HPTE translating `ea`, if any (see `find_hptes`).
+pub fn find_hpte(ea: u64) -> Option<(u64, crate::mm::hpte::Hpte)> {
+    let mut out = [(0, crate::mm::hpte::Hpte { v: 0, r: 0 }); 4];
+    if find_hptes(ea, &mut out) > 0 { Some(out[0]) } else { None }
+}
+
+/// Changes a mapped page's protection: clears `clr` and sets `set` in its PTE (waiting for
+/// BUSY), keeping the HPTE-tracking bits, then removes the HPTE so the next access re-hashes
+/// with the new rights (like Linux's change_protection + flush). Returns the old PTE.
+pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Option<Pte> {
+    let _list = PAGE_TABLE_LOCK.lock();
+    let slot = pgtable::walk(ea)?;
+    let mut spins = 0;
+    let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
+    if let Some(s) = old.slot() {
+        let geo = boot::info().hpt();
+        let ptex = geo.ptex(crate::mm::hpte::hash_4k(kernel_vsid(ea), ea), s);
+        let _ = crate::hash::backend::HashBackend::invalidate(&Pseries, ptex, crate::mm::hpte::avpn_for(kernel_vsid(ea), ea));
+    }
+    Some(old)
 }
