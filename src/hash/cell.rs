@@ -190,6 +190,10 @@ pub trait Atomic64 {
     fn load_acquire(&self) -> u64;
     fn cas_weak(&self, old: u64, new: u64) -> Result<u64, u64>;
     fn store_release(&self, v: u64);
+    /// Called in BUSY-wait loops (a model checker must be told the thread is waiting).
+    fn spin_wait(&self) {
+        core::hint::spin_loop();
+    }
 }
 
 impl Atomic64 for core::sync::atomic::AtomicU64 {
@@ -236,7 +240,7 @@ impl<A: Atomic64> PteCell for CasCell<A> {
             let old = self.0.load_acquire();
             if old & PteFlags::BUSY.bits() != 0 {
                 *spins += 1;
-                spin_hint();
+                self.0.spin_wait();
                 continue;
             }
             if self.0.cas_weak(old, (old & !clr) | set).is_ok() {
@@ -244,13 +248,4 @@ impl<A: Atomic64> PteCell for CasCell<A> {
             }
         }
     }
-}
-
-#[cfg(not(loom))]
-fn spin_hint() {
-    core::hint::spin_loop();
-}
-#[cfg(loom)]
-fn spin_hint() {
-    loom::thread::yield_now();
 }

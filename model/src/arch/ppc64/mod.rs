@@ -1,0 +1,2 @@
+#[path = "../../../../src/arch/ppc64/reg.rs"]
+pub mod reg;

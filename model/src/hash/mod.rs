@@ -1,0 +1,13 @@
+#[path = "../../../src/hash/access.rs"]
+pub mod access;
+#[path = "../../../src/hash/backend.rs"]
+pub mod backend;
+#[path = "../../../src/hash/cell.rs"]
+pub mod cell;
+#[path = "../../../src/hash/protocol.rs"]
+pub mod protocol;
+#[path = "../../../src/hash/stats.rs"]
+pub mod stats;
+#[cfg(test)]
+#[path = "../../model.rs"]
+mod model;
