@@ -36,6 +36,15 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     if let Some(filter) = cfg.test {
         crate::ktest::run_and_exit(filter);
     }
+    if let Some(b) = cfg.bench {
+        match crate::ktest::bench::run(b) {
+            Ok(()) => crate::exit::exit_success(),
+            Err(e) => {
+                println!("bench: {}", e);
+                crate::exit::exit_failure("bench failed");
+            }
+        }
+    }
     if let Some(kind) = cfg.crash {
         crate::ktest::crash::run(kind);
     }

@@ -2,6 +2,7 @@
 //! section, so the same registry serves `cargo test` (which builds a test kernel and boots it
 //! through the runner) and the `test=FILTER` bootarg of a normal image.
 
+pub mod bench;
 pub mod crash;
 pub mod irqtest;
 pub mod stress;
