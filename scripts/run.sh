@@ -8,6 +8,7 @@ set -uo pipefail
 usage() {
     cat <<'USAGE'
 usage: cargo run [--release] -- [options] [bootargs...]
+       cargo test [--release] -- [options] [bootargs...]   (boots the test kernel)
 
 options:
   --smp N              number of vCPUs (default 2; 1..8)
@@ -22,6 +23,8 @@ options:
   --qemu-arg ARG       pass ARG to QEMU unchanged (repeatable)
   --print-cmd          print the QEMU command line before running it
   -h, --help           this text
+  (libtest flags that cargo adds or suggests -- -q/--quiet, --nocapture, --no-capture,
+   --show-output, --test-threads, --color, --format -- are accepted and ignored)
 
 bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
@@ -59,6 +62,10 @@ while (($#)); do
         --no-uart) UART=0 ;;
         --qemu-arg) EXTRA+=("${2:?}"); shift ;;
         --print-cmd) PRINT=1 ;;
+        # libtest harness flags that cargo itself adds or suggests (`cargo test -q` passes
+        # --quiet; its failure hint says "pass --no-capture"): meaningless for a kernel, ignored.
+        -q|--quiet|--nocapture|--no-capture|--show-output|--test-threads=*|--color=*|--format=*) ;;
+        --test-threads|--color|--format) shift ;;
         --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --no-uart --qemu-arg --print-cmd --help)" ;;
         *)
             if [[ -z $ELF && -f $1 ]] && head -c 4 "$1" | grep -q 'ELF'; then

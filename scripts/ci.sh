@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# scripts/ci.sh — the project's regression entry point (.ci/run calls it; README "Testing").
+#
+#   scripts/ci.sh [--quick] [--only REGEX] [--list] [--verbose]
+#
+# Installs the toolchain (scripts/setup.sh), then runs the PARTS defined at the bottom of this
+# file, one after the other. Each part is a command with its own log (target/ci-logs/NAME.log),
+# a time limit, an expected exit status and output patterns that must (or must not) appear.
+# One line per part: "PASS name (12.3s)" or "FAIL name (reasons; ...)" followed by the last
+# lines of its log. The last line is "N passed, M failed"; the exit status is 0 iff M = 0.
+set -uo pipefail
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/ci.sh [options]
+
+  --quick          skip the slow parts (SLOF firmware, the CPU matrix)
+  --only REGEX     run only the parts whose name matches REGEX (bash =~, e.g. 'crash|bad-')
+  --list           list the parts (name, limit, expected status, patterns, command); run nothing
+  -v, --verbose    also copy each part's output to the terminal
+  -h, --help       this text
+
+Logs: target/ci-logs/NAME.log (setup: target/ci-logs/setup.log).
+Adding a part: see "The parts" at the end of scripts/ci.sh.
+USAGE
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd) || exit 2
+cd "$ROOT" || exit 2
+
+QUICK=0 ONLY="" LIST=0 VERBOSE=0
+while (($#)); do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --only) ONLY=${2:?--only needs a REGEX}; shift ;;
+        --only=*) ONLY=${1#*=} ;;
+        --list) LIST=1 ;;
+        -v|--verbose) VERBOSE=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "ci.sh: unknown argument '$1' (valid: --quick --only REGEX --list --verbose --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+LOGDIR=target/ci-logs
+export CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never
+
+# Microseconds since the epoch, without forking (bash 5).
+now_us() { local t=${EPOCHREALTIME//[!0-9]/}; echo "$t"; }
+secs_since() { local d=$(( $(now_us) - $1 )); printf '%d.%d' $((d / 1000000)) $((d % 1000000 / 100000)); }
+T_START=$(now_us)
+
+# For a FAIL report: the log's key lines (oops, panic, failed tests, errors) that are not
+# among its last lines, then the last lines; no CRs or ANSI escapes (SLOF), no cargo boilerplate.
+KEY_RE='Oops:|kernel panic|panicked at|\.\.\. FAILED|^error(\[E[0-9]+\])?:|^test result:|unknown (bootarg|option)|TIMEOUT'
+log_tail() {
+    local clean last
+    clean=$(tr -d '\r' <"$1" | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' \
+        | grep -av -e '^[[:space:]]*$' -e '^Caused by:' -e '^note: test exited abnormally' \
+                   -e '^error: test failed, to rerun' -e '^# ')
+    last=$(tail -n "${2:-10}" <<<"$clean")
+    [[ -n $last ]] || { echo "    | (no output)"; return 0; }
+    grep -aE -- "$KEY_RE" <<<"$clean" | grep -avxF -f <(printf '%s\n' "$last") | head -n 5 | sed 's/^/    | /'
+    sed 's/^/    | /' <<<"$last"
+}
+
+if ((!LIST)); then
+    mkdir -p "$LOGDIR"
+    t0=$(now_us)
+    if ! bash scripts/setup.sh </dev/null >"$LOGDIR/setup.log" 2>&1; then
+        echo "FAIL setup (scripts/setup.sh failed; $(secs_since "$t0")s; log $LOGDIR/setup.log)"
+        log_tail "$LOGDIR/setup.log" 15
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    # setup.sh links the toolchain into rustup; without rustup its wrappers must come first.
+    if ! command -v rustup >/dev/null 2>&1; then
+        export PATH=/opt/ppc64-kernel-toolchain/bin:$PATH
+    fi
+    echo "ci.sh: setup ok ($(secs_since "$t0")s): $(grep -a -m1 'toolchain:' "$LOGDIR/setup.log" | sed 's/^setup: //')"
+fi
+HOST=$(rustc -vV 2>/dev/null | awk '/^host:/ {print $2}')
+HOST=${HOST:-x86_64-unknown-linux-gnu}
+
+declare -A STATUS=()
+PASSED=0 FAILED=0 SKIPPED=()
+
+# part NAME TIMEOUT EXPECT_RC [options] -- COMMAND [ARGS...]
+#
+#   NAME         log file target/ci-logs/NAME.log; --only matches it
+#   TIMEOUT      seconds for the whole part (build included); then it is killed and fails
+#   EXPECT_RC    the exit status the command must end with
+#   --want RE    grep -E pattern that must appear in the output (repeatable: all must appear)
+#   --reject RE  grep -E pattern that must not appear (repeatable)
+#   --show RE    append the last output line matching RE to the PASS/FAIL line
+#   --slow       skipped by --quick
+#   --after P    if part P ran earlier in this run and failed, fail this one without running it
+#
+# The command runs from the repository root with stdin from /dev/null; CRs are removed from
+# the output before matching, so '$' anchors work on kernel (CRLF) lines.
+part() {
+    local name=$1 tmo=$2 want_rc=$3
+    shift 3
+    local wants=() rejects=() show="" slow=0 after=()
+    while (($#)); do
+        case "$1" in
+            --want) wants+=("$2"); shift 2 ;;
+            --reject) rejects+=("$2"); shift 2 ;;
+            --show) show=$2; shift 2 ;;
+            --slow) slow=1; shift ;;
+            --after) after+=("$2"); shift 2 ;;
+            --) shift; break ;;
+            *) echo "ci.sh: part '$name': unknown option '$1'" >&2; exit 2 ;;
+        esac
+    done
+    (($#)) || { echo "ci.sh: part '$name' has no command (missing '--'?)" >&2; exit 2; }
+    [[ -z $ONLY || $name =~ $ONLY ]] || return 0
+    local cmd re
+    cmd=$(printf '%q ' "$@")
+    if ((LIST)); then
+        printf '%-20s %4ss  exit %-3s %s%s\n' "$name" "$tmo" "$want_rc" "$*" "$( ((slow)) && echo '   [slow: --quick skips]')"
+        for re in "${wants[@]}"; do printf '%-20s   want   /%s/\n' "" "$re"; done
+        for re in "${rejects[@]}"; do printf '%-20s   reject /%s/\n' "" "$re"; done
+        return 0
+    fi
+    if ((QUICK && slow)); then
+        SKIPPED+=("$name")
+        echo "SKIP $name (--quick)"
+        return 0
+    fi
+    local log=$LOGDIR/$name.log p
+    for p in "${after[@]}"; do
+        if [[ ${STATUS[$p]:-} == fail ]]; then
+            STATUS[$name]=fail
+            FAILED=$((FAILED + 1))
+            echo "# part $name: not run because part $p failed" >"$log"
+            echo "FAIL $name (not run: part $p failed)"
+            return 0
+        fi
+    done
+
+    local header=3
+    {
+        echo "# part $name: ${cmd% }"
+        echo "# expect exit $want_rc within ${tmo}s; want: ${wants[*]:-(none)}; reject: ${rejects[*]:-(none)}"
+        echo "# started $(date -u '+%Y-%m-%d %H:%M:%S UTC') in $PWD"
+    } >"$log"
+    local t0 rc el_us secs
+    t0=$(now_us)
+    # timeout puts the command in its own process group and signals all of it (cargo, run.sh,
+    # QEMU); -k: SIGKILL 10 s after SIGTERM if anything ignores it.
+    if ((VERBOSE)); then
+        echo "---- $name: ${cmd% }"
+        timeout -k 10 "$tmo" "$@" </dev/null 2>&1 | tee -a "$log"
+        rc=${PIPESTATUS[0]}
+    else
+        timeout -k 10 "$tmo" "$@" </dev/null >>"$log" 2>&1
+        rc=$?
+    fi
+    el_us=$(( $(now_us) - t0 ))
+    secs=$(secs_since "$t0")
+
+    local out reasons=() line
+    out=$(mktemp "${TMPDIR:-/tmp}/ci-$name.XXXXXX")
+    tail -n +$((header + 1)) "$log" | tr -d '\r' >"$out"
+    # A part killed by its own limit also ends with 124/137: tell it apart by the clock.
+    if ((rc == 124 || rc == 137)) && ((el_us >= tmo * 1000000)); then
+        reasons+=("timed out after ${tmo}s")
+    elif ((rc != want_rc)); then
+        reasons+=("exit $rc, expected $want_rc")
+    fi
+    for re in "${wants[@]}"; do
+        grep -aEq -- "$re" "$out" || reasons+=("missing /$re/")
+    done
+    for re in "${rejects[@]}"; do
+        if line=$(grep -aE -m1 -- "$re" "$out"); then
+            reasons+=("unexpected /$re/: ${line:0:100}")
+        fi
+    done
+    local note=""
+    if [[ -n $show ]] && line=$(grep -aE -- "$show" "$out" | tail -n 1) && [[ -n $line ]]; then
+        note=" — $line"
+    fi
+    rm -f "$out"
+    echo "# exit status $rc after ${secs}s" >>"$log"
+
+    if ((${#reasons[@]} == 0)); then
+        STATUS[$name]=pass
+        PASSED=$((PASSED + 1))
+        echo "PASS $name (${secs}s)$note"
+    else
+        STATUS[$name]=fail
+        FAILED=$((FAILED + 1))
+        local r
+        r=$(printf '%s; ' "${reasons[@]}")
+        echo "FAIL $name (${r}${secs}s; log $log)$note"
+        log_tail "$log" 10
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The parts, in running order. To add one, copy a similar line: the name, a time limit in
+# seconds, the expected exit status, the --want/--reject patterns, then -- and the command.
+# cargo run/test exit with the runner's status: 0 success, 1 any failure, 124 host timeout.
+# Kernel lines the patterns rely on: "hashkernel: exit status N (why)" (last kernel line),
+# "test NAME ... ok|FAILED: msg", "N passed, M failed", "self-checks: N passed, M failed".
+# ---------------------------------------------------------------------------------------------
+OK_EXIT='hashkernel: exit status 0$'
+TESTS_OK='^[1-9][0-9]* passed, 0 failed$'
+
+part build 900 0 --want 'Finished `dev` profile' --want 'Finished `release` profile' \
+    -- bash -c 'cargo build && cargo build --release'
+
+part host-tests 900 0 --want '^test result: ok\.' --reject '^test result: FAILED' --show '^test result:' \
+    -- cargo test --target "$HOST" -Zbuild-std=std,panic_abort,test
+
+part kernel-tests-vof 600 0 --after build \
+    --want '^test .* \.\.\. ok$' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
+    --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo test
+
+part kernel-tests-slof 600 0 --after build --slow \
+    --want 'Slof firmware' --want '^test .* \.\.\. ok$' --want "$TESTS_OK" --want "$OK_EXIT" \
+    --reject '\.\.\. FAILED' --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo test -- --firmware slof
+
+part default-run 300 0 --after build \
+    --want '^hashkernel [0-9.]+ — ' --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
+    --reject '\.\.\. FAILED' --show '^self-checks:' \
+    -- cargo run
+
+part cpu-power8 300 0 --after build --slow \
+    --want 'cpu: +PowerPC,POWER8 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
+    --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo run -- --cpu POWER8 test=boot::
+
+part cpu-power10 300 0 --after build --slow \
+    --want 'cpu: +PowerPC,POWER10 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
+    --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo run -- --cpu POWER10 test=boot::
+
+part failing-test-fails 300 1 --after build \
+    --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \
+    --want 'hashkernel: exit status 1 \(tests failed\)$' \
+    -- cargo test --features fail-demo
+
+part bad-bootarg 120 1 --after build \
+    --want "unknown bootarg 'frobnicate'; valid: .*test=FILTER.*crash=" \
+    --want 'hashkernel: exit status 1 \(bad bootargs\)$' \
+    -- cargo run -- frobnicate=1
+
+part bad-runner-option 120 1 --after build \
+    --want "^run\.sh: unknown option '--bogus' \(valid: " --reject '^hashkernel [0-9]' --reject '^qemu-system-ppc64' \
+    -- cargo run -- --bogus
+
+# QEMU's -S holds the CPU at reset, so this cannot finish within 1 s on any machine.
+part timeout-is-124 120 124 --after build \
+    --want '^run\.sh: TIMEOUT: QEMU killed after 1s' --reject 'hashkernel: exit status' \
+    -- cargo run -- --timeout 1 --qemu-arg -S
+
+part crash-null 120 1 --after build \
+    --want 'Oops: data storage \(0x300\)' --want 'DAR: 0x0000000000000000' \
+    --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- crash=null
+
+part crash-wild 120 1 --after build \
+    --want 'Oops: data segment \(0x380\)' --want 'DAR: 0x50000000dead0000' \
+    --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- crash=wild
+
+part crash-panic 120 1 --after build \
+    --want 'kernel panic' --want 'deliberate panic \(crash=panic\)' --want 'hashkernel: exit status 1 \(panic\)$' \
+    -- cargo run -- crash=panic
+
+# ---------------------------------------------------------------------------------------------
+((LIST)) && exit 0
+if ((PASSED + FAILED == 0)); then
+    echo "ci.sh: no part ran${ONLY:+ (--only '$ONLY' matched none; see --list)}" >&2
+    echo "0 passed, 0 failed"
+    exit 2
+fi
+((${#SKIPPED[@]})) && echo "ci.sh: skipped ${#SKIPPED[@]} (--quick): ${SKIPPED[*]}"
+echo "ci.sh: total $(secs_since "$T_START")s; logs in $LOGDIR/"
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))
