@@ -144,7 +144,7 @@ fn default_run() -> ! {
         }
     }
     if crate::smp::ncpus() >= 2 {
-        let require_race = crate::smp::ncpus() >= 4;
+        let require_race = crate::smp::ncpus() >= 4 && crate::ktest::stress::parallel_vcpus();
         match crate::ktest::stress::run_checked(cfg.smp_rounds, 20_000, require_race) {
             Ok(_) => {}
             Err(e) => {

@@ -119,8 +119,8 @@ pub fn cargo_test_runner(_tests: &[&dyn Fn()]) {
     run_and_exit("")
 }
 
-/// Deliberately failing test, compiled in only with `--features fail-demo`: proves that a
-/// failing test fails the run.
+// Deliberately failing test, compiled in only with `--features fail-demo`: proves that a
+// failing test fails the run.
 #[cfg(feature = "fail-demo")]
 crate::ktest!("ktest", fn deliberately_failing() {
     crate::kassert!(1 + 1 == 3, "this test fails on purpose");

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SMP race stress over the CI matrix: --smp 2 and 4, multi-threaded TCG and one thread.
+# Each run: test=smp::race (rounds of concurrent faults vs. vmalloc/vfree, permission changes and
+# page aging, invariants checked through H_READ after every round). Sums the faults that were
+# resolved (hash faults minus BUSY re-executions, which are faults too but only retry); fails on
+# any violation, any failed run, or fewer than MIN_FAULTS resolved faults in total.
+#   scripts/stress.sh [ROUNDS] [MIN_FAULTS]
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+ROUNDS=${1:-250}
+MIN=${2:-1000000}
+total=0 resolved=0 viol=0 failed=0
+for smp in 2 4; do
+    for accel in mttcg single; do
+        log=$(mktemp /tmp/stress.XXXXXX)
+        cargo run --release -q -- --smp "$smp" --accel "$accel" --timeout 600 "smp.rounds=$ROUNDS" test=smp::race >"$log" 2>&1
+        rc=$?
+        line=$(tr -d '\r' <"$log" | grep -a '^smp stress: [0-9]* CPUs' | tail -1)
+        f=$(sed -n 's/.* ms: \([0-9]*\) faults.*/\1/p' <<<"$line")
+        v=$(sed -n 's/.* \([0-9]*\) violations$/\1/p' <<<"$line")
+        b=$(sed -n 's/.* \([0-9]*\) BUSY re-executions.*/\1/p' <<<"$line")
+        echo "stress: --smp $smp --accel $accel: exit $rc: ${line:-no stress report}"
+        tr -d '\r' <"$log" | grep -a -E 'INVARIANT VIOLATED|race not exercised|FAILED|Oops|panic' | head -5
+        if ((rc != 0)) || [[ -z $f ]]; then failed=$((failed + 1)); fi
+        total=$((total + ${f:-0}))
+        resolved=$((resolved + ${f:-0} - ${b:-0}))
+        viol=$((viol + ${v:-0}))
+        rm -f "$log"
+    done
+done
+echo "stress: total $total faults ($resolved resolved, the rest BUSY re-executions) in 4 runs (smp 2/4 x mttcg/single, $ROUNDS rounds each), $viol violations, $failed failed runs"
+((failed == 0 && viol == 0 && resolved >= MIN)) || { echo "stress: FAILED (need >= $MIN resolved faults, 0 violations, 0 failed runs)"; exit 1; }
