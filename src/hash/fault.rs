@@ -77,6 +77,19 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
     } else {
         hash_pte(slot, ea, vsid, access, geo, &Pseries, st)
     };
+    if outcome == Outcome::Retry {
+        // The BUSY holder runs with interrupts off and never waits, so it finishes quickly —
+        // unless the hypervisor preempted its vCPU. After a streak of re-executions, give the
+        // physical CPU away (H_CONFER), as a shared-processor LPAR should.
+        let p = percpu::this();
+        let streak = p.busy_streak.fetch_add(1, Relaxed) + 1;
+        if streak % 8 == 0 {
+            st.count(Counter::Confers);
+            crate::arch::ppc64::hcall::h_confer_all();
+        }
+        return Ok(());
+    }
+    percpu::this().busy_streak.store(0, Relaxed);
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated | Outcome::Retry => Ok(()),
         Outcome::Denied(d) => Err(denied_str(d)),

@@ -19,21 +19,22 @@ pub enum Counter {
     SegThenHash,
     IrqFaults,
     LockedFaults,
+    Confers,
 }
 
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "faults", "insert_primary", "insert_secondary", "updates", "evictions", "busy_retries",
     "stcx_fails", "bad_access", "hv_refusals", "dseg_miss", "iseg_miss", "seg_then_hash",
-    "irq_faults", "locked_faults",
+    "irq_faults", "locked_faults", "confers",
 ];
 
 pub struct Stats {
-    c: [AtomicU64; 14],
+    c: [AtomicU64; 15],
 }
 
 impl Stats {
     pub const fn new() -> Stats {
-        Stats { c: [const { AtomicU64::new(0) }; 14] }
+        Stats { c: [const { AtomicU64::new(0) }; 15] }
     }
     #[inline(always)]
     pub fn count(&self, c: Counter) {
@@ -46,7 +47,7 @@ impl Stats {
     pub fn get(&self, c: Counter) -> u64 {
         self.c[c as usize].load(Relaxed)
     }
-    pub fn snapshot(&self) -> [u64; 14] {
+    pub fn snapshot(&self) -> [u64; 15] {
         core::array::from_fn(|i| self.c[i].load(Relaxed))
     }
 }
@@ -74,8 +75,8 @@ mod percpu_stats {
     }
 
     /// Sum over all CPUs.
-    pub fn total() -> [u64; 14] {
-        let mut t = [0u64; 14];
+    pub fn total() -> [u64; 15] {
+        let mut t = [0u64; 15];
         for s in STATS.iter() {
             for (i, v) in s.snapshot().iter().enumerate() {
                 t[i] += v;

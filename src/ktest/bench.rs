@@ -255,7 +255,7 @@ pub fn bench_throughput(ms: u64) -> Result<(), alloc::string::String> {
     for shared in [false, true] {
         T_SHARED.store(shared, Relaxed);
         T_RUN.store(true, Release);
-        let s0: Vec<[u64; 14]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+        let s0: Vec<[u64; 15]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
         let tickets: Vec<(usize, u64)> = (1..n).map(|c| (c, crate::smp::run_on(c, fault_loop))).collect();
         let t0 = insn::mftb();
         let stopper = t0 + timer::us_to_tb(ms * 1000);

@@ -137,6 +137,7 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             DETECTED_AT.store(now, Relaxed);
             println!("==================[ DEADLOCK DETECTED ]==================");
             println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
+            println!("  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
             println!("  held by: {}", holder_str(Some(h)));
             let f = percpu::this().last_frame.load(Relaxed);
             if f != 0 {

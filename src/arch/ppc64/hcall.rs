@@ -15,6 +15,7 @@ pub const H_CPPR: u64 = 0x68;
 pub const H_IPI: u64 = 0x6c;
 pub const H_XIRR: u64 = 0x74;
 pub const H_CEDE: u64 = 0xe0;
+pub const H_CONFER: u64 = 0xe4;
 pub const H_PROD: u64 = 0xe8;
 pub const H_SET_MODE: u64 = 0x31c;
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
@@ -165,6 +166,11 @@ pub fn h_put_term_char(bytes: &[u8]) -> HResult<()> {
 /// H_CEDE: idle until an interrupt arrives (sets MSR[EE]).
 pub fn h_cede() {
     let _ = hcall(H_CEDE, [0; 4]);
+}
+
+/// H_CONFER(-1): give this vCPU's time to the others (the BUSY holder may be preempted).
+pub fn h_confer_all() {
+    let _ = hcall(H_CONFER, [u64::MAX, 0, 0, 0]);
 }
 
 pub fn h_prod(cpu: u64) -> HResult<()> {

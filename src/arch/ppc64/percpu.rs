@@ -38,6 +38,8 @@ pub struct Paca {
     pub spinning_on: AtomicU64,
     /// Kernel r1 saved by user_enter while a test runs in problem state (0 = none).
     pub user_sp: AtomicU64,
+    /// Consecutive hash faults that found BUSY (the holder may be a preempted vCPU).
+    pub busy_streak: AtomicU64,
 }
 
 impl Paca {
@@ -59,6 +61,7 @@ impl Paca {
             online: AtomicU64::new(0),
             spinning_on: AtomicU64::new(0),
             user_sp: AtomicU64::new(0),
+            busy_streak: AtomicU64::new(0),
         }
     }
 }

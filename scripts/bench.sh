@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Benchmarks, measured the same way every time:
+#   scripts/bench.sh          full run (~3-5 min): writes docs/BENCHMARKS.md
+#   scripts/bench.sh --quick  only checks the benchmark code still works (CI)
+# Prints one Markdown table and one machine-readable line per figure: BENCH name value unit.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+QUICK=0
+[[ ${1:-} == --quick ]] && QUICK=1
+
+cargo build --release -q || { echo "bench: build failed"; exit 1; }
+ELF=target/powerpc64-none/release/hashkernel
+OUT=$(mktemp /tmp/bench.XXXXXX)
+trap 'rm -f "$OUT"' EXIT
+
+kernel() { # runs the release kernel, keeps its BENCH lines
+    local log
+    log=$(bash scripts/run.sh "$ELF" --timeout 600 "$@" </dev/null 2>&1 | tr -d '\r')
+    local rc=$?
+    if ! grep -q 'hashkernel: exit status 0' <<<"$log"; then
+        echo "bench: kernel run failed: $*"; grep -a -E 'bench:|Oops|panic|FAILED' <<<"$log" | head -5
+        return 1
+    fi
+    grep -a '^BENCH ' <<<"$log" | tee -a "$OUT"
+    return $rc
+}
+
+if ((QUICK)); then
+    kernel bench=hash || exit 1
+    kernel --smp 2 bench=vmalloc || exit 1
+    n=$(grep -c '^BENCH hash\.lockfree\.insert_primary [0-9]' "$OUT")
+    ((n == 1)) || { echo "bench: no insert_primary figure"; exit 1; }
+    echo "bench: quick check ok ($(wc -l <"$OUT") figures)"
+    exit 0
+fi
+
+# 1. Clean build of the kernel (core/alloc included), in its own target directory.
+rm -rf target/bench-clean
+t0=$EPOCHREALTIME
+CARGO_TARGET_DIR=target/bench-clean cargo build --release -q || exit 1
+build_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
+rm -rf target/bench-clean
+echo "BENCH build.clean_release $build_s s" | tee -a "$OUT"
+
+# 2. Path lengths (PMC5), lock-free and locked in the same run.
+kernel --smp 2 bench=hash || exit 1
+# 3. Fault throughput, 1/2/4 vCPUs, disjoint and shared pages, both designs.
+for n in 1 2 4; do kernel --smp "$n" bench=smp || exit 1; done
+# 4. vmalloc/ioremap cost.
+kernel --smp 2 bench=vmalloc || exit 1
+# 5. Boot time, host wall clock, median of 5 (release kernel).
+for fw in vof slof; do
+    line=$(scripts/boot-time.sh -n 5 --release --firmware "$fw" | tail -1)
+    b=$(sed -n 's/.*start->banner \([0-9.]*\)s.*/\1/p' <<<"$line")
+    x=$(sed -n 's/.*start->QEMU exit \([0-9.]*\)s.*/\1/p' <<<"$line")
+    echo "BENCH boot.$fw.to_banner $b s" | tee -a "$OUT"
+    echo "BENCH boot.$fw.to_exit $x s" | tee -a "$OUT"
+done
+# 6. The default run (cargo run), QEMU start to exit.
+line=$(scripts/boot-time.sh -n 5 | tail -1)
+echo "BENCH default_run.to_exit $(sed -n 's/.*start->QEMU exit \([0-9.]*\)s.*/\1/p' <<<"$line") s" | tee -a "$OUT"
+
+val() { awk -v k="$1" '$2 == k {print $3; exit}' "$OUT"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+{
+echo "# Benchmarks"
+echo
+echo "Written by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). $(qemu-system-ppc64 --version | head -1);"
+echo "guest CPU POWER9 (pseries, TCG); host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores."
+echo "Release kernel. Under TCG the time base runs at 512 MHz of host wall-clock time."
+echo
+echo "## Instructions per hash fault (PMC5, vector to rfid, the hcall counts as one)"
+echo
+echo "| path | lock-free | locked (2003) |"
+echo "|---|---|---|"
+for p in insert_primary insert_secondary insert_after_eviction hpte_update busy_reexecution bad_access segment_miss segment_miss_then_hash; do
+    echo "| $p | $(val hash.lockfree.$p) | $(val hash.locked.$p) |"
+done
+echo
+echo "## Fault throughput (faults/s, evict-then-store loop, time-base measured)"
+echo
+echo "The host has $(nproc) cores, so at most $(nproc) vCPU threads run at once: 4 vCPUs share $(nproc) host threads."
+echo
+echo "| vCPUs | pages | lock-free total | ratio to 1 vCPU | locked total | ratio to 1 vCPU |"
+echo "|---|---|---|---|---|---|"
+for pages in disjoint shared; do
+    for n in 1 2 4; do
+        lf=$(val fault_rate.lockfree.$pages.smp$n.total); lk=$(val fault_rate.locked.$pages.smp$n.total)
+        echo "| $n | $pages | $lf | $(ratio "$lf" "$(val fault_rate.lockfree.$pages.smp1.total)") | $lk | $(ratio "$lk" "$(val fault_rate.locked.$pages.smp1.total)") |"
+    done
+done
+echo
+echo "BUSY re-executions behind the shared-page figures are in the raw lines below."
+echo
+echo "## Other figures"
+echo
+echo "| figure | value |"
+echo "|---|---|"
+for k in vmalloc_touch_vfree_per_page ioremap_iounmap boot.vof.to_banner boot.vof.to_exit boot.slof.to_banner boot.slof.to_exit default_run.to_exit build.clean_release; do
+    echo "| $k | $(awk -v k="$k" '$2 == k {print $3, $4; exit}' "$OUT") |"
+done
+echo
+echo "## Raw lines"
+echo
+echo '```'
+cat "$OUT"
+echo '```'
+} > docs/BENCHMARKS.md
+echo "bench: wrote docs/BENCHMARKS.md"
