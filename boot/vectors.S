@@ -128,24 +128,6 @@ exc_common:
     std     6, {HDR}+6*8(1)
     std     7, {HDR}+7*8(1)
     std     8, {HDR}+8*8(1)
-    std     14, {HDR}+14*8(1)
-    std     15, {HDR}+15*8(1)
-    std     16, {HDR}+16*8(1)
-    std     17, {HDR}+17*8(1)
-    std     18, {HDR}+18*8(1)
-    std     19, {HDR}+19*8(1)
-    std     20, {HDR}+20*8(1)
-    std     21, {HDR}+21*8(1)
-    std     22, {HDR}+22*8(1)
-    std     23, {HDR}+23*8(1)
-    std     24, {HDR}+24*8(1)
-    std     25, {HDR}+25*8(1)
-    std     26, {HDR}+26*8(1)
-    std     27, {HDR}+27*8(1)
-    std     28, {HDR}+28*8(1)
-    std     29, {HDR}+29*8(1)
-    std     30, {HDR}+30*8(1)
-    std     31, {HDR}+31*8(1)
     ld      9, {PACA_SCR}+0(13)
     std     9, {HDR}+9*8(1)
     ld      9, {PACA_SCR}+8(13)
@@ -183,6 +165,36 @@ exc_common:
     nop
     .globl exc_return
 exc_return:
+    /*
+     * r14-r31 were not saved: every handler preserves them (ELFv2 non-volatiles), which keeps
+     * the hash-fault path short. A handler that wants the full register state (the oops
+     * report) returns non-zero: the non-volatiles still hold the interrupted values here, so
+     * store them now and call the slow path, which does not return.
+     */
+    cmpdi   3, 0
+    beq+    1f
+    std     14, {HDR}+14*8(1)
+    std     15, {HDR}+15*8(1)
+    std     16, {HDR}+16*8(1)
+    std     17, {HDR}+17*8(1)
+    std     18, {HDR}+18*8(1)
+    std     19, {HDR}+19*8(1)
+    std     20, {HDR}+20*8(1)
+    std     21, {HDR}+21*8(1)
+    std     22, {HDR}+22*8(1)
+    std     23, {HDR}+23*8(1)
+    std     24, {HDR}+24*8(1)
+    std     25, {HDR}+25*8(1)
+    std     26, {HDR}+26*8(1)
+    std     27, {HDR}+27*8(1)
+    std     28, {HDR}+28*8(1)
+    std     29, {HDR}+29*8(1)
+    std     30, {HDR}+30*8(1)
+    std     31, {HDR}+31*8(1)
+    addi    3, 1, {HDR}
+    bl      exception_slow
+    nop
+1:
     li      9, 0
     mtmsrd  9, 1                    /* EE=0, RI=0: SRR0/1 are about to be live */
     ld      9, {HDR}+{F_NIP}(1)
@@ -210,24 +222,6 @@ exc_return:
     ld      11, {HDR}+11*8(1)
     ld      12, {HDR}+12*8(1)
     ld      13, {HDR}+13*8(1)
-    ld      14, {HDR}+14*8(1)
-    ld      15, {HDR}+15*8(1)
-    ld      16, {HDR}+16*8(1)
-    ld      17, {HDR}+17*8(1)
-    ld      18, {HDR}+18*8(1)
-    ld      19, {HDR}+19*8(1)
-    ld      20, {HDR}+20*8(1)
-    ld      21, {HDR}+21*8(1)
-    ld      22, {HDR}+22*8(1)
-    ld      23, {HDR}+23*8(1)
-    ld      24, {HDR}+24*8(1)
-    ld      25, {HDR}+25*8(1)
-    ld      26, {HDR}+26*8(1)
-    ld      27, {HDR}+27*8(1)
-    ld      28, {HDR}+28*8(1)
-    ld      29, {HDR}+29*8(1)
-    ld      30, {HDR}+30*8(1)
-    ld      31, {HDR}+31*8(1)
     ld      1, {HDR}+1*8(1)
     rfid
 

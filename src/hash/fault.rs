@@ -67,7 +67,7 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
         stats::this().count(Counter::BadAccess);
         return Err("no page table covers this address");
     };
-    let geo = boot::info().hpt();
+    let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
     let st = stats::this();
     let outcome = if LOCKED.load(Relaxed) {

@@ -1,4 +1,7 @@
-//! Per-CPU hash-fault counters (plain relaxed atomics: each CPU writes only its own row).
+//! Per-CPU hash-fault counters. Each CPU writes only its own row, and only from code that
+//! runs with interrupts off and cannot fault (exception context, bolted memory), so an
+//! increment is a plain load and store — no atomic read-modify-write on the fault path. Other
+//! CPUs read the rows with relaxed loads.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -38,11 +41,12 @@ impl Stats {
     }
     #[inline(always)]
     pub fn count(&self, c: Counter) {
-        self.c[c as usize].fetch_add(1, Relaxed);
+        self.add(c, 1)
     }
     #[inline(always)]
     pub fn add(&self, c: Counter, n: u64) {
-        self.c[c as usize].fetch_add(n, Relaxed);
+        let a = &self.c[c as usize];
+        a.store(a.load(Relaxed) + n, Relaxed);
     }
     pub fn get(&self, c: Counter) -> u64 {
         self.c[c as usize].load(Relaxed)

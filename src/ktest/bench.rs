@@ -183,12 +183,15 @@ fn busy_path(tag: &str) -> Result<(), alloc::string::String> {
         let slot = pgtable::walk(a).ok_or("no pte")?;
         slot.publish(slot.load().with(PteFlags::BUSY));
         BUSY_EA.store(a, Release);
-        BUSY_CLEAR_AT.store(insn::mftb() + timer::us_to_tb(200), Release);
+        BUSY_CLEAR_AT.store(insn::mftb() + timer::us_to_tb(2000), Release);
         let r0 = stats::this().get(Counter::BusyRetries);
         let t = crate::smp::run_on(1, busy_clearer);
         let n = pmc_load(a) - base;
         crate::smp::wait(1, t);
         let k = stats::this().get(Counter::BusyRetries) - r0;
+        if k == 0 || n <= ins {
+            println!("bench: busy run: {} insns, {} re-executions, plain insert {}", n, k, ins);
+        }
         if k > 0 && n > ins {
             per.push((n - ins) / k);
         }

@@ -141,7 +141,7 @@ fn map_pages(list: &mut AreaList, start: u64, pfns: impl Iterator<Item = u64>, f
 }
 
 fn unmap_pages(start: u64, pages: u64) {
-    let geo = boot::info().hpt();
+    let geo = boot::hpt();
     let mut spins = 0;
     for i in 0..pages {
         let ea = start + i * PAGE_SIZE;
@@ -360,7 +360,7 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
     let _list = PAGE_TABLE_LOCK.lock();
     let slot = pgtable::walk(ea)?;
     let mut spins = 0;
-    Some(protocol::clear_and_flush(slot, ea, kernel_vsid(ea), boot::info().hpt(), &Pseries, &mut spins))
+    Some(protocol::clear_and_flush(slot, ea, kernel_vsid(ea), boot::hpt(), &Pseries, &mut spins))
 }
 
 /// Every valid HPTE that translates `ea` (primary group with H=0, secondary with H=1), read
@@ -368,7 +368,7 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
 pub fn find_hptes(ea: u64, out: &mut [(u64, crate::mm::hpte::Hpte); 4]) -> usize {
     use crate::arch::ppc64::hcall;
     use crate::mm::hpte::{hash_4k, Hpte};
-    let geo = boot::info().hpt();
+    let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
     let hash = hash_4k(vsid, ea);
     let mut n = 0;
@@ -404,7 +404,7 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Option<Pte> {
     let mut spins = 0;
     let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
     if let Some(s) = old.slot() {
-        let geo = boot::info().hpt();
+        let geo = boot::hpt();
         let ptex = geo.ptex(crate::mm::hpte::hash_4k(kernel_vsid(ea), ea), s);
         let _ = crate::hash::backend::HashBackend::invalidate(&Pseries, ptex, crate::mm::hpte::avpn_for(kernel_vsid(ea), ea));
     }

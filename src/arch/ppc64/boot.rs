@@ -186,6 +186,14 @@ fn cstr(b: &[u8]) -> &str {
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+/// log2 of the HPT size, cached for the fault path (set once at boot).
+static HPT_SHIFT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The HPT geometry without going through the boot-info `Once` (fault path).
+#[inline(always)]
+pub fn hpt() -> HptGeometry {
+    HptGeometry { shift: HPT_SHIFT.load(core::sync::atomic::Ordering::Relaxed) }
+}
 
 pub fn try_info() -> Option<&'static BootInfo> {
     BOOT_INFO.get()
@@ -347,10 +355,11 @@ extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
         core::arch::asm!("sync", "isync", options(nostack));
     }
 
-    let Some(_geo) = HptGeometry::new(bi.pft_shift) else {
+    let Some(geo) = HptGeometry::new(bi.pft_shift) else {
         crate::console::early_puts("boot: no usable ibm,pft-size in the device tree\n");
         crate::exit::fail_early();
     };
+    HPT_SHIFT.store(geo.shift, core::sync::atomic::Ordering::Relaxed);
     let slb_size = if bi.slb_size == 0 { 32 } else { bi.slb_size.min(64) };
     // SAFETY: taking the address of exc_common only.
     let common = unsafe { sym(&exc_common) };

@@ -54,17 +54,47 @@ pub enum Handled {
     Bad(&'static str),
 }
 
+/// Reason for the pending oops (set when exception_entry asks for the slow path).
+static OOPS_WHY: [core::sync::atomic::AtomicUsize; percpu::MAX_CPUS * 2] = [const { core::sync::atomic::AtomicUsize::new(0) }; percpu::MAX_CPUS * 2];
+
+/// Called by vectors.S with r14-r31 not yet saved in the frame. Returns 0 to return from the
+/// exception, 1 to have the assembly save them and call `exception_slow` (the oops).
 #[no_mangle]
-extern "C" fn exception_entry(f: &mut ExcFrame) {
+extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
     let p = percpu::this();
-    let prev = p.last_frame.swap(f as *mut ExcFrame as u64, Relaxed);
-    p.depth.fetch_add(1, Relaxed);
-    dispatch(f);
-    p.depth.fetch_sub(1, Relaxed);
+    // Plain load/store: only this CPU touches its own depth/last_frame, and nested exceptions
+    // restore what they change before returning.
+    let prev = p.last_frame.load(Relaxed);
+    p.last_frame.store(f as *mut ExcFrame as u64, Relaxed);
+    p.depth.store(p.depth.load(Relaxed) + 1, Relaxed);
+    let r = match dispatch(f) {
+        Some(why) => {
+            let cpu = p.cpu.load(Relaxed) as usize;
+            OOPS_WHY[cpu * 2].store(why.as_ptr() as usize, Relaxed);
+            OOPS_WHY[cpu * 2 + 1].store(why.len(), Relaxed);
+            1
+        }
+        None => 0,
+    };
+    p.depth.store(p.depth.load(Relaxed) - 1, Relaxed);
     p.last_frame.store(prev, Relaxed);
+    r
 }
 
-fn dispatch(f: &mut ExcFrame) {
+/// The slow path: the frame now holds every register. Never returns.
+#[no_mangle]
+extern "C" fn exception_slow(f: &mut ExcFrame) -> ! {
+    let cpu = percpu::cpu_id();
+    let (ptr, len) = (OOPS_WHY[cpu * 2].load(Relaxed), OOPS_WHY[cpu * 2 + 1].load(Relaxed));
+    // SAFETY: the pair was stored from a `&'static str` by exception_entry on this CPU.
+    let why = unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(ptr as *const u8, len)) };
+    percpu::this().last_frame.store(f as *mut ExcFrame as u64, Relaxed);
+    oops(f, why)
+}
+
+/// Handles the exception; Some(reason) means it cannot be handled: oops.
+#[inline(always)]
+fn dispatch(f: &mut ExcFrame) -> Option<&'static str> {
     let outcome = match f.trap {
         0x380 => crate::mm::slb::handle_miss(f, f.dar, false),
         0x480 => crate::mm::slb::handle_miss(f, f.nip, true),
@@ -80,9 +110,10 @@ fn dispatch(f: &mut ExcFrame) {
     };
     if let Handled::Bad(why) = outcome {
         if !try_fixup(f) && !crate::ktest::user::user_fault(f) {
-            oops(f, why);
+            return Some(why);
         }
     }
+    None
 }
 
 /// A fault on a probe instruction resumes at `probe_fixup` (returns 1) and records the fault.
