@@ -130,7 +130,7 @@ fn on_decrementer(_f: &mut ExcFrame) {
 
 fn worker(cpu: usize) {
     let n = NPART.load(Acquire) as usize;
-    let mut r = Rng(SEED.load(Relaxed) ^ ((cpu as u64 + 1) * 0x2545_f491_4f6c_dd1d));
+    let mut r = Rng(SEED.load(Relaxed) ^ (cpu as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     crate::sync::watchdog::touch();
     loop {
         BARRIER.wait(n); // round start
