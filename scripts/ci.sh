@@ -323,6 +323,8 @@ part deadlock-locked-smp4-single 120 1 --after build "${DEADLOCK_WANT[@]}" --wan
     --show 'made no progress' -- cargo run -- --smp 4 --accel single hash_page=locked
 part deadlock-locked-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock self-check \(no watchdog CPU\)' \
     --show 'spun [0-9]+ ms' -- cargo run -- --smp 1 hash_page=locked
+part deadlock-soak 900 0 --after build --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
+    --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh 5
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
 
