@@ -234,12 +234,12 @@ part default-run 300 0 --after build \
 part cpu-power8 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER8 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
-    -- cargo run -- --cpu POWER8 test=boot::
+    -- cargo run -- --cpu POWER8 test
 
 part cpu-power10 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER10 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
-    -- cargo run -- --cpu POWER10 test=boot::
+    -- cargo run -- --cpu POWER10 test
 
 part failing-test-fails 300 1 --after build \
     --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \

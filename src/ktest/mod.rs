@@ -107,10 +107,12 @@ pub fn run_and_exit(filter: &str) -> ! {
         crate::println!("no test matched '{}'", filter);
         crate::exit::exit_failure("no tests ran");
     }
+    use qemu_exit::QEMUExit;
     if f > 0 {
+        crate::println!("{} test(s) failed", f);
         crate::exit::exit_failure("tests failed");
     }
-    crate::exit::exit_success()
+    crate::exit::Pseries.exit_success()
 }
 
 /// `cargo test` entry (custom_test_frameworks): the registry holds the tests, so the slice of

@@ -135,3 +135,29 @@ ktest!("vmalloc", fn flags_preset_is_kernel_rw() {
     kassert!(PAGE_KERNEL.contains(crate::mm::pte::PteFlags::RW | crate::mm::pte::PteFlags::PRESENT));
     Ok(())
 });
+
+ktest!("frame", fn double_and_foreign_free_detected() {
+    use crate::mm::frame::{FrameError, Zone};
+    let pa = frame::alloc(Zone::High).map_err(|x| format!("{x}"))?;
+    frame::free(pa).map_err(|x| format!("{x}"))?;
+    kassert_eq!(frame::free(pa), Err(FrameError::DoubleFree(pa)));
+    // The kernel image and the vectors page never belong to the allocator.
+    let (ks, _) = crate::arch::ppc64::boot::kernel_range();
+    let kpa = ks & 0x0fff_ffff_ffff_ffff;
+    kassert_eq!(frame::free(kpa), Err(FrameError::Foreign(kpa)));
+    kassert_eq!(frame::free(0), Err(FrameError::Foreign(0)));
+    kassert_eq!(frame::free(0x1234), Err(FrameError::Foreign(0x1234)));
+    kassert_eq!(frame::free(1 << 50), Err(FrameError::Foreign(1 << 50)));
+    Ok(())
+});
+
+ktest!("heap", fn allocation_failure_is_an_error() {
+    let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+    kassert!(v.try_reserve_exact(1 << 40).is_err(), "a 1 TiB heap allocation succeeded");
+    // The heap still works afterwards, and can grow past its initial size.
+    let big: alloc::vec::Vec<u64> = alloc::vec![7; (6 << 20) / 8];
+    kassert_eq!(big.iter().sum::<u64>(), 7 * ((6 << 20) / 8) as u64);
+    let (_, end, _, _, grows) = crate::mm::heap::stats();
+    kassert!(grows > 0 || end - crate::mm::heap::stats().0 > crate::mm::heap::INITIAL, "heap did not grow");
+    Ok(())
+});
