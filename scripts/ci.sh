@@ -228,6 +228,7 @@ part default-run 300 0 --after build \
     --want '^hashkernel [0-9.]+ — ' --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
     --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
     --want 'vmalloc self-check: 64 pages' --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' \
+    --reject 'lockdep:' --reject 'DEADLOCK' \
     --reject '\.\.\. FAILED' --show '^self-checks:' \
     -- cargo run
 
