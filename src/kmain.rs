@@ -23,6 +23,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     };
     banner(bi);
     crate::mm::init();
+    crate::drivers::uart::init();
     crate::arch::ppc64::timer::init();
     crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);

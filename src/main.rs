@@ -21,7 +21,6 @@ pub mod mm;
 
 #[cfg(target_os = "none")]
 pub mod console;
-#[cfg(target_os = "none")]
 pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod exit;

@@ -128,18 +128,47 @@ pub struct RtasTokens {
     pub get_time_of_day: u32,
 }
 
-/// The PCI host bridge and the first pci-serial behind it, as the device tree describes them.
-#[derive(Clone, Copy, Default, Debug)]
+/// The PCI host bridge and the first pci-serial behind it, as the device tree describes them
+/// (filled in by `drivers::pci::probe_serial` in real mode, before quiesce).
+#[derive(Clone, Copy, Debug)]
 pub struct PciSerialInfo {
     pub present: bool,
+    /// PCI host bridges (device_type "pci" below the root) seen by the probe.
+    pub phbs: u32,
     pub buid: u64,
-    /// CPU physical address of the bridge's I/O window (PCI I/O address 0).
+    /// CPU physical address of the bridge's I/O window ...
     pub io_window: u64,
     pub io_window_size: u64,
+    /// ... and the PCI I/O address it corresponds to (the `ranges` child address; 0 on pseries).
+    pub io_pci_base: u64,
     /// config address (bus<<16 | devfn<<8)
     pub config_addr: u32,
-    /// BAR0 as firmware assigned it (SLOF), else None.
+    /// BAR0 as firmware assigned it (SLOF's `assigned-addresses`), else None.
     pub assigned_bar0: Option<u64>,
+    /// BAR0 size from the child's `reg` (8 for a 16550).
+    pub bar0_size: u64,
+    pub vendor: u32,
+    pub device: u32,
+    pub class: u32,
+    /// Full device-tree path of the serial node (package-to-path), NUL-free.
+    pub path: [u8; 64],
+    pub path_len: usize,
+}
+
+impl Default for PciSerialInfo {
+    fn default() -> Self {
+        PciSerialInfo {
+            present: false, phbs: 0, buid: 0, io_window: 0, io_window_size: 0, io_pci_base: 0,
+            config_addr: 0, assigned_bar0: None, bar0_size: 0, vendor: 0, device: 0, class: 0,
+            path: [0; 64], path_len: 0,
+        }
+    }
+}
+
+impl PciSerialInfo {
+    pub fn path(&self) -> &str {
+        core::str::from_utf8(&self.path[..self.path_len]).unwrap_or("?")
+    }
 }
 
 pub struct BootInfo {

@@ -94,6 +94,20 @@ impl Of {
         if r == 0 || r == u32::MAX { None } else { Some(r) }
     }
 
+    pub fn parent(&self, ph: Phandle) -> Option<Phandle> {
+        let r = self.call(b"parent\0", &[ph], 1)?[0];
+        if r == 0 || r == u32::MAX { None } else { Some(r) }
+    }
+
+    /// The full path of node `ph` (NUL-free) in `buf`; returns its length (0 if unknown).
+    pub fn package_to_path(&self, ph: Phandle, buf: &mut [u8]) -> usize {
+        let Some(r) = self.call(b"package-to-path\0", &[ph, pa(buf.as_ptr()) as u32, buf.len() as u32], 1) else {
+            return 0;
+        };
+        let n = (r[0] as usize).min(buf.len());
+        if r[0] == u32::MAX { 0 } else { buf[..n].iter().position(|&c| c == 0).unwrap_or(n) }
+    }
+
     pub fn quiesce(&self) {
         let _ = self.call(b"quiesce\0", &[], 0);
     }
