@@ -103,6 +103,7 @@ vectors_block_end:
  */
     .section .text.exc_common, "ax"
     .globl exc_common
+    .type exc_common, @function
 exc_common:
     mfcr    9
     ld      11, {PACA_EXC_BASE}(13)
@@ -224,6 +225,10 @@ exc_return:
     ld      13, {HDR}+13*8(1)
     ld      1, {HDR}+1*8(1)
     rfid
+    /* A size makes debuggers name PCs in here exc_common, not a size-less label at the same
+     * address (vectors_block_end/__vectors_end when the linker places this section right after
+     * the vectors). */
+    .size exc_common, . - exc_common
 
 /* Exception stack exhausted: report from the reserved kilobyte and stop. */
 exc_stack_overflow:

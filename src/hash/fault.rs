@@ -56,7 +56,9 @@ pub fn handle(f: &mut ExcFrame) -> Handled {
 }
 
 /// Inserts or updates the HPTE for a kernel vmalloc/ioremap address.
-#[inline]
+/// Never inlined: it is the debugger's breakpoint for the hash-fault path (scripts/gdb-test.sh
+/// breaks here in release builds too).
+#[inline(never)]
 pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
     match region_of(ea) {
         Some(Region::Vmalloc) | Some(Region::Io) => {}

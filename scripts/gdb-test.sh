@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# A tested gdb session against the kernel (CI-safe: no TTY needed, bounded in time, QEMU is
+# always killed).
+#
+#   scripts/gdb-test.sh [--release] [--firmware vof|slof] [--keep] [--timeout SECONDS]
+#
+# 1. builds the kernel and boots it with `cargo run -- --gdb=PORT --smp 2
+#    test=hash_page::first_touch` on a free port, in the background;
+# 2. runs the attach command the runner prints (scripts/gdb.sh ELF PORT) in batch mode:
+#    a breakpoint in hashkernel::hash::fault::hash_page that stops on the first vmalloc (0xd...)
+#    fault coming through the 0x300/0x400 handler, then `bt`, `p/x $dar`, `pte $dar`,
+#    `excframe`, `hashstats`, `info threads`, `slb`, and `continue` to the end of the run;
+# 3. checks the transcript: the backtrace goes hash_page <- fault::handle <- exception_entry
+#    <- exc_common <- the interrupted code (memset in vmalloc) <- ... <- kmain, DAR is the
+#    faulting vmalloc address (= hash_page's `ea`, = the frame's DAR), the PTE walk decodes a
+#    PRESENT page, the exception frame says vector 0x300, both vCPUs are gdb threads, and the
+#    kernel then exits cleanly (gdb: "exited normally"; runner: exit status 0);
+# 4. a second session tests the real-mode recipe: `hk-realmode`, `break *_start` stops at
+#    physical 0x400000 with MSR[SF|IR|DR] = 0, `break early_main` stops there (called from
+#    _start), then `hk-virtual` + `break hashkernel::kmain::kmain` stops with IR|DR on, and the
+#    run again ends cleanly.
+# Exit status 0 when everything is there, 1 otherwise (the transcript is printed either way).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+PROFILE=() FW=vof KEEP=0 TMO=120
+while (($#)); do
+    case "$1" in
+        --release) PROFILE=(--release) ;;
+        --firmware) FW=${2:?}; shift ;;
+        --firmware=*) FW=${1#*=} ;;
+        --keep) KEEP=1 ;;
+        --timeout) TMO=${2:?}; shift ;;
+        --timeout=*) TMO=${1#*=} ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "gdb-test: unknown argument '$1'" >&2; exit 1 ;;
+    esac
+    shift
+done
+
+say() { echo "gdb-test: $*"; }
+TMP=$(mktemp -d /tmp/gdb-test.XXXXXX)
+QPID=""
+
+cleanup() {
+    stop_qemu   # the runner runs in its own session: its whole process group goes
+    if ((KEEP)); then say "files kept in $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v gdb-multiarch >/dev/null || { say "FAIL: gdb-multiarch not installed (scripts/setup.sh)"; exit 1; }
+cargo build -q "${PROFILE[@]}" 2>"$TMP/build.err" || { cat "$TMP/build.err"; say "FAIL: cargo build"; exit 1; }
+
+listening() { # port -> 0 if something listens on it (no connection attempt: QEMU's stub takes one client)
+    local hex
+    hex=$(printf ':%04X' "$1")
+    awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+stop_qemu() {
+    [[ -n $QPID ]] || return 0
+    kill -TERM -- "-$QPID" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QPID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$QPID" 2>/dev/null
+    QPID=""
+}
+
+start_qemu() { # port qemu-log bootargs...
+    local port=$1 log=$2
+    shift 2
+    # setsid: own process group, so cleanup can kill cargo, run.sh, tee and QEMU together.
+    setsid timeout -k 5 "$TMO" cargo run -q "${PROFILE[@]}" -- --gdb="$port" --firmware "$FW" --smp 2 \
+        "$@" </dev/null >"$log" 2>&1 &
+    QPID=$!
+    for _ in $(seq 1 150); do
+        listening "$port" && return 0
+        kill -0 "$QPID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# session NAME BOOTARG -- gdb args...: boots QEMU with a gdb stub on a free port, attaches with
+# the command the runner prints, runs gdb in batch mode; leaves $TMP/NAME.{qemu,gdb}.log and
+# sets GRC/QRC (gdb and runner exit status).
+session() {
+    local name=$1 bootarg=$2 qlog=$TMP/$1.qemu.log glog=$TMP/$1.gdb.log port="" p try attach
+    shift 3
+    for try in 1 2 3 4 5; do
+        p=$((20000 + RANDOM % 20000))
+        listening "$p" && continue
+        if start_qemu "$p" "$qlog" "$bootarg"; then port=$p; break; fi
+        say "QEMU did not come up on port $p (try $try): $(tail -1 "$qlog")"
+        stop_qemu
+    done
+    if [[ -z $port ]]; then cat "$qlog"; say "FAIL: could not start QEMU with a gdb stub"; exit 1; fi
+    # The runner prints the exact attach command; use it as printed.
+    attach=$(grep -A1 'QEMU waits for gdb on port' "$qlog" | tail -1 | sed 's/^ *//')
+    local -a argv
+    read -r -a argv <<<"$attach"
+    if [[ ${argv[0]:-} != scripts/gdb.sh || ${argv[2]:-} != "$port" || ! -f ${argv[1]:-/nonexistent} ]]; then
+        cat "$qlog"; say "FAIL: the runner did not print 'scripts/gdb.sh ELF $port' (got: '$attach')"; exit 1
+    fi
+    say "[$name] QEMU (firmware $FW, 2 vCPUs, $bootarg) waits on port $port; attaching with: $attach"
+    TERM=dumb timeout -k 5 "$TMO" "${argv[@]}" -batch -ex 'set style enabled off' -ex 'set width 0' \
+        "$@" </dev/null >"$glog" 2>&1
+    GRC=$?
+    # The kernel powers off after its test; give the runner a moment to report.
+    for _ in $(seq 1 100); do kill -0 "$QPID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$QPID" 2>/dev/null; then QRC=124; stop_qemu; else wait "$QPID" 2>/dev/null; QRC=$?; QPID=""; fi
+    echo "----- [$name] gdb transcript -----"
+    cat "$glog"
+    echo "----- [$name] kernel console (tail) -----"
+    tail -3 "$qlog"
+    echo "----------------------------------"
+}
+
+ok=1
+check() { # description, then a command that must succeed
+    local what=$1; shift
+    if "$@"; then say "ok: $what"; else say "MISSING: $what"; ok=0; fi
+}
+has() { grep -a -q -E -- "$1" "$GLOG"; }
+section() { awk -v s="@@ $1" '$0 == s {f = 1; next} /^@@ / {f = 0} f' "$GLOG"; }
+
+# ---- session 1: a vmalloc hash fault ---------------------------------------------------------
+session fault test=hash_page::first_touch -- \
+    -ex 'break-hash-fault vmalloc' \
+    -ex 'continue' \
+    -ex 'echo @@ bt\n' -ex 'bt' \
+    -ex 'echo @@ dar\n' -ex 'p/x $dar' \
+    -ex 'echo @@ pte\n' -ex 'pte $dar' \
+    -ex 'echo @@ excframe\n' -ex 'excframe' \
+    -ex 'echo @@ hashstats\n' -ex 'hashstats' \
+    -ex 'echo @@ threads\n' -ex 'info threads' \
+    -ex 'echo @@ slb\n' -ex 'slb' \
+    -ex 'echo @@ continue\n' -ex 'delete' -ex 'continue'
+GLOG=$TMP/fault.gdb.log QLOG=$TMP/fault.qemu.log
+check "gdb exited by itself (rc $GRC)" test "$GRC" -eq 0
+check "breakpoint hit in hash_page" has 'hit Breakpoint 1, hashkernel::hash::fault::hash_page'
+BT=$(section bt)
+bt_order() { # each pattern must appear in a later frame than the previous one
+    local last=-1 n pat
+    for pat in "$@"; do
+        n=$(grep -n -E -- "$pat" <<<"$BT" | head -1 | cut -d: -f1)
+        [[ -n $n ]] && ((n > last)) || return 1
+        last=$n
+    done
+}
+check "backtrace: hash_page <- fault::handle <- exception_entry <- exc_common <- interrupted vmalloc <- kmain" \
+    bt_order '^#0 +hashkernel::hash::fault::hash_page' 'hashkernel::hash::fault::handle' \
+             'exception_entry' ' in exc_common ' 'hashkernel::mm::vmalloc::vmalloc' 'hashkernel::kmain::kmain'
+check "backtrace not cut short" bash -c "! grep -q 'Backtrace stopped' <<<\"\$1\"" _ "$BT"
+DAR=$(section dar | grep -o -E '0x[0-9a-f]+' | head -1)
+check "DAR is a vmalloc address (p/x \$dar = ${DAR:-none})" bash -c '[[ $1 =~ ^0xd[0-9a-f]{15}$ ]]' _ "$DAR"
+EA=$(grep -a -o -E 'hash_page \(ea=[0-9]+' "$GLOG" | head -1 | grep -o -E '[0-9]+$')
+check "hash_page's ea equals DAR" bash -c '[[ -n $1 && -n $2 && $(printf "%#x" "$1") == "$2" ]]' _ "${EA:-}" "${DAR:-}"
+check "PTE of the faulting address decoded" bash -c 'grep -q -E "^$1: PGD .* PTE page" <<<"$2" && grep -q -E "^  PTE 0x[0-9a-f]{16}: PRESENT.*pfn=" <<<"$2"' _ "$DAR" "$(section pte)"
+check "exception frame: vector 0x300 with the same DAR" bash -c 'grep -q "vector 0x300 (data storage)" <<<"$1" && grep -q "DAR $2" <<<"$1"' _ "$(section excframe)" "$(printf '%#018x' "${DAR:-0}")"
+check "hashstats shows fault counters" bash -c 'grep -q -E "^faults +[1-9]" <<<"$1"' _ "$(section hashstats)"
+check "each vCPU is a gdb thread" bash -c '[[ $(grep -c -E "Thread 1\.[0-9]+ \(CPU#" <<<"$1") -eq 2 ]]' _ "$(section threads)"
+check "SLB dump has the vmalloc segment" bash -c 'grep -q -E "0xd0000000080000" <<<"$1"' _ "$(section slb)"
+check "kernel ran to a clean exit after continue" has 'exited normally'
+check "runner reported success (exit $QRC)" bash -c '[[ $1 -eq 0 ]] && grep -a -q "hashkernel: exit status 0" "$2"' _ "$QRC" "$QLOG"
+
+# ---- session 2: the real-mode entry stub -----------------------------------------------------
+session realmode test=boot::device_tree_facts -- \
+    -ex 'hk-realmode' \
+    -ex 'break *_start' -ex 'break early_main' \
+    -ex 'continue' \
+    -ex 'echo @@ start\n' -ex 'p/x $pc' -ex 'p/x $msr' \
+    -ex 'continue' \
+    -ex 'echo @@ early\n' -ex 'bt' -ex 'p/x $msr' \
+    -ex 'echo @@ kmain\n' -ex 'delete' -ex 'hk-virtual' -ex 'break hashkernel::kmain::kmain' -ex 'continue' -ex 'p/x $msr' \
+    -ex 'echo @@ continue\n' -ex 'delete' -ex 'continue'
+GLOG=$TMP/realmode.gdb.log QLOG=$TMP/realmode.qemu.log
+check "[realmode] gdb exited by itself (rc $GRC)" test "$GRC" -eq 0
+check "[realmode] break *_start stops at physical 0x400000" bash -c 'grep -q -E "^\\\$[0-9]+ = 0x400000$" <<<"$1"' _ "$(section start)"
+check "[realmode] ... in real mode (MSR IR=DR=0)" bash -c 'v=$(grep -o -E "0x[0-9a-f]+$" <<<"$1" | tail -1); [[ -n $v ]] && (( (v & 0x30) == 0 ))' _ "$(section start)"
+check "[realmode] break early_main (physical) hits, called from _start" bash -c 'grep -q -E "^#[01] +hashkernel::arch::ppc64::boot::early_main" <<<"$1" && grep -q -E "^#[12] +0x0*4[0-9a-f]{5} in _start" <<<"$1"' _ "$(section early)"
+check "[realmode] hk-virtual + break kmain hits with translation on (MSR IR|DR)" bash -c 'grep -q "hit Breakpoint .*hashkernel::kmain::kmain" <<<"$1" && v=$(grep -o -E "^\\\$[0-9]+ = 0x[0-9a-f]+" <<<"$1" | tail -1 | grep -o -E "0x[0-9a-f]+"); [[ -n $v ]] && (( (v & 0x30) == 0x30 ))' _ "$(section kmain)"
+check "[realmode] kernel ran to a clean exit" bash -c 'grep -q "exited normally" "$1" && [[ $2 -eq 0 ]]' _ "$GLOG" "$QRC"
+
+if ((ok)); then say "PASS"; exit 0; fi
+say "FAIL"
+exit 1

@@ -1,0 +1,405 @@
+# hashkernel gdb helpers. Sourced by scripts/gdb.sh; by hand: `source scripts/helpers.gdb`
+# (after loading the kernel ELF). Needs a gdb with Python (Debian's gdb-multiarch has it).
+#
+#   pte-decode VALUE     decode a software PTE value (layout of src/mm/pte.rs)
+#   pte ADDR             walk the kernel page tables (src/mm/pgtable.rs) for a vmalloc (0xd...)
+#                        or ioremap (0xe...) address and decode its PTE
+#   hashstats [CPU]      the per-CPU hash_page counters (hash::stats::percpu_stats::STATS)
+#   excframe [ADDR]      print an exception frame (ExcFrame); default: the innermost one of the
+#                        current CPU (PACA last_frame)
+#   slb [CPU]            QEMU's SLB dump for a vCPU (monitor "info tlb" through the gdbstub)
+#   hk-realmode          symbols at physical addresses, for the real-mode entry stub (see gdb.sh)
+#
+# Also installs an unwinder for exc_common, so that `bt` inside an exception handler continues
+# from the exception frame into the interrupted code (NIP, LR, all GPRs from the ExcFrame).
+
+set pagination off
+set confirm off
+set print pretty off
+
+python
+import gdb, struct
+
+HK_PTE_FLAGS = [
+    (0x0001, "PRESENT"), (0x0002, "USER"), (0x0004, "EXEC"), (0x0008, "GUARDED"),
+    (0x0010, "COHERENT"), (0x0020, "NO_CACHE"), (0x0040, "WRITETHRU"), (0x0080, "DIRTY"),
+    (0x0100, "ACCESSED"), (0x0200, "RW"), (0x0400, "HASHPTE"), (0x0800, "BUSY"),
+]
+HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
+# Fallback when the source is not next to the ELF; hashstats prefers src/hash/stats.rs NAMES.
+HK_STAT_NAMES = ["faults", "insert_primary", "insert_secondary", "updates", "evictions",
+                 "busy_retries", "stcx_fails", "bad_access", "hv_refusals", "dseg_miss",
+                 "iseg_miss", "seg_then_hash", "irq_faults", "locked_faults"]
+HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
+HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
+
+
+def hk_u64(addr):
+    return struct.unpack(">Q", bytes(gdb.selected_inferior().read_memory(addr, 8)))[0]
+
+
+def hk_symbol(name):
+    """The gdb.Symbol of a (Rust path) static, or None."""
+    for look in (gdb.lookup_static_symbol, gdb.lookup_global_symbol):
+        try:
+            s = look(name)
+        except Exception:
+            s = None
+        if s is not None:
+            return s
+    return None
+
+
+def hk_addr(name):
+    """Address of a symbol: debug-info symbol, else the ELF symbol table (assembly labels)."""
+    s = hk_symbol(name)
+    if s is not None:
+        return int(s.value().address)
+    try:
+        m = gdb.execute("info address " + name, to_string=True)
+    except gdb.error as e:
+        raise gdb.GdbError("symbol not found: %s (%s)" % (name, e))
+    for w in m.replace(".", " ").split():
+        if w.startswith("0x"):
+            return int(w, 16)
+    raise gdb.GdbError("symbol not found: " + name)
+
+
+def hk_decode_pte(v):
+    flags = [n for bit, n in HK_PTE_FLAGS if v & bit]
+    ix = (v & HK_GROUP_IX) >> 12
+    sec = bool(v & HK_SECONDARY)
+    pfn = v >> HK_PFN_SHIFT
+    s = "PTE %#018x: %s pfn=%#x (PA %#x)" % (v, "|".join(flags) or "none", pfn, pfn << 12)
+    if v & 0x400:
+        s += " hpte=%s group slot %d" % ("secondary" if sec else "primary", ix)
+    elif ix or sec:
+        s += " (stale slot bits: ix=%d secondary=%d)" % (ix, sec)
+    return s
+
+
+class HkPteDecode(gdb.Command):
+    """pte-decode VALUE: decode a software PTE (src/mm/pte.rs layout)."""
+    def __init__(self):
+        super().__init__("pte-decode", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        if not arg:
+            raise gdb.GdbError("usage: pte-decode VALUE")
+        print(hk_decode_pte(int(gdb.parse_and_eval(arg)) & 0xffffffffffffffff))
+
+
+class HkPte(gdb.Command):
+    """pte ADDR: walk the page tables (PGD/PMD/PTE of src/mm/pgtable.rs) and decode the PTE."""
+    def __init__(self):
+        super().__init__("pte", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        if not arg:
+            raise gdb.GdbError("usage: pte ADDR")
+        ea = int(gdb.parse_and_eval(arg)) & 0xffffffffffffffff
+        region = ea >> 60
+        if region not in (0xd, 0xe):
+            print("%#x: not a vmalloc (0xd...) or ioremap (0xe...) address: no software PTE "
+                  "(the linear 0xc... region is bolted in the HPT)" % ea)
+            return
+        off = ea & 0x0fffffffffffffff
+        if off >= 1 << 39:
+            print("%#x: beyond the 512 GiB the page tables cover" % ea)
+            return
+        roots = hk_addr("hashkernel::mm::pgtable::ROOTS")
+        idx = [(off >> 30) & 511, (off >> 21) & 511, (off >> 12) & 511]
+        t = hk_u64(roots + 8 * (0 if region == 0xd else 1))
+        names = ["PGD", "PMD", "PTE page"]
+        path = []
+        for lvl, i in enumerate(idx):
+            if t == 0:
+                print("%#x: no %s (walk: %s)" % (ea, names[lvl], " -> ".join(path) or "root empty"))
+                return
+            path.append("%s %#x[%d]" % (names[lvl], t, i))
+            slot = t + 8 * i
+            t = hk_u64(slot)
+        print("%#x: %s @ %#x" % (ea, " -> ".join(path), slot))
+        print("  " + hk_decode_pte(t))
+
+
+def hk_stat_names():
+    try:
+        import os, re
+        src = gdb.lookup_global_symbol("hashkernel::hash::stats::percpu_stats::print")
+        f = src.symtab.fullname() if src is not None else None
+        if f:
+            f = os.path.join(os.path.dirname(f), "stats.rs")
+        for cand in [f, os.path.join(os.environ.get("HK_ROOT", "."), "src/hash/stats.rs")]:
+            if cand and os.path.exists(cand):
+                m = re.search(r"NAMES:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", open(cand).read(), re.S)
+                if m:
+                    return re.findall(r'"([^"]+)"', m.group(1))
+    except Exception:
+        pass
+    return HK_STAT_NAMES
+
+
+class HkHashStats(gdb.Command):
+    """hashstats [CPU]: per-CPU hash_page counters (hashkernel::hash::stats::percpu_stats::STATS)."""
+    def __init__(self):
+        super().__init__("hashstats", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        sym = hk_symbol("hashkernel::hash::stats::percpu_stats::STATS")
+        if sym is None:
+            raise gdb.GdbError("no symbol hashkernel::hash::stats::percpu_stats::STATS")
+        stats = sym.value()
+        ncpu = stats.type.range()[1] + 1
+        ncnt = stats[0]["c"].type.range()[1] + 1
+        names = hk_stat_names()
+        if len(names) != ncnt:
+            print("warning: %d names for %d counters" % (len(names), ncnt))
+            names = (names + ["c%d" % i for i in range(len(names), ncnt)])[:ncnt]
+        base = int(stats.address)
+        row = stats[0].type.sizeof
+        cpus = [int(arg)] if arg else range(ncpu)
+        vals = {c: [hk_u64(base + c * row + 8 * i) for i in range(ncnt)] for c in cpus}
+        shown = [c for c in cpus if any(vals[c])] or list(cpus)[:1]
+        print("%-18s" % "counter" + "".join("%12s" % ("cpu%d" % c) for c in shown) + "%12s" % "total")
+        for i, n in enumerate(names):
+            print("%-18s" % n + "".join("%12d" % vals[c][i] for c in shown) + "%12d" % sum(vals[c][i] for c in cpus))
+
+
+def hk_frame_layout():
+    """Field offsets of ExcFrame from the debug info (fallback: the repr(C) layout)."""
+    try:
+        t = gdb.lookup_type("hashkernel::arch::ppc64::exception::ExcFrame")
+        return {f.name: f.bitpos // 8 for f in t.fields()}, t.sizeof
+    except Exception:
+        d = {"gpr": 0}
+        for i, n in enumerate(HK_FRAME_FIELDS):
+            d[n] = 256 + 8 * i
+        return d, 336
+
+
+def hk_read_frame(f):
+    lay, size = hk_frame_layout()
+    raw = bytes(gdb.selected_inferior().read_memory(f, size))
+    r = {"gpr": list(struct.unpack(">32Q", raw[lay["gpr"]:lay["gpr"] + 256]))}
+    for n in HK_FRAME_FIELDS:
+        if n in lay:
+            r[n] = struct.unpack(">Q", raw[lay[n]:lay[n] + 8])[0]
+    return r
+
+
+HK_VECTORS = {0x100: "system reset", 0x200: "machine check", 0x300: "data storage",
+              0x380: "data segment", 0x400: "instruction storage", 0x480: "instruction segment",
+              0x500: "external", 0x600: "alignment", 0x700: "program", 0x800: "FP unavailable",
+              0x900: "decrementer", 0xc00: "system call", 0xd00: "trace", 0xf00: "perf monitor"}
+
+
+def hk_sym(a):
+    b = gdb.block_for_pc(a) if a else None
+    f = b.function if b is not None else None
+    if f is None:
+        try:
+            s = gdb.execute("info symbol %#x" % a, to_string=True).strip()
+            return "" if s.startswith("No symbol") else " <" + s.split(" in section")[0] + ">"
+        except gdb.error:
+            return ""
+    return " <" + f.name + ">"
+
+
+class HkExcFrame(gdb.Command):
+    """excframe [ADDR]: print an ExcFrame (default: this CPU's innermost, PACA last_frame)."""
+    def __init__(self):
+        super().__init__("excframe", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        if arg:
+            f = int(gdb.parse_and_eval(arg))
+        else:
+            paca = int(gdb.parse_and_eval("$r13")) & 0xffffffffffffffff
+            f = hk_u64(paca + hk_paca_off("last_frame"))
+            if f == 0:
+                print("no exception in progress on this CPU (PACA last_frame = 0)")
+                return
+        r = hk_read_frame(f)
+        print("exception frame at %#x: vector %#x (%s)" % (f, r["trap"], HK_VECTORS.get(r["trap"], "?")))
+        print("  NIP %#018x%s" % (r["nip"], hk_sym(r["nip"])))
+        print("  LR  %#018x%s" % (r["lr"], hk_sym(r["lr"])))
+        print("  MSR %#018x  CR %#010x  CTR %#x  XER %#x" % (r["msr"], r["cr"], r["ctr"], r["xer"]))
+        print("  DAR %#018x  DSISR %#010x" % (r["dar"], r["dsisr"]))
+        for row in range(8):
+            print("  GPR%02d:" % (row * 4) + "".join(" %016x" % r["gpr"][row * 4 + c] for c in range(4)))
+
+
+def hk_paca_off(field):
+    try:
+        t = gdb.lookup_type("hashkernel::arch::ppc64::percpu::Paca")
+        for f in t.fields():
+            if f.name == field:
+                return f.bitpos // 8
+    except Exception:
+        pass
+    return {"last_frame": 0x68, "depth": 0x60}[field]
+
+
+class HkSlb(gdb.Command):
+    """slb [CPU]: QEMU's SLB dump of a vCPU (monitor "info tlb"; CPU = QEMU cpu index)."""
+    def __init__(self):
+        super().__init__("slb", gdb.COMMAND_STATUS)
+
+    def invoke(self, arg, from_tty):
+        # QEMU's monitor has its own "current CPU": select the one asked for, or the vCPU of
+        # the selected gdb thread (thread N = QEMU cpu index N-1).
+        cpu = int(arg) if arg else gdb.selected_thread().num - 1
+        gdb.execute("monitor cpu %d" % cpu, to_string=True)
+        out = gdb.execute("monitor info tlb", to_string=True)
+        print("SLB of vCPU %d (QEMU monitor 'info tlb'):" % cpu)
+        print(out.rstrip())
+
+
+class HkHashFaultBreakpoint(gdb.Breakpoint):
+    """Stops in hash_page only for faults on addresses of one region, coming from the
+    0x300/0x400 handler (hash::fault::handle) unless `any_caller`."""
+    def __init__(self, region, any_caller):
+        super().__init__("hashkernel::hash::fault::hash_page", internal=False)
+        self.region, self.any_caller = region, any_caller
+
+    def stop(self):
+        try:
+            # The argument, from the debug info: r3 is already reused at the breakpoint
+            # address in optimised builds.
+            try:
+                ea = int(gdb.selected_frame().read_var("ea"))
+            except Exception:
+                ea = int(gdb.parse_and_eval("$r3"))
+            ea &= 0xffffffffffffffff
+            if self.region is not None and ea >> 60 != self.region:
+                return False
+            if self.any_caller:
+                return True
+            caller = gdb.newest_frame().older()
+            return caller is not None and (caller.name() or "").endswith("hash::fault::handle")
+        except Exception as e:
+            print("break-hash-fault: %s" % e)
+            return True
+
+
+class HkBreakHashFault(gdb.Command):
+    """break-hash-fault [vmalloc|ioremap|any] [--any-caller]: breakpoint in hash_page that
+stops only for a hash fault on that region (default vmalloc, 0xd...) taken through the 0x300/0x400
+vectors (caller hash::fault::handle). --any-caller also stops for the prefault after a segment
+miss (0x380/0x480). A plain `break hash_page if ...` cannot express the caller test: gdb's
+$_caller_is needs malloc in the inferior for its string argument."""
+    def __init__(self):
+        super().__init__("break-hash-fault", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        words = arg.split()
+        anyc = "--any-caller" in words
+        words = [w for w in words if w != "--any-caller"]
+        region = {"vmalloc": 0xd, "ioremap": 0xe, "io": 0xe, "any": None}.get(words[0] if words else "vmalloc", "bad")
+        if region == "bad":
+            raise gdb.GdbError("usage: break-hash-fault [vmalloc|ioremap|any] [--any-caller]")
+        b = HkHashFaultBreakpoint(region, anyc)
+        print("Breakpoint %d: hash_page for %s faults%s" % (b.number, words[0] if words else "vmalloc",
+              "" if anyc else " from the 0x300/0x400 handler"))
+
+
+HkPteDecode(); HkPte(); HkHashStats(); HkExcFrame(); HkSlb(); HkBreakHashFault()
+
+# --- unwinding through exc_common ----------------------------------------------------------
+# boot/vectors.S calls exception_entry from exc_common with r1 = an ABI header (HDR_SIZE bytes)
+# followed by the ExcFrame. Its back-chain word points at the interrupted r1, but the LR-save
+# slot of that header, where exc_common parks the interrupted NIP, is overwritten by
+# exception_entry's own prologue (with the return address into exc_common), and exc_common has
+# no CFI. So gdb's own unwinders stop there. This unwinder takes every register of the
+# interrupted context from the ExcFrame instead.
+from gdb.unwinder import Unwinder
+
+
+class HkFrameId(object):
+    def __init__(self, sp, pc):
+        # gdb wants gdb.Value attributes here (a plain int is rejected as "no 'sp' attribute").
+        self.sp = sp
+        self.pc = pc
+
+
+class HkExcUnwinder(Unwinder):
+    def __init__(self):
+        super().__init__("hashkernel exc_common")
+        self.lo = self.hi = None
+
+    def bounds(self):
+        if self.lo is None:
+            self.lo = hk_addr("exc_return") - 4      # the 'nop' after bl exception_entry
+            self.hi = hk_addr("exc_stack_overflow")  # end of the restore path
+        return self.lo, self.hi
+
+    def __call__(self, pf):
+        try:
+            lo, hi = self.bounds()
+            pc = int(pf.read_register("pc"))
+            if not (lo <= pc < hi):
+                return None
+            sp = int(pf.read_register("r1"))
+            f = sp + HK_HDR_SIZE
+            r = hk_read_frame(f)
+            if hk_u64(sp) != r["gpr"][1]:           # back chain must name the saved r1
+                return None
+        except Exception:
+            return None
+        t = pf.read_register("pc").type
+        ui = pf.create_unwind_info(HkFrameId(gdb.Value(sp).cast(pf.read_register("r1").type), gdb.Value(lo).cast(t)))
+        def put(reg, v):
+            try:
+                ui.add_saved_register(reg, gdb.Value(v).cast(pf.read_register(reg).type))
+            except Exception:
+                pass
+        for i in range(32):
+            put("r%d" % i, r["gpr"][i])
+        ui.add_saved_register("pc", gdb.Value(r["nip"]).cast(t))
+        for reg in ("lr", "ctr", "xer", "msr"):
+            put(reg, r[reg])
+        put("cr", r["cr"] & 0xffffffff)
+        return ui
+
+
+import os
+if os.environ.get("HK_NO_EXC_UNWINDER"):
+    print("helpers.gdb: HK_NO_EXC_UNWINDER set: not installing the exc_common unwinder")
+else:
+    gdb.unwinder.register_unwinder(None, HkExcUnwinder(), replace=True)
+end
+
+python
+class HkRealMode(gdb.Command):
+    """hk-realmode: reload the kernel symbols at their PHYSICAL addresses (link - 0xc000000000000000).
+
+The image runs at physical 0x400000 (link address 0xc000000000400000) in real mode until
+enter_virtual turns translation on; QEMU matches breakpoints against the exact NIP, so
+`break early_main` must resolve to 0x4xxxxx there. Undo with `hk-virtual`."""
+    def __init__(self):
+        super().__init__("hk-realmode", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        elf = gdb.current_progspace().filename or getattr(self, "elf", None)
+        if not elf:
+            raise gdb.GdbError("no kernel ELF loaded")
+        HkRealMode.elf = elf
+        gdb.execute("symbol-file")
+        gdb.execute("add-symbol-file %s -o 0x4000000000000000" % elf)   # == -0xc000000000000000 mod 2^64
+        print("symbols now at physical addresses (e.g. early_main = %#x)" % hk_addr("early_main"))
+
+
+class HkVirtual(gdb.Command):
+    """hk-virtual: reload the kernel symbols at their link addresses (after hk-realmode)."""
+    def __init__(self):
+        super().__init__("hk-virtual", gdb.COMMAND_FILES)
+
+    def invoke(self, arg, from_tty):
+        elf = getattr(HkRealMode, "elf", None) or gdb.current_progspace().filename
+        gdb.execute("symbol-file")
+        gdb.execute("symbol-file %s" % elf)
+
+
+HkRealMode(); HkVirtual()
+end
