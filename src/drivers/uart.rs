@@ -8,13 +8,16 @@
 //! interrupts) and its MCR-loopback self-test run before the UART is declared up; from then on
 //! `console::out` sends every byte to the vty and here.
 //!
-//! Why the crate's MMIO backend is fine on big-endian ppc64: every access is a single byte
+//! Why the crate's MMIO backend works on big-endian ppc64: every access is a single byte
 //! (`read_volatile`/`write_volatile` of `u8` → `lbz`/`stb`), so byte order never matters, and
-//! with stride 1 register N is at base+N exactly as the 16550 in PCI I/O space decodes it. It
-//! emits no barriers; none are needed between its accesses because the mapping is I=1 G=1,
-//! and the architecture performs accesses to caching-inhibited guarded storage in program
-//! order and never speculatively (no DMA here, so no ordering against cacheable memory is
-//! needed either).
+//! with stride 1 register N is at base+N exactly as the 16550 in PCI I/O space decodes it; the
+//! constructor only checks that base + 7*stride does not overflow, which a 0xe... address
+//! passes. It emits no barriers. Under QEMU (TCG) every MMIO access is performed synchronously
+//! in program order, so none are needed here. On real POWER hardware the I=1 G=1 mapping keeps
+//! loads from being speculative and stores to the device in order, but Linux still brackets
+//! each access with `sync`/`twi; isync` (in_8/out_8) to order a register write before a later
+//! read; a custom `uart_16550::backend::Backend` doing the same would be the change for real
+//! hardware.
 //!
 //! Locking: the console lock already serialises output, but tests use the device directly, so
 //! the UART has its own owner-tracking lock. A CPU that re-enters while it holds it (an oops in
