@@ -179,7 +179,7 @@ GLOG=$TMP/realmode.gdb.log QLOG=$TMP/realmode.qemu.log
 check "[realmode] gdb exited by itself (rc $GRC)" test "$GRC" -eq 0
 check "[realmode] break *_start stops at physical 0x400000" bash -c 'grep -q -E "^\\\$[0-9]+ = 0x400000$" <<<"$1"' _ "$(section start)"
 check "[realmode] ... in real mode (MSR IR=DR=0)" bash -c 'v=$(grep -o -E "0x[0-9a-f]+$" <<<"$1" | tail -1); [[ -n $v ]] && (( (v & 0x30) == 0 ))' _ "$(section start)"
-check "[realmode] break early_main (physical) hits, called from _start" bash -c 'grep -q -E "^#[01] +hashkernel::arch::ppc64::boot::early_main" <<<"$1" && grep -q -E "^#[12] +0x0*4[0-9a-f]{5} in _start" <<<"$1"' _ "$(section early)"
+check "[realmode] break early_main (physical) hits, called from _start" bash -c 'a=$(grep -n -E "^#[0-9]+ +(0x[0-9a-f]+ in )?hashkernel::arch::ppc64::boot::early_main " <<<"$1" | head -1 | cut -d: -f1); b=$(grep -n -E "^#[0-9]+ +0x0*4[0-9a-f]{5} in _start" <<<"$1" | head -1 | cut -d: -f1); [[ -n $a && -n $b ]] && ((b > a))' _ "$(section early)"
 check "[realmode] hk-virtual + break kmain hits with translation on (MSR IR|DR)" bash -c 'grep -q "hit Breakpoint .*hashkernel::kmain::kmain" <<<"$1" && v=$(grep -o -E "^\\\$[0-9]+ = 0x[0-9a-f]+" <<<"$1" | tail -1 | grep -o -E "0x[0-9a-f]+"); [[ -n $v ]] && (( (v & 0x30) == 0x30 ))' _ "$(section kmain)"
 check "[realmode] kernel ran to a clean exit" bash -c 'grep -q "exited normally" "$1" && [[ $2 -eq 0 ]]' _ "$GLOG" "$QRC"
 

@@ -11,7 +11,8 @@
 #   hk-realmode          symbols at physical addresses, for the real-mode entry stub (see gdb.sh)
 #
 # Also installs an unwinder for exc_common, so that `bt` inside an exception handler continues
-# from the exception frame into the interrupted code (NIP, LR, all GPRs from the ExcFrame).
+# from the exception frame into the interrupted code (set HK_NO_EXC_UNWINDER=1 to see gdb
+# without it).
 
 set pagination off
 set confirm off
@@ -221,6 +222,23 @@ class HkExcFrame(gdb.Command):
                 print("no exception in progress on this CPU (PACA last_frame = 0)")
                 return
         r = hk_read_frame(f)
+        # r14-r31 are in the frame only after exception_slow (oops); otherwise take them from
+        # the interrupted frame as unwound by gdb (the exc_common frame whose header is f).
+        live = None
+        try:
+            fr = gdb.newest_frame()
+            lo, hi = HK_UNWINDER.bounds()
+            while fr is not None:
+                if lo <= fr.pc() < hi and int(fr.read_register("r1")) + HK_HDR_SIZE == f:
+                    older = fr.older()
+                    if older is not None:
+                        live = [int(older.read_register("r%d" % i)) & 0xffffffffffffffff for i in range(14, 32)]
+                    break
+                fr = fr.older()
+        except Exception:
+            live = None
+        if live is not None:
+            r["gpr"][14:32] = live
         print("exception frame at %#x: vector %#x (%s)" % (f, r["trap"], HK_VECTORS.get(r["trap"], "?")))
         print("  NIP %#018x%s" % (r["nip"], hk_sym(r["nip"])))
         print("  LR  %#018x%s" % (r["lr"], hk_sym(r["lr"])))
@@ -228,6 +246,11 @@ class HkExcFrame(gdb.Command):
         print("  DAR %#018x  DSISR %#010x" % (r["dar"], r["dsisr"]))
         for row in range(8):
             print("  GPR%02d:" % (row * 4) + "".join(" %016x" % r["gpr"][row * 4 + c] for c in range(4)))
+        print("  (GPR14-31: %s)" % ("unwound through the handler frames (the fast path does not save them); "
+                                     "LLVM's CFI marks callee-saved GPRs as stored right after the stack "
+                                     "update, before the actual std, so stopped early in a function these "
+                                     "may be stale" if live is not None else
+                                     "as stored in the frame: valid only after exception_slow (oops)"))
 
 
 def hk_paca_off(field):
@@ -311,8 +334,10 @@ HkPteDecode(); HkPte(); HkHashStats(); HkExcFrame(); HkSlb(); HkBreakHashFault()
 # followed by the ExcFrame. Its back-chain word points at the interrupted r1, but the LR-save
 # slot of that header, where exc_common parks the interrupted NIP, is overwritten by
 # exception_entry's own prologue (with the return address into exc_common), and exc_common has
-# no CFI. So gdb's own unwinders stop there. This unwinder takes every register of the
-# interrupted context from the ExcFrame instead.
+# no CFI. So gdb's own unwinders stop there ("Backtrace stopped: previous frame inner to this
+# frame (corrupt stack?)" right after "in exc_common ()"). This unwinder takes NIP, LR, CTR, CR,
+# XER, MSR and r0-r13 of the interrupted context from the ExcFrame, and r14-r31 from the
+# handler frames' unwinding (the fast path does not save them: every handler preserves them).
 from gdb.unwinder import Unwinder
 
 
@@ -354,8 +379,17 @@ class HkExcUnwinder(Unwinder):
                 ui.add_saved_register(reg, gdb.Value(v).cast(pf.read_register(reg).type))
             except Exception:
                 pass
-        for i in range(32):
+        # r0-r13 come from the frame. r14-r31 are saved there only on the oops path
+        # (exception_slow): every handler preserves them (ELFv2 non-volatiles), so their values
+        # in the interrupted context are this frame's, as gdb unwound them through the handler
+        # frames' CFI.
+        for i in range(14):
             put("r%d" % i, r["gpr"][i])
+        for i in range(14, 32):
+            try:
+                ui.add_saved_register("r%d" % i, pf.read_register("r%d" % i))
+            except Exception:
+                pass
         ui.add_saved_register("pc", gdb.Value(r["nip"]).cast(t))
         for reg in ("lr", "ctr", "xer", "msr"):
             put(reg, r[reg])
@@ -364,10 +398,11 @@ class HkExcUnwinder(Unwinder):
 
 
 import os
+HK_UNWINDER = HkExcUnwinder()
 if os.environ.get("HK_NO_EXC_UNWINDER"):
     print("helpers.gdb: HK_NO_EXC_UNWINDER set: not installing the exc_common unwinder")
 else:
-    gdb.unwinder.register_unwinder(None, HkExcUnwinder(), replace=True)
+    gdb.unwinder.register_unwinder(None, HK_UNWINDER, replace=True)
 end
 
 python
