@@ -18,7 +18,10 @@ options:
   --accel mttcg|single multi-threaded TCG (default) or one host thread for all vCPUs
   --gdb[=PORT]         start QEMU's gdb stub (default port 1234) and wait for a debugger
   --timeout SECONDS    host-side limit (default 120; 0 = none); on expiry kill QEMU, exit 124
-  --serial-log FILE    put the PCI 16550 UART on FILE instead of the terminal
+  --serial-log FILE    write the PCI 16550 UART's output to FILE (default: discarded, since
+                       after bring-up it repeats the console line for line)
+  --uart-stdio         put the UART on the terminal too (muxed with the vty: every console line
+                       then shows twice; Ctrl-A c cycles monitor/vty/UART input)
   --no-uart            do not add the pci-serial device
   --qemu-arg ARG       pass ARG to QEMU unchanged (repeatable)
   --print-cmd          print the QEMU command line before running it
@@ -38,7 +41,7 @@ USAGE
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 ELF=""
-SMP=2 MEM=1G CPU=POWER9 FW=vof ACCEL=mttcg GDB="" TIMEOUT=120 SERIAL_LOG="" UART=1 PRINT=0
+SMP=2 MEM=1G CPU=POWER9 FW=vof ACCEL=mttcg GDB="" TIMEOUT=120 SERIAL_LOG="" UART=1 UART_STDIO=0 PRINT=0
 EXTRA=() BOOTARGS=()
 while (($#)); do
     case "$1" in
@@ -60,13 +63,14 @@ while (($#)); do
         --serial-log) SERIAL_LOG=${2:?}; shift ;;
         --serial-log=*) SERIAL_LOG=${1#*=} ;;
         --no-uart) UART=0 ;;
+        --uart-stdio) UART_STDIO=1 ;;
         --qemu-arg) EXTRA+=("${2:?}"); shift ;;
         --print-cmd) PRINT=1 ;;
         # libtest harness flags that cargo itself adds or suggests (`cargo test -q` passes
         # --quiet; its failure hint says "pass --no-capture"): meaningless for a kernel, ignored.
         -q|--quiet|--nocapture|--no-capture|--show-output|--test-threads=*|--color=*|--format=*) ;;
         --test-threads|--color|--format) shift ;;
-        --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --no-uart --qemu-arg --print-cmd --help)" ;;
+        --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --uart-stdio --no-uart --qemu-arg --print-cmd --help)" ;;
         *)
             if [[ -z $ELF && -f $1 ]] && head -c 4 "$1" | grep -q 'ELF'; then
                 ELF=$1
@@ -95,10 +99,16 @@ QEMU=(qemu-system-ppc64 -M "$MACHINE" -cpu "$CPU" -accel "$ACCEL_ARG" -smp "$SMP
 if [[ -n $SERIAL_LOG ]]; then
     QEMU+=(-chardev stdio,id=c0,signal=off -serial chardev:c0)
     QEMU+=(-chardev "file,id=uart0,path=$SERIAL_LOG" -device pci-serial,chardev=uart0)
-elif ((UART)); then
+elif ((UART && UART_STDIO)); then
     # vty and 16550 share the terminal through a mux (Ctrl-A c cycles monitor/vty/UART input).
     QEMU+=(-chardev stdio,mux=on,id=c0,signal=off -serial chardev:c0 -mon chardev=c0,mode=readline
            -device pci-serial,chardev=c0)
+elif ((UART)); then
+    # The kernel mirrors its console to the 16550 once it is up: on the same terminal every line
+    # would show twice (and scripts parsing the output would see it twice), so the UART's output
+    # goes to a null backend; the monitor stays on the mux (Ctrl-A c).
+    QEMU+=(-chardev stdio,mux=on,id=c0,signal=off -serial chardev:c0 -mon chardev=c0,mode=readline
+           -chardev null,id=uart0 -device pci-serial,chardev=uart0)
 else
     QEMU+=(-chardev stdio,id=c0,signal=off -serial chardev:c0)
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Round trip of kernel output through the PCI 16550 UART.
 #
-#   scripts/uart-roundtrip.sh [--keep] [--default-run] [runner options] [bootargs]
+#   scripts/uart-roundtrip.sh [--keep] [--default-run] [--release] [runner options] [bootargs]
 #
 # Bootargs default to test=uart; --default-run boots with none (the full default run).
 # --keep leaves the vty and UART captures in /tmp/uart-roundtrip.*.
@@ -22,12 +22,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 KEEP=0 DEFAULT_RUN=0
-ARGS=() BOOTARGS=()
+ARGS=() BOOTARGS=() CARGO_FLAGS=()
 while (($#)); do
     case "$1" in
         --keep) KEEP=1 ;;
         --default-run) DEFAULT_RUN=1 ;;
-        --serial-log*|--no-uart|--gdb*) echo "uart-roundtrip: $1 cannot be used here" >&2; exit 1 ;;
+        --release) CARGO_FLAGS=(--release) ;;
+        --serial-log*|--no-uart|--uart-stdio|--gdb*) echo "uart-roundtrip: $1 cannot be used here" >&2; exit 1 ;;
         --smp|--mem|--cpu|--firmware|--accel|--timeout|--qemu-arg) ARGS+=("$1" "${2:?$1 needs a value}"); shift ;;
         -*) ARGS+=("$1") ;;
         *) BOOTARGS+=("$1") ;;
@@ -44,8 +45,8 @@ TMP=$(mktemp -d /tmp/uart-roundtrip.XXXXXX)
 if ((KEEP)); then say "keeping files in $TMP"; else trap 'rm -rf "$TMP"' EXIT; fi
 UART=$TMP/uart.log VTY=$TMP/vty.log
 
-cargo build -q 2>"$TMP/build.err" || { cat "$TMP/build.err" >&2; fail "cargo build failed"; }
-cargo run -q -- --serial-log "$UART" "${ARGS[@]}" >"$VTY" 2>"$TMP/run.err" </dev/null
+cargo build -q "${CARGO_FLAGS[@]}" 2>"$TMP/build.err" || { cat "$TMP/build.err" >&2; fail "cargo build failed"; }
+cargo run -q "${CARGO_FLAGS[@]}" -- --serial-log "$UART" "${ARGS[@]}" >"$VTY" 2>"$TMP/run.err" </dev/null
 rc=$?
 say "kernel run: ${ARGS[*]:-(default run)} -> exit $rc ($(tail -1 "$TMP/run.err"))"
 

@@ -88,9 +88,6 @@ pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
         }
     }
     let r = f(&mut ConsoleWriter { _private: () });
-    if UART_ON.load(Relaxed) {
-        crate::drivers::uart::flush();
-    }
     if !reentrant {
         OWNER.store(NO_OWNER, Release);
     }

@@ -37,7 +37,8 @@ use uart_16550::{Config, InitError, InvalidAddressError, LoopbackError, Uart1655
 
 pub type Device = Uart16550<MmioBackend>;
 
-const LINE: usize = 256;
+/// Longest line kept whole (longer ones go out in LINE-sized pieces).
+const LINE: usize = 1024;
 
 struct Inner {
     dev: Device,
@@ -227,8 +228,9 @@ impl Inner {
 }
 
 /// Console hook: queues `b` (the console already turned '\n' into "\r\n") and sends whole
-/// lines, so a terminal that shows both consoles (the runner's default mux) gets each line
-/// twice rather than the two copies interleaved piece by piece.
+/// lines only, so a terminal that shows both consoles (`--uart-stdio`) gets each line twice
+/// rather than the two copies interleaved piece by piece (a line printed by several `print!`s
+/// goes out at its newline). The bytes and their order are exactly the vty's.
 pub fn write_bytes(b: &[u8]) {
     let done = with_inner(|i| {
         for chunk in b.chunks(LINE) {
@@ -247,7 +249,7 @@ pub fn write_bytes(b: &[u8]) {
     }
 }
 
-/// Sends what `write_bytes` queued (the console calls this when it lets go).
+/// Sends what `write_bytes` queued (a partial line).
 pub fn flush() {
     let _ = with_inner(|i| i.flush());
 }
