@@ -331,6 +331,20 @@ part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$O
 
 part bench-quick 300 0 --after build --want 'bench: quick check ok' --show 'insert_primary' -- scripts/bench.sh --quick
 
+# The 16550 behind the PCI host bridge, mapped with ioremap: the kernel's lines arrive on the
+# UART's own chardev byte for byte; without the device, a one-line notice and the vty only.
+part uart-roundtrip 300 0 --after build --want '^uart-roundtrip: OK: ' --show '^uart-roundtrip: OK' \
+    -- scripts/uart-roundtrip.sh --default-run
+part uart-roundtrip-slof 300 0 --after build --slow --want '^uart-roundtrip: OK: ' \
+    -- scripts/uart-roundtrip.sh --firmware slof
+part uart-absent 120 0 --after build --want '^uart: no pci-serial \(16550\) in the device tree' \
+    --want "$TESTS_OK" --want "$OK_EXIT" --reject '^uart: 16550' -- cargo run -- --no-uart test=uart
+# gdb in batch mode against a booting kernel: break in hash_page on a vmalloc fault, backtrace
+# through the 0x300 exception path, DAR and the decoded PTE, then a clean exit.
+part gdb-session 300 0 --after build --want '^gdb-test: PASS$' --reject 'gdb-test: MISSING' \
+    -- scripts/gdb-test.sh
+part gdb-session-release 600 0 --after build --slow --want '^gdb-test: PASS$' -- scripts/gdb-test.sh --release
+
 # SMP race stress: --smp 2 and 4, MTTCG and one thread; >= 1,000,000 faults in total, every
 # invariant checked through H_READ, zero violations (scripts/stress.sh sums the four runs).
 part smp-stress 1200 0 --after build --want '^stress: total [0-9]+ faults .* 0 violations' \

@@ -148,5 +148,14 @@ if [[ $status == 0 && $rc == 0 ]]; then
     echo "run.sh: kernel reported success (${secs}s)" >&2
     exit 0
 fi
+# Name the addresses of any call trace the kernel printed (it has no symbol table itself).
+addrs=$(tr -d '\r' <"$LOG" | grep -a -oE '^\s+\[0x[0-9a-f]{16}\]|NIP 0x[0-9a-f]{16}' | grep -oE '0x[0-9a-f]{16}' | awk '!seen[$0]++' | head -40)
+if [[ -n $addrs ]] && command -v gdb-multiarch >/dev/null; then
+    echo "run.sh: symbols for the addresses above ($ELF):" >&2
+    args=()
+    for a in $addrs; do args+=(-ex "info symbol $a"); done
+    paste <(printf '%s\n' $addrs) <(gdb-multiarch -q -batch -nx "$ELF" "${args[@]}" 2>/dev/null | sed -E 's/ in section .*//; s/\[[0-9a-f]{16}\]//g') \
+        | awk -F'\t' '{printf "  %s  %s\n", $1, $2}' >&2
+fi
 echo "run.sh: kernel reported failure (status $status, QEMU $rc, ${secs}s)" >&2
 exit 1

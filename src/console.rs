@@ -15,6 +15,15 @@ const NO_OWNER: u64 = u64::MAX;
 static OWNER: AtomicU64 = AtomicU64::new(NO_OWNER);
 /// Set when the UART has been brought up; output then goes to it as well.
 pub static UART_ON: AtomicBool = AtomicBool::new(false);
+/// Set by the oops, panic and deadlock reports: from then on only the hypervisor console is
+/// written. The UART goes through an ioremap mapping whose HPTE could have been evicted, and a
+/// hash fault while reporting (say under hash_page=locked, with page_table_lock held by a
+/// deadlocked CPU) must not be able to stall the report.
+pub static EMERGENCY: AtomicBool = AtomicBool::new(false);
+
+pub fn emergency() {
+    EMERGENCY.store(true, Relaxed);
+}
 
 /// Writes to the hypervisor console, 16 bytes per hcall, retrying while it is busy.
 fn hvterm_write(mut s: &[u8]) {
@@ -66,7 +75,7 @@ fn out(b: &[u8]) {
         return;
     }
     hvterm_write(b);
-    if UART_ON.load(Relaxed) {
+    if UART_ON.load(Relaxed) && !EMERGENCY.load(Relaxed) {
         crate::drivers::uart::write_bytes(b);
     }
 }

@@ -168,6 +168,7 @@ fn default_run() -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    crate::console::emergency();
     crate::smp::stop_others();
     let cpu = percpu::cpu_id();
     crate::console::with_console(|w| {

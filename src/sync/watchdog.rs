@@ -93,6 +93,7 @@ fn holder_str(h: Option<Holder>) -> alloc::string::String {
 }
 
 fn report(cpu: usize, stalled_tb: u64) -> ! {
+    crate::console::emergency();
     DETECTED_AT.store(insn::mftb(), Relaxed);
     let p = percpu::paca(cpu);
     let lock = p.spinning_on.load(Relaxed);
@@ -113,6 +114,11 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
         let f = unsafe { &*(frame as *const ExcFrame) };
         println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
         println!("  exception depth: {}", depth);
+        crate::console::with_console(|w| {
+            use core::fmt::Write;
+            let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
+            crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
+        });
     }
     println!("  spinning on: {} ({:#x})", describe_lock(lock), lock);
     println!("  held by: {}", holder_str(holder));
@@ -134,6 +140,7 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
     let me = percpu::cpu_id() as u64;
     if let Some(h) = holder {
         if h.cpu == me {
+            crate::console::emergency();
             DETECTED_AT.store(now, Relaxed);
             println!("==================[ DEADLOCK DETECTED ]==================");
             println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);

@@ -173,6 +173,7 @@ pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
 
 /// Print everything a developer needs and fail the run.
 pub fn oops(f: &ExcFrame, why: &str) -> ! {
+    crate::console::emergency();
     crate::smp::stop_others();
     let cpu = percpu::cpu_id();
     crate::console::with_console(|w| {
@@ -218,11 +219,15 @@ pub fn oops(f: &ExcFrame, why: &str) -> ! {
 /// Walks the ELFv2 back chain from stack pointer `sp`. A return address into `exc_return`
 /// marks an exception frame: the walk prints the interrupted NIP and continues there.
 pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
-    // SAFETY: address of a label.
-    let exc_ret = unsafe { &exc_return as *const u8 as u64 };
+    // SAFETY: address of a label. exception_entry's prologue saves its return address — the
+    // `nop` right before `exc_return` — in the LR slot of the exception header.
+    let marker = unsafe { &exc_return as *const u8 as u64 } - 4;
     if let Some(pc) = first {
         let _ = writeln!(w, "  [{:#018x}]", pc);
     }
+    // The chain may jump between stacks only through an exception header (interrupted code on
+    // another stack); otherwise it must move up.
+    let mut crossing = false;
     for _ in 0..32 {
         if !stack_addr_ok(sp) {
             break;
@@ -230,17 +235,20 @@ pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
         // SAFETY: stack_addr_ok checked that sp lies in a kernel stack in the bolted linear
         // mapping, so the back-chain word is readable without faulting.
         let next = unsafe { *(sp as *const u64) };
-        if next == 0 || !stack_addr_ok(next) || next <= sp {
+        if next == 0 || !stack_addr_ok(next) || (next <= sp && !crossing) {
             break;
         }
+        crossing = false;
         // SAFETY: as above for `next`.
         let lr = unsafe { *((next + 16) as *const u64) };
-        if lr == exc_ret {
-            // SAFETY: the exception header at `next` is followed by the frame.
+        if lr == marker {
+            // SAFETY: the exception header at `next` is followed by the saved frame.
             let ef = unsafe { &*((next + HDR_SIZE as u64) as *const ExcFrame) };
             let _ = writeln!(w, "  --- {} ({:#x}) at NIP {:#018x} LR {:#018x} DAR {:#018x} ---",
                              reg::vector_name(ef.trap), ef.trap, ef.nip, ef.lr, ef.dar);
+            let _ = writeln!(w, "  [{:#018x}]", ef.nip);
             sp = next;
+            crossing = true;
             continue;
         }
         let _ = writeln!(w, "  [{:#018x}]", lr);
