@@ -134,6 +134,9 @@ enter_virtual:
     ld      4, {H_ENTRY}(31)
     ld      5, {H_MSR}(31)
     mr      12, 4                   /* ELFv2 global entry derives r2 from r12 */
+    li      0, 0
+    std     0, 0(1)                 /* a NULL back chain and LR end every backtrace here */
+    mtlr    0
     mtsrr0  4
     mtsrr1  5
     rfid

@@ -241,6 +241,9 @@ pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
         crossing = false;
         // SAFETY: as above for `next`.
         let lr = unsafe { *((next + 16) as *const u64) };
+        if lr == 0 {
+            break;
+        }
         if lr == marker {
             // SAFETY: the exception header at `next` is followed by the saved frame.
             let ef = unsafe { &*((next + HDR_SIZE as u64) as *const ExcFrame) };
