@@ -7,7 +7,7 @@
 #   scripts/stress.sh [ROUNDS] [MIN_FAULTS]
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-ROUNDS=${1:-200}
+ROUNDS=${1:-260}
 MIN=${2:-1000000}
 total=0 resolved=0 viol=0 failed=0
 for smp in 2 4; do
