@@ -20,6 +20,17 @@
     ori     \r, \r, \sym@l
 .endm
 
+/* H_ENTER(flags 0, ptex r26, v r27, r r28); CR0 = (status == 0). */
+.macro H_ENTER_R26_R27_R28
+    li      3, 8
+    li      4, 0
+    mr      5, 26
+    mr      6, 27
+    mr      7, 28
+    sc      1
+    cmpdi   3, 0
+.endm
+
     .section .text.entry, "ax"
     .globl _start
 _start:
@@ -84,13 +95,7 @@ enter_virtual:
     ori     27, 27, 0x11
     sldi    28, 23, 12              /* r = PA | WIMG=M | PP=00 (kernel RW, user none) */
     or      28, 28, 24
-    li      3, 8                    /* H_ENTER */
-    li      4, 0
-    mr      5, 26
-    mr      6, 27
-    mr      7, 28
-    sc      1
-    cmpdi   3, 0
+    H_ENTER_R26_R27_R28
     beq     5f
     cmpdi   3, -6                   /* H_PTEG_FULL: try the secondary group */
     bne     4f
@@ -98,13 +103,7 @@ enter_virtual:
     and     26, 26, 21
     sldi    26, 26, 3
     ori     27, 27, 0x2             /* HPTE H bit: secondary hash */
-    li      3, 8
-    li      4, 0
-    mr      5, 26
-    mr      6, 27
-    mr      7, 28
-    sc      1
-    cmpdi   3, 0
+    H_ENTER_R26_R27_R28
     beq     5f
 4:  mr      4, 3                    /* hcall status */
     mr      3, 23                   /* page that failed */
