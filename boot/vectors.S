@@ -13,7 +13,13 @@ vectors_block:
 
 .macro VEC n
     .org vectors_block + \n
-    VEC_BODY \n
+    VEC_BODY \n, {PACA_COMMON}
+.endm
+
+/* 0x300 jumps wherever the per-CPU area says: exc_common, or hash_fast (hash_page=asm). */
+.macro VEC_300
+    .org vectors_block + 0x300
+    VEC_BODY 0x300, {PACA_T300}
 .endm
 
 /* Vectors only 0x20 apart have room for 8 instructions: branch to the body past 0x1800. */
@@ -24,10 +30,10 @@ vectors_block:
 
 .macro VEC_OOL n
 vec_ool_\n:
-    VEC_BODY \n
+    VEC_BODY \n, {PACA_COMMON}
 .endm
 
-.macro VEC_BODY n
+.macro VEC_BODY n, target
     mtsprg  1, 13
     mfsprg  13, 0
     std     9, {PACA_SCR}+0(13)
@@ -36,7 +42,7 @@ vec_ool_\n:
     std     12, {PACA_SCR}+24(13)
     mfctr   12
     std     12, {PACA_SCR}+32(13)
-    ld      12, {PACA_COMMON}(13)
+    ld      12, \target(13)
     mtctr   12
     li      12, \n
     bctr
@@ -44,7 +50,7 @@ vec_ool_\n:
 
     VEC 0x100
     VEC 0x200
-    VEC 0x300
+    VEC_300
     VEC 0x380
     VEC 0x400
     VEC 0x480

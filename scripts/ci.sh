@@ -326,6 +326,12 @@ part deadlock-locked-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock
     --show 'spun [0-9]+ ms' -- cargo run -- --smp 1 hash_page=locked
 part deadlock-soak 900 0 --after build --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
     --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh 5
+# hash_page=asm: the hand-written 0x300 fast path for plain inserts (boot/hashfast.S) under the
+# whole default run (interrupt scenario, SMP stress, every test).
+part asm-fast-path 300 0 --after build --want 'hash_page: lock-free, assembly fast path' \
+    --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want 'asm_inserts=[1-9]' --want "$OK_EXIT" \
+    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
+    --reject 'DEADLOCK' --reject 'lockdep:' --show 'asm_inserts=' -- cargo run -- --smp 4 hash_page=asm
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
 

@@ -32,7 +32,7 @@ options:
 bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
   crash=KIND           null | wild | exec | panic | user | notpresent | guard
-  hash_page=MODE       lockfree (default) | locked (the 2003 design; deadlocks on purpose)
+  hash_page=MODE       lockfree (default) | asm (+ assembly fast path) | locked (the 2003 design)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
   bench=hash|smp|vmalloc|all   quiet
 USAGE

@@ -25,7 +25,9 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     crate::mm::init();
     crate::drivers::uart::init();
     crate::arch::ppc64::timer::init();
+    crate::hash::fault::init_cpu(0);
     crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
+    crate::hash::fault::set_asm_fast_path(cfg.hash_mode == bootargs::HashMode::Asm);
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
     let online = crate::smp::start_secondaries();
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
@@ -128,7 +130,13 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
 
 fn default_run() -> ! {
     memory_map();
-    let mode = if crate::hash::fault::locked_mode() { "locked (2003 design)" } else { "lock-free" };
+    let mode = if crate::hash::fault::locked_mode() {
+        "locked (2003 design)"
+    } else if crate::hash::fault::asm_fast_path() {
+        "lock-free, assembly fast path for plain inserts (boot/hashfast.S)"
+    } else {
+        "lock-free"
+    };
     println!("hash_page: {}", mode);
     if let Err(e) = vmalloc_selfcheck() {
         println!("{}", e);

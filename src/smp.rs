@@ -33,6 +33,7 @@ pub fn start_secondaries() -> usize {
         let id = bi.cpu_ids[idx];
         let p = percpu::paca(0);
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
+        crate::hash::fault::init_cpu(idx);
         let h = boot::make_handoff(idx, false, secondary_main as *const () as u64, idx as u64);
         if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
             println!("smp: start-cpu {} failed: {}", id, e);

@@ -20,9 +20,46 @@ use crate::mm::vmalloc::PAGE_TABLE_LOCK;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 static LOCKED: AtomicBool = AtomicBool::new(false);
+static ASM: AtomicBool = AtomicBool::new(false);
 
 pub fn set_locked_mode(on: bool) {
     LOCKED.store(on, Relaxed);
+    retarget_all();
+}
+
+/// hash_page=asm: the 0x300 vector goes to the hand-written fast path (boot/hashfast.S) for
+/// plain inserts; everything else still reaches the Rust path. Never in locked mode.
+pub fn set_asm_fast_path(on: bool) {
+    ASM.store(on, Relaxed);
+    retarget_all();
+}
+
+pub fn asm_fast_path() -> bool {
+    ASM.load(Relaxed) && !LOCKED.load(Relaxed)
+}
+
+/// Fills the per-CPU fields hash_fast reads, and points the CPU's 0x300 vector.
+pub fn init_cpu(cpu: usize) {
+    let p = percpu::paca(cpu);
+    p.hash_mask.store(boot::hpt().hash_mask(), Relaxed);
+    p.stats_row.store(stats::of(cpu) as *const _ as u64, Relaxed);
+    p.pt_roots.store(pgtable::roots_addr(), Relaxed);
+    retarget(cpu);
+}
+
+fn retarget(cpu: usize) {
+    let p = percpu::paca(cpu);
+    if p.hash_mask.load(Relaxed) == 0 {
+        return; // not initialised yet
+    }
+    let t = if asm_fast_path() { boot::hash_fast_addr() } else { p.exc_common.load(Relaxed) };
+    p.t300.store(t, Relaxed);
+}
+
+fn retarget_all() {
+    for cpu in 0..percpu::MAX_CPUS {
+        retarget(cpu);
+    }
 }
 
 pub fn locked_mode() -> bool {

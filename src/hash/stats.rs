@@ -23,21 +23,24 @@ pub enum Counter {
     IrqFaults,
     LockedFaults,
     Confers,
+    AsmInserts,
 }
 
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "faults", "insert_primary", "insert_secondary", "updates", "evictions", "busy_retries",
     "stcx_fails", "bad_access", "hv_refusals", "dseg_miss", "iseg_miss", "seg_then_hash",
-    "irq_faults", "locked_faults", "confers",
+    "irq_faults", "locked_faults", "confers", "asm_inserts",
 ];
 
+/// `repr(C)`: boot/hashfast.S adds to counters at `Counter as usize * 8`.
+#[repr(C)]
 pub struct Stats {
-    c: [AtomicU64; 15],
+    c: [AtomicU64; 16],
 }
 
 impl Stats {
     pub const fn new() -> Stats {
-        Stats { c: [const { AtomicU64::new(0) }; 15] }
+        Stats { c: [const { AtomicU64::new(0) }; 16] }
     }
     #[inline(always)]
     pub fn count(&self, c: Counter) {
@@ -51,7 +54,7 @@ impl Stats {
     pub fn get(&self, c: Counter) -> u64 {
         self.c[c as usize].load(Relaxed)
     }
-    pub fn snapshot(&self) -> [u64; 15] {
+    pub fn snapshot(&self) -> [u64; 16] {
         core::array::from_fn(|i| self.c[i].load(Relaxed))
     }
 }
@@ -79,8 +82,8 @@ mod percpu_stats {
     }
 
     /// Sum over all CPUs.
-    pub fn total() -> [u64; 15] {
-        let mut t = [0u64; 15];
+    pub fn total() -> [u64; 16] {
+        let mut t = [0u64; 16];
         for s in STATS.iter() {
             for (i, v) in s.snapshot().iter().enumerate() {
                 t[i] += v;

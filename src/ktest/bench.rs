@@ -206,13 +206,15 @@ fn busy_path(tag: &str) -> Result<(), alloc::string::String> {
 }
 
 pub fn bench_hash() -> Result<(), alloc::string::String> {
-    let was = crate::hash::fault::locked_mode();
-    for (locked, tag) in [(false, "lockfree"), (true, "locked")] {
+    let (was_l, was_a) = (crate::hash::fault::locked_mode(), crate::hash::fault::asm_fast_path());
+    for (tag, asm, locked) in [("lockfree", false, false), ("asm", true, false), ("locked", false, true)] {
         crate::hash::fault::set_locked_mode(locked);
+        crate::hash::fault::set_asm_fast_path(asm);
         hash_paths(tag)?;
         busy_path(tag)?;
     }
-    crate::hash::fault::set_locked_mode(was);
+    crate::hash::fault::set_locked_mode(was_l);
+    crate::hash::fault::set_asm_fast_path(was_a);
     Ok(())
 }
 
@@ -261,7 +263,7 @@ pub fn bench_throughput(total_ms: u64) -> Result<(), alloc::string::String> {
     for shared in [false, true] {
         T_SHARED.store(shared, Relaxed);
         T_QUIT.store(false, Release);
-        let s0: Vec<[u64; 15]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+        let s0: Vec<[u64; 16]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
         let tickets: Vec<(usize, u64)> = (1..n).map(|c| (c, crate::smp::run_on(c, touch_worker))).collect();
         let mut timed = 0u64;
         let mut rounds = 0u64;

@@ -253,7 +253,7 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         }
     }
     let before = stats::total();
-    let per_cpu_before: alloc::vec::Vec<[u64; 15]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+    let per_cpu_before: alloc::vec::Vec<[u64; 16]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
     for c in 0..n {
         OPS[c].store(0, Relaxed);
     }

@@ -292,3 +292,38 @@ ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
     kassert!(h1.is_none(), "denied access inserted an HPTE");
     Ok(())
 });
+
+ktest!("hash_page", fn asm_fast_path_inserts_like_the_rust_path() {
+    // The hand-written 0x300 fast path (hash_page=asm) must leave exactly what the Rust path
+    // leaves: same PTE bits, same HPTE, same counters; and hand everything else to Rust.
+    let was = crate::hash::fault::asm_fast_path();
+    crate::hash::fault::set_asm_fast_path(true);
+    let r = (|| -> crate::ktest::TestResult {
+        let a = fresh_page()?;
+        let asm0 = stats::this().get(Counter::AsmInserts);
+        let _ = read(a); // plain insert: the fast path
+        let p1 = vmalloc::pte_of(a).ok_or("no PTE")?;
+        let (ptex, h) = vmalloc::find_hpte(a).ok_or("no HPTE after the fast path")?;
+        let asm1 = stats::this().get(Counter::AsmInserts);
+        write(a, 5); // clean page, HPTE read-only: PROTFAULT, the Rust update path
+        let p2 = vmalloc::pte_of(a).ok_or("no PTE")?;
+        let asm2 = stats::this().get(Counter::AsmInserts);
+        let guard = probe_read(a + 4096); // not present: the fast path must hand it over
+        vmalloc::vfree(a).map_err(e)?;
+        kassert_eq!(asm1, asm0 + 1);
+        kassert_eq!(asm2, asm1);
+        kassert!(p1.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE) && !p1.is_busy(), "{p1}");
+        kassert!(!p1.flags().contains(PteFlags::DIRTY), "{p1}");
+        let geo = boot::info().hpt();
+        kassert_eq!(geo.ptex(hash_4k(kernel_vsid(a), a), p1.slot().ok_or("slot")?), ptex);
+        kassert_eq!(h.avpn(), avpn_for(kernel_vsid(a), a));
+        kassert_eq!(h.rpn(), p1.pfn());
+        kassert_eq!(h.pp(), 6);
+        kassert_eq!(h.r & 0x7c, 0x14); // M, and N (no EXEC)
+        kassert!(p2.flags().contains(PteFlags::DIRTY), "{p2}");
+        kassert!(guard.is_err(), "guard page readable under the fast path");
+        Ok(())
+    })();
+    crate::hash::fault::set_asm_fast_path(was);
+    r
+});

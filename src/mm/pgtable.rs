@@ -26,6 +26,11 @@ const ENTRIES: usize = 512;
 struct Table([AtomicU64; ENTRIES]);
 
 static ROOTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Address of the root pointers (vmalloc, I/O), for the assembly fast path.
+pub fn roots_addr() -> u64 {
+    ROOTS.as_ptr() as u64
+}
 pub static TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
 
 fn root_index(ea: u64) -> Option<usize> {

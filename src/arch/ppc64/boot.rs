@@ -37,7 +37,7 @@ pub struct MmuHandoff {
 }
 
 core::arch::global_asm!(
-    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S")),
+    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S"), include_str!("../../../boot/hashfast.S")),
     H_VSID = const offset_of!(MmuHandoff, vsid),
     H_HMASK = const offset_of!(MmuHandoff, hash_mask),
     H_NPAGES = const offset_of!(MmuHandoff, npages),
@@ -58,6 +58,17 @@ core::arch::global_asm!(
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
     PACA_USER_SP = const po::USER_SP,
+    PACA_T300 = const po::T300,
+    FS = const po::FAST_SAVE,
+    PACA_HMASK = const po::HASH_MASK,
+    PACA_STATS = const po::STATS_ROW,
+    PACA_ROOTS = const po::PT_ROOTS,
+    PACA_DEPTH = const po::DEPTH,
+    C_FAULTS = const crate::hash::stats::Counter::Faults as usize * 8,
+    C_INSERT = const crate::hash::stats::Counter::InsertPrimary as usize * 8,
+    C_STCX = const crate::hash::stats::Counter::StcxFails as usize * 8,
+    C_IRQ = const crate::hash::stats::Counter::IrqFaults as usize * 8,
+    C_ASM = const crate::hash::stats::Counter::AsmInserts as usize * 8,
     HDR = const HDR_SIZE,
     FRAME_TOTAL = const FRAME_TOTAL,
     F_NIP = const offset_of!(ExcFrame, nip),
@@ -82,6 +93,7 @@ extern "C" {
     static exc_common: u8;
     static boot_stack_top: u8;
     static secondary_entry: u8;
+    static hash_fast: u8;
     #[link_name = ".TOC."]
     static TOC_BASE: u8;
 }
@@ -103,6 +115,11 @@ pub fn text_range() -> (u64, u64) {
 pub fn toc() -> u64 {
     // SAFETY: as above.
     unsafe { sym(&TOC_BASE) }
+}
+
+pub fn hash_fast_addr() -> u64 {
+    // SAFETY: address of an assembly label.
+    unsafe { sym(&hash_fast) }
 }
 
 pub fn secondary_entry_pa() -> u64 {

@@ -40,6 +40,14 @@ pub struct Paca {
     pub user_sp: AtomicU64,
     /// Consecutive hash faults that found BUSY (the holder may be a preempted vCPU).
     pub busy_streak: AtomicU64,
+    /// Where the 0x300 vector jumps: exc_common, or hash_fast under hash_page=asm.
+    pub t300: AtomicU64,
+    /// hash_fast's save area (r0, r3-r8, CR, and r8/r9/r12 across its hcall).
+    pub fast_save: [AtomicU64; 11],
+    /// HPT hash mask, this CPU's counter row and the page-table roots, for hash_fast.
+    pub hash_mask: AtomicU64,
+    pub stats_row: AtomicU64,
+    pub pt_roots: AtomicU64,
 }
 
 impl Paca {
@@ -62,6 +70,11 @@ impl Paca {
             spinning_on: AtomicU64::new(0),
             user_sp: AtomicU64::new(0),
             busy_streak: AtomicU64::new(0),
+            t300: AtomicU64::new(0),
+            fast_save: [const { AtomicU64::new(0) }; 11],
+            hash_mask: AtomicU64::new(0),
+            stats_row: AtomicU64::new(0),
+            pt_roots: AtomicU64::new(0),
         }
     }
 }
@@ -82,6 +95,12 @@ pub mod offsets {
     pub const TOC: usize = offset_of!(Paca, toc);
     pub const KMSR: usize = offset_of!(Paca, kmsr);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
+    pub const T300: usize = offset_of!(Paca, t300);
+    pub const FAST_SAVE: usize = offset_of!(Paca, fast_save);
+    pub const HASH_MASK: usize = offset_of!(Paca, hash_mask);
+    pub const STATS_ROW: usize = offset_of!(Paca, stats_row);
+    pub const PT_ROOTS: usize = offset_of!(Paca, pt_roots);
+    pub const DEPTH: usize = offset_of!(Paca, depth);
 }
 
 #[no_mangle]
@@ -133,6 +152,7 @@ pub fn init(cpu: usize, toc: u64, exc_common: u64, kmsr: u64, slb_size: u64, bol
     p.exc_top.store(t, Relaxed);
     p.toc.store(toc, Relaxed);
     p.exc_common.store(exc_common, Relaxed);
+    p.t300.store(exc_common, Relaxed);
     p.kmsr.store(kmsr, Relaxed);
     p.cpu.store(cpu as u64, Relaxed);
     p.slb_size.store(slb_size, Relaxed);
