@@ -83,7 +83,7 @@ echo "primary group with room; every other path falls through to the Rust path, 
 echo "include the fast path's checks before the hand-over."
 
 echo
-echo "## Fault throughput (faults/s, evict-then-store loop, time-base measured)"
+echo "## Fault throughput (faults/s: every CPU stores once to each page of fresh vmalloc areas, so every touch is a hash fault that inserts an HPTE; time-base measured)"
 echo
 echo "The host has $(nproc) cores, so at most $(nproc) vCPU threads run at once: 4 vCPUs share $(nproc) host threads."
 echo
