@@ -8,7 +8,7 @@
  * group, problem state, any other DSISR bit) goes to exc_common unchanged, where the Rust path
  * handles it. The 0x300 vector comes here only when the per-CPU vector target says so
  * (hash_page=asm; src/hash/fault.rs sets it), so the other modes pay nothing. State lives in the per-CPU area: the vector saved r9-r12 and CTR,
- * this code saves r0, r3-r8 and CR.
+ * this code saves r0, r3-r8 and CR (and XER, SRR0, SRR1 and its live values across H_ENTER).
  *
  * Real mode: the page-table pointers and the per-CPU area are linear addresses (0xc...), which
  * real mode maps to the same physical memory (it ignores the top four EA bits). The walk needs
@@ -82,6 +82,10 @@ hash_fast:
 4:  addi    10, 10, 1
     b       2b
 3:  stdcx.  7, 0, 12                /* drop the reservation, change nothing */
+    ld      11, {PACA_STATS}(13)
+    ld      0, {C_STCX}(11)
+    add     0, 0, 10
+    std     0, {C_STCX}(11)
     b       hf_slow
 5:  /* r7 = old PTE, r8 = new PTE (BUSY held), r3 = EA, r12 = &PTE, r10 = lost reservations */
     ld      11, {PACA_STATS}(13)    /* per-CPU counters: only this CPU writes its row */
@@ -109,10 +113,11 @@ hash_fast:
     or      6, 6, 11
     ori     6, 6, 1
     mr      9, 7                    /* old PTE, for a refusal */
-    srdi    10, 8, 4                /* r = PA | WIMG (same bits as the PTE) | PP | N */
+    srdi    10, 8, 4                /* r = PA | WIMG (same bits as the PTE) | R | C | PP | N */
     rldicr  10, 10, 0, 51
     andi.   11, 8, 0x78
     or      10, 10, 11
+    ori     10, 10, 0x180           /* R|C preset (see mm/hpte.rs hpte_for) */
     andi.   11, 8, 0x4
     bne     6f
     ori     10, 10, 0x4             /* no EXEC: N */
@@ -124,15 +129,32 @@ hash_fast:
     ori     11, 11, 2
     or      10, 10, 11
 7:  mr      7, 10
-    std     8, {FS}+64(13)          /* PAPR: an hcall may clobber r0 and r3-r12 */
+    /*
+     * PAPR lets an hcall clobber r0, r3-r12, CR, CTR and XER; and `sc` is an interrupt, so
+     * keep SRR0/SRR1 (our way back) ourselves too. CR and CTR are restored from the save
+     * areas anyway.
+     */
+    std     8, {FS}+64(13)
     std     9, {FS}+72(13)
     std     12, {FS}+80(13)
+    mfxer   10
+    std     10, {FS}+88(13)
+    mfsrr0  10
+    std     10, {FS}+96(13)
+    mfsrr1  10
+    std     10, {FS}+104(13)
     li      3, 8                    /* H_ENTER(0, ptex, v, r) */
     li      4, 0
     sc      1
     ld      8, {FS}+64(13)
     ld      9, {FS}+72(13)
     ld      12, {FS}+80(13)
+    ld      10, {FS}+88(13)
+    mtxer   10
+    ld      10, {FS}+96(13)
+    mtsrr0  10
+    ld      10, {FS}+104(13)
+    mtsrr1  10
     cmpdi   3, 0
     bne-    8f
     andi.   4, 4, 7                 /* slot in the group */

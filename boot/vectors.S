@@ -236,13 +236,16 @@ exc_return:
      * the vectors). */
     .size exc_common, . - exc_common
 
-/* Exception stack exhausted: report from the reserved kilobyte and stop. */
+/* Exception stack exhausted: report from the reserved kilobyte (translated) and stop. */
 exc_stack_overflow:
     ld      1, {PACA_EXC_BASE}(13)
-    addi    1, 1, 768
+    addi    1, 1, 1024-112
     li      0, 0
     std     0, 0(1)
     ld      2, {PACA_TOC}(13)
+    ld      9, {PACA_KMSR}(13)
+    mtmsrd  9
+    isync
     mfsrr0  3
     mr      4, 12
     bl      exception_stack_overflow

@@ -61,7 +61,7 @@ impl HashBackend for LoomHpt {
         self.point();
         self.hpt.evict(g, start)
     }
-    fn protect(&self, ptex: u64, avpn: u64, f: u64) -> Result<(), super::backend::NotFound> {
+    fn protect(&self, ptex: u64, avpn: u64, f: u64) -> Result<(), super::backend::ProtectError> {
         self.point();
         self.hpt.protect(ptex, avpn, f)
     }
@@ -144,8 +144,8 @@ fn two_faulting_cpus_and_a_clear_and_flush() {
         // Once cleared, nothing may resurrect the mapping: the final PTE is clear and (checked
         // in `check`) no HPTE translates the page.
         assert_eq!(cell.load().0, 0, "cleared PTE was overwritten (old {old})");
-        // A store that completed before the clear (its outcome published the PTE the clear
-        // then saw) left DIRTY in it.
+        // If the clear saw a PTE that a fault had published (HASHPTE), that fault's take set
+        // ACCESSED in it (and DIRTY for the store, checked in the next model).
         if matches!(r1, Some(Outcome::Inserted { .. }) | Some(Outcome::Updated)) && old.is_present() && old.has_hashpte() {
             assert!(old.flags().contains(PteFlags::ACCESSED), "{old}");
         }

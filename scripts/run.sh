@@ -14,7 +14,7 @@ options:
   --smp N              number of vCPUs (default 2; 1..8)
   --mem SIZE           guest RAM, QEMU syntax (default 1G)
   --cpu MODEL          POWER8 | POWER9 | POWER10 (default POWER9)
-  --firmware vof|slof  boot firmware (default vof: fast; slof: QEMU's default, ~5 s)
+  --firmware vof|slof  boot firmware (default vof: fast; slof: QEMU's default, ~3.4 s)
   --accel mttcg|single multi-threaded TCG (default) or one host thread for all vCPUs
   --gdb[=PORT]         start QEMU's gdb stub (default port 1234) and wait for a debugger
   --timeout SECONDS    host-side limit (default 120; 0 = none); on expiry kill QEMU, exit 124

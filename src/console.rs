@@ -80,6 +80,11 @@ fn out(b: &[u8]) {
     }
 }
 
+/// Whether this CPU holds the console.
+pub fn held_by_me() -> bool {
+    OWNER.load(Relaxed) == crate::arch::ppc64::percpu::cpu_id() as u64
+}
+
 /// Runs `f` with the console held by this CPU (interrupts masked).
 pub fn with_console<R>(f: impl FnOnce(&mut ConsoleWriter) -> R) -> R {
     let saved = irq::save_disable();

@@ -15,6 +15,8 @@ const H_SIGNAL_SYS_RESET_ALLBUTSELF: i64 = -2;
 
 static NCPUS: AtomicUsize = AtomicUsize::new(1);
 static STOPPING: AtomicBool = AtomicBool::new(false);
+/// CPU that is stopping the machine (valid while STOPPING).
+static STOPPER: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Per-CPU work slot: a `fn(usize)` to run, 0 = none.
 static WORK: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static DONE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
@@ -123,6 +125,27 @@ impl Barrier {
     }
 }
 
+impl Barrier {
+    /// `wait`, giving up after `tb` time-base ticks (returns false); the barrier is then
+    /// unusable, which is fine for its one caller, a failing test.
+    pub fn wait_timeout(&self, n: usize, tb: u64) -> bool {
+        let s = !self.sense.load(Acquire);
+        if self.count.fetch_add(1, AcqRel) + 1 == n {
+            self.count.store(0, Relaxed);
+            self.sense.store(s, Release);
+            return true;
+        }
+        let start = insn::mftb();
+        while self.sense.load(Acquire) != s {
+            insn::cpu_relax();
+            if insn::mftb() - start > tb {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 impl Default for Barrier {
     fn default() -> Self {
         Self::new()
@@ -135,13 +158,18 @@ pub fn stop_others() {
     if ncpus() <= 1 {
         return;
     }
+    let me = percpu::cpu_id();
     if STOPPING.swap(true, AcqRel) {
-        // Someone else is already stopping the machine; if it is not us, wait to be stopped.
+        // Someone is already stopping the machine. If it is another CPU, its report wins:
+        // stay out of its way (its system reset will park us, or we park ourselves).
+        if STOPPER.load(Acquire) != me {
+            park();
+        }
         return;
     }
+    STOPPER.store(me, Release);
     let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
     let start = insn::mftb();
-    let me = percpu::cpu_id();
     for c in 0..ncpus() {
         if c == me {
             continue;

@@ -11,9 +11,10 @@
 //! 2. Holding BUSY, it inserts or updates the HPTE, then stores
 //!    [`publish`]`(new, slot)`, which drops BUSY and records the slot. If the
 //!    hypervisor refuses, it stores [`restore`]`(old)` instead.
-//! 3. `vfree`/`iounmap` use [`clear_step`] and `map` uses [`set_step`]; both
-//!    wait while BUSY is held so they never race with an HPTE insertion for
-//!    the same PTE.
+//! 3. `vfree`/`iounmap` clear as [`clear_step`] describes and `map` checks its
+//!    PTE with [`set_step`]: both wait while BUSY is held (the kernel's
+//!    BUSY-waiting `PteCell::update` in hash/cell.rs implements the wait), so
+//!    they never race with an HPTE insertion for the same PTE.
 //!
 //! Keeping these decisions pure lets them be tested exhaustively on the host;
 //! the kernel side only adds the atomics and hypervisor calls.

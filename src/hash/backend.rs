@@ -15,6 +15,15 @@ pub enum InsertError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotFound;
 
+/// Why H_PROTECT did not update the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectError {
+    /// No valid entry with that AVPN at that index (evicted): insert afresh.
+    NotFound,
+    /// Anything else: the entry may still be there, so inserting a second one would be wrong.
+    Refused(i64),
+}
+
 pub trait HashBackend {
     /// Inserts into the first free slot of the group starting at `group_ptex`; returns the
     /// PTE index used.
@@ -23,7 +32,7 @@ pub trait HashBackend {
     /// Returns the evicted entry, or None if every valid slot was bolted.
     fn evict(&self, group_ptex: u64, start: u64) -> Option<Hpte>;
     /// Rewrites the protection of the entry at `ptex` if its AVPN still is `avpn`.
-    fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), NotFound>;
+    fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError>;
     /// Removes the entry at `ptex` if its AVPN still is `avpn`.
     fn invalidate(&self, ptex: u64, avpn: u64) -> Result<Hpte, NotFound>;
     fn read(&self, ptex: u64) -> Hpte;
@@ -70,8 +79,14 @@ mod pseries {
         }
 
         #[inline]
-        fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), NotFound> {
-            hcall::h_protect(hprot_flags | H_AVPN, ptex, avpn).map_err(|_| NotFound)
+        fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
+            hcall::h_protect(hprot_flags | H_AVPN, ptex, avpn).map_err(|e| match e {
+                HcallError::NotFound => ProtectError::NotFound,
+                HcallError::Parameter => ProtectError::Refused(-4),
+                HcallError::Hardware => ProtectError::Refused(-1),
+                HcallError::Other(x) => ProtectError::Refused(x),
+                _ => ProtectError::Refused(-9999),
+            })
         }
 
         #[inline]
@@ -159,11 +174,11 @@ pub mod fake {
             }
             None
         }
-        fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), NotFound> {
+        fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
             let mut e = self.entries.lock().unwrap();
             let h = &mut e[ptex as usize];
             if !h.is_valid() || !avpn_eq(h.v, avpn) {
-                return Err(NotFound);
+                return Err(ProtectError::NotFound);
             }
             // Same decoding as QEMU's h_protect.
             let pp0 = 1u64 << 63;

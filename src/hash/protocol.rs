@@ -11,7 +11,7 @@
 //! the PTE's own BUSY bit, held by code that runs with interrupts off and never waits.
 
 use super::access::{check, publish, restore, Access, Denied};
-use super::backend::{HashBackend, InsertError};
+use super::backend::{HashBackend, InsertError, ProtectError};
 use super::cell::{PteCell, Take};
 use super::stats::{Counter, Stats};
 use crate::mm::hpte::{avpn_for, h_protect_flags, hash_4k, hpte_for, HptGeometry};
@@ -79,12 +79,20 @@ pub fn hash_pte<C: PteCell, B: HashBackend>(
 
     if let Some(slot) = old.slot() {
         let ptex = geo.ptex(hash, slot);
-        if be.protect(ptex, avpn, h_protect_flags(hflags)).is_ok() {
-            st.count(Counter::Updates);
-            cell.publish(publish(new, None));
-            return Outcome::Updated;
+        match be.protect(ptex, avpn, h_protect_flags(hflags)) {
+            Ok(()) => {
+                st.count(Counter::Updates);
+                cell.publish(publish(new, None));
+                return Outcome::Updated;
+            }
+            // Evicted meanwhile: the slot bits are stale; insert afresh.
+            Err(ProtectError::NotFound) => {}
+            Err(ProtectError::Refused(rc)) => {
+                st.count(Counter::HvRefusals);
+                cell.publish(restore(old));
+                return Outcome::Refused(rc);
+            }
         }
-        // Evicted meanwhile: the slot bits are stale; insert afresh.
     }
 
     let mut evicted = 0;
@@ -111,9 +119,12 @@ pub fn hash_pte<C: PteCell, B: HashBackend>(
             cell.publish(restore(old));
             return Outcome::Refused(-6);
         }
+        // Victim group by a random bit, starting at a random slot (Linux uses the time base
+        // the same way); if every entry there is bolted, the other group.
         let rnd = be.random();
-        let group = geo.group_base(hash, rnd & 1 != 0);
-        if be.evict(group, (rnd >> 1) & 7).is_some() {
+        let first = rnd & 1 != 0;
+        let start = (rnd >> 1) & 7;
+        if be.evict(geo.group_base(hash, first), start).is_some() || be.evict(geo.group_base(hash, !first), start).is_some() {
             st.count(Counter::Evictions);
         }
         evicted += 1;

@@ -87,7 +87,9 @@ pub fn run(filter: &str) -> (usize, usize) {
         CURRENT.store(i, Relaxed);
         match (t.func)() {
             Ok(()) => {
-                crate::println!("test {} ... ok", name);
+                if !crate::kmain::quiet() {
+                    crate::println!("test {} ... ok", name);
+                }
                 pass += 1;
             }
             Err(msg) => {

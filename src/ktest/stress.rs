@@ -240,7 +240,6 @@ fn replace_area(k: usize, r: &mut Rng) -> bool {
 
 pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::String> {
     let n = smp::ncpus();
-    let locked = crate::hash::fault::locked_mode();
     NPART.store(n as u64, Release);
     QUIT.store(false, Relaxed);
     ROUND_END.store(false, Relaxed);
@@ -263,6 +262,7 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     let t0 = insn::mftb();
     for _round in 0..rounds {
         ROUND_END.store(false, Release);
+        let ops0: alloc::vec::Vec<u64> = (0..n).map(|c| OPS[c].load(Relaxed)).collect();
         BARRIER.wait(n);
         let end = insn::mftb() + timer::us_to_tb(round_us);
         while insn::mftb() < end {
@@ -304,12 +304,19 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
             }
         }
         ROUND_END.store(true, Release);
-        BARRIER.wait(n);
-        // Everyone is quiet now: make the pages writable again for the DIRTY check's sake,
-        // then check.
+        if !BARRIER.wait_timeout(n, timer::us_to_tb(5_000_000)) {
+            return Err("a CPU stalled: it did not reach the end-of-round barrier within 5 s".into());
+        }
+        // Everyone is quiet now: check.
         rep.checks += check_invariants(&mut rep.violations);
+        for c in 1..n {
+            rep.checks += 1;
+            if OPS[c].load(Relaxed) == ops0[c] {
+                rep.violations += 1;
+                println!("stress: INVARIANT VIOLATED: CPU {} made no progress in a round (stalled)", c);
+            }
+        }
         rep.rounds += 1;
-        let _ = locked;
     }
     QUIT.store(true, Release);
     BARRIER.wait(n);

@@ -38,12 +38,20 @@ ktest!("of", fn rtas_call_round_trip() {
 });
 
 ktest!("console", fn nested_print_does_not_deadlock() {
-    // An oops in the middle of a print re-enters the console on the same CPU.
-    crate::console::with_console(|w| {
+    // An oops in the middle of a print re-enters the console on the same CPU: the inner print
+    // must go through (a deadlock would hang here until the runner's timeout), and only the
+    // outer one releases the console.
+    let was_on = crate::sync::irq::enabled();
+    let (inner_held, after_inner) = crate::console::with_console(|w| {
         use core::fmt::Write;
         let _ = write!(w, "console: outer ");
+        let inner_held = crate::console::with_console(|_| crate::console::held_by_me());
         crate::println!("inner (re-entered on the same CPU)");
+        (inner_held, crate::console::held_by_me())
     });
+    kassert!(inner_held && after_inner, "the nested print released the outer one's console");
+    kassert!(!crate::console::held_by_me(), "console still held after the outer print");
+    kassert_eq!(crate::sync::irq::enabled(), was_on);
     Ok(())
 });
 

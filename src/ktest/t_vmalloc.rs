@@ -2,7 +2,6 @@
 
 use crate::arch::ppc64::exception::{probe_read, probe_write};
 use crate::mm::frame;
-use crate::mm::pte::PAGE_KERNEL;
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::format;
@@ -131,10 +130,6 @@ ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
     Ok(())
 });
 
-ktest!("vmalloc", fn flags_preset_is_kernel_rw() {
-    kassert!(PAGE_KERNEL.contains(crate::mm::pte::PteFlags::RW | crate::mm::pte::PteFlags::PRESENT));
-    Ok(())
-});
 
 ktest!("frame", fn double_and_foreign_free_detected() {
     use crate::mm::frame::{FrameError, Zone};

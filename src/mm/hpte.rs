@@ -327,7 +327,13 @@ pub const fn wimg_bits_for(flags: PteFlags) -> u64 {
 
 /// Builds the HPTE for a 4K page at `ea` in the 256M segment `vsid`.
 ///
-/// R and C are left clear: QEMU sets them itself on first reference/change.
+/// R and C are preset: the kernel tracks referenced/changed in the Linux PTE (ACCESSED and
+/// DIRTY, set by hash_page), so the MMU never needs to write them back. That saves the
+/// hardware update, and under QEMU's multi-threaded TCG it avoids a real hazard: QEMU writes
+/// R/C back as a plain byte store from the copy it read during the translation, which also
+/// carries the low four RPN bits; racing with an H_REMOVE + H_ENTER into the same slot on
+/// another vCPU, that store corrupted the new entry's RPN (seen by the SMP stress's H_READ
+/// invariant check: frame 0x4006 in an entry inserted for 0x4002).
 /// The storage key is 0 (AMR/IAMR key 0 is left unrestricted).
 /// `flags` must describe a present PTE (see [`pp_bits_for`]).
 pub const fn hpte_for(
@@ -345,7 +351,7 @@ pub const fn hpte_for(
     if bolted {
         v |= HpteV::BOLTED.bits();
     }
-    let r = ((pfn << 12) & RPN_MASK) | pp_bits_for(flags) | wimg_bits_for(flags);
+    let r = ((pfn << 12) & RPN_MASK) | pp_bits_for(flags) | wimg_bits_for(flags) | HpteR::R.bits() | HpteR::C.bits();
     Hpte { v, r }
 }
 
@@ -638,15 +644,15 @@ mod tests {
             false,
         );
         assert_eq!(h.v, (0x1234 << 12) | 0xf80 | 1);
-        assert_eq!(h.r, (0xabcde << 12) | 0x10 | 0x4);
+        assert_eq!(h.r, (0xabcde << 12) | 0x180 | 0x10 | 0x4);
         let h = hpte_for(0x1234, 0xc000_0000_0000_0000, 1, PAGE_KERNEL_X, true, true);
         assert_eq!(h.v, (0x1234 << 12) | 0x10 | 0x2 | 1);
-        assert_eq!(h.r, 0x1000 | 0x10);
+        assert_eq!(h.r, 0x1000 | 0x180 | 0x10);
         let h = hpte_for(1, 0, 2, PAGE_KERNEL_RO, false, false);
-        assert_eq!(h.r, HPTE64_R_PP0 | 0x2000 | 0x10 | 0x4 | 0x2);
+        assert_eq!(h.r, HPTE64_R_PP0 | 0x2000 | 0x180 | 0x10 | 0x4 | 0x2);
         assert_eq!(h.pp(), 6);
         let h = hpte_for(1, 0, 2, PAGE_KERNEL_IO, false, false);
-        assert_eq!(h.r, 0x2000 | 0x20 | 0x08 | 0x4);
+        assert_eq!(h.r, 0x2000 | 0x180 | 0x20 | 0x08 | 0x4);
         let h = hpte_for(
             1,
             0,
@@ -655,7 +661,7 @@ mod tests {
             false,
             false,
         );
-        assert_eq!(h.r, 0x2000 | 0x40 | 0x4 | 0x3);
+        assert_eq!(h.r, 0x2000 | 0x180 | 0x40 | 0x4 | 0x3);
         let h = hpte_for(
             1,
             0,
@@ -664,7 +670,7 @@ mod tests {
             false,
             false,
         );
-        assert_eq!(h.r, 0x2000 | 0x2);
+        assert_eq!(h.r, 0x2000 | 0x180 | 0x2);
     }
 
     #[test]
@@ -690,7 +696,7 @@ mod tests {
         assert_eq!(h.r & (HPTE64_R_PP0 | KEY_HI_MASK), 0);
         assert_eq!(h.rpn(), RPN_MASK >> 12);
         // R and C are never preset.
-        assert_eq!(h.r & (HpteR::R | HpteR::C).bits(), 0);
+        assert_eq!(h.r & (HpteR::R | HpteR::C).bits(), (HpteR::R | HpteR::C).bits());
     }
 
     #[test]
@@ -840,7 +846,7 @@ mod tests {
         let h = hpte_for(0x1234, 0x0f80_0000, 0xabc, PAGE_KERNEL_RO, true, true);
         assert_eq!(
             format!("{}", h),
-            "hpte v=0x0000000001234f93 r=0x8000000000abc016 V H BOLTED vsid=0x1234 api=0x1f rpn=0xabc pp=6 N WIMG=--M-"
+            "hpte v=0x0000000001234f93 r=0x8000000000abc196 V H BOLTED vsid=0x1234 api=0x1f rpn=0xabc pp=6 N WIMG=--M- R C"
         );
         let h = Hpte { v: 0, r: 0 };
         assert_eq!(

@@ -2,6 +2,7 @@
 //! and the pure bit layouts they share with the hash-fault path.
 pub mod bitmap;
 pub mod hpte;
+pub mod layout;
 pub mod pte;
 pub mod slbe;
 

@@ -15,11 +15,10 @@
 //! the tables stay. The cost is bounded by the region sizes actually used.
 
 use super::frame::{self, Zone};
-use super::slbe::{region_of, Region};
 use crate::hash::cell::PteSlot;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
-pub const REGION_SPAN: u64 = 1 << 39;
+pub use super::layout::REGION_SPAN;
 const ENTRIES: usize = 512;
 
 #[repr(C, align(4096))]
@@ -33,21 +32,8 @@ pub fn roots_addr() -> u64 {
 }
 pub static TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
 
-fn root_index(ea: u64) -> Option<usize> {
-    match region_of(ea)? {
-        Region::Vmalloc => Some(0),
-        Region::Io => Some(1),
-        Region::Linear => None,
-    }
-}
-
 fn indices(ea: u64) -> Option<(usize, usize, usize, usize)> {
-    let r = root_index(ea)?;
-    let off = ea & 0x0fff_ffff_ffff_ffff;
-    if off >= REGION_SPAN {
-        return None;
-    }
-    Some((r, ((off >> 30) & 511) as usize, ((off >> 21) & 511) as usize, ((off >> 12) & 511) as usize))
+    super::layout::table_indices(ea)
 }
 
 fn table(addr: u64) -> &'static Table {

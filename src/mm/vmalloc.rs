@@ -117,15 +117,7 @@ fn crit_hook() {
 }
 
 fn find_gap(list: &AreaList, lo: u64, hi: u64, pages: u64) -> Option<u64> {
-    let need = (pages + 1) * PAGE_SIZE; // + guard page
-    let mut cur = lo;
-    for a in list.areas.range(lo..hi).map(|(_, a)| a) {
-        if a.start >= cur + need {
-            break;
-        }
-        cur = cur.max(a.end() + PAGE_SIZE);
-    }
-    if cur + need <= hi { Some(cur) } else { None }
+    super::layout::find_gap(list.areas.range(lo..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
 }
 
 fn map_pages(list: &mut AreaList, start: u64, pfns: impl Iterator<Item = u64>, flags: PteFlags) -> Result<(), VmError> {
@@ -133,9 +125,16 @@ fn map_pages(list: &mut AreaList, start: u64, pfns: impl Iterator<Item = u64>, f
     for (i, pfn) in pfns.enumerate() {
         let ea = start + i as u64 * PAGE_SIZE;
         let slot = pgtable::ensure(ea, list).map_err(|_| VmError::OutOfMemory)?;
-        let old = slot.update(u64::MAX, Pte::new(pfn, flags).raw(), &mut spins);
-        // A fresh area's PTEs are none; anything else is a kernel bug worth stopping for.
-        assert!(old.raw() == 0, "vmalloc: PTE for {ea:#x} was not empty: {old}");
+        let new = Pte::new(pfn, flags);
+        // A fresh area's PTEs are empty. Under page_table_lock only hash_page can change a PTE
+        // concurrently, and it never touches a non-present one, so the check cannot go stale
+        // before the write. Anything else is a kernel bug worth stopping for — before the
+        // write, so the old PTE (and any HPTE it names) is not lost.
+        let cur = slot.load();
+        if cur.raw() != 0 || crate::hash::access::set_step(cur, new).is_err() {
+            panic!("vmalloc: PTE for {ea:#x} was not empty: {cur}");
+        }
+        slot.update(u64::MAX, new.raw(), &mut spins);
     }
     Ok(())
 }
@@ -150,7 +149,6 @@ fn unmap_pages(start: u64, pages: u64) {
         }
     }
     if spins != 0 {
-        crate::hash::stats::this().add(crate::hash::stats::Counter::BusyRetries, 0);
         UNMAP_BUSY_WAITS.fetch_add(spins, Relaxed);
     }
 }
@@ -198,8 +196,9 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
         };
         start = s;
         if let Err(e) = map_pages(&mut list, start, frames.iter().map(|pa| pa >> 12), flags) {
-            drop(list);
+            // Still under the lock: nobody else can have been given this range yet.
             unmap_pages(start, pages);
+            drop(list);
             for pa in frames {
                 let _ = frame::free(pa);
             }
@@ -280,7 +279,6 @@ pub fn ioremap(phys: u64, size: u64) -> Result<u64, VmError> {
     let mut list = PAGE_TABLE_LOCK.lock();
     let start = find_gap(&list, IOREMAP_START, IOREMAP_END, pages).ok_or(VmError::OutOfVirtualSpace)?;
     if let Err(e) = map_pages(&mut list, start, (0..pages).map(|i| (first >> 12) + i), PAGE_KERNEL_IO) {
-        drop(list);
         unmap_pages(start, pages);
         return Err(e);
     }

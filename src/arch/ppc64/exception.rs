@@ -267,6 +267,7 @@ fn stack_addr_ok(sp: u64) -> bool {
 /// Called (from assembly) when the exception stack would overflow.
 #[no_mangle]
 extern "C" fn exception_stack_overflow(nip: u64, trap: u64) -> ! {
+    crate::console::emergency();
     crate::console::early_puts("FATAL: exception stack overflow\n");
     crate::println!("exception stack overflow on CPU {}: vector {:#x} at NIP {:#x}", percpu::cpu_id(), trap, nip);
     crate::exit::exit_failure("exception stack overflow");

@@ -81,9 +81,9 @@ pub type HResult<T> = Result<T, HcallError>;
 #[inline(always)]
 pub fn hcall(op: u64, a: [u64; 4]) -> (i64, [u64; 4]) {
     let (r3, r4, r5, r6, r7): (u64, u64, u64, u64, u64);
-    // SAFETY: `sc 1` transfers to the hypervisor, which only writes r3-r12 (declared clobbered);
-    // the operations used by this kernel do not write guest memory except where documented at
-    // the typed wrapper, which passes buffers it owns.
+    // SAFETY: `sc 1` transfers to the hypervisor, which may clobber r0, r3-r12, all of CR, CTR
+    // and XER (PAPR) — all declared; the calls this kernel makes write guest memory only where
+    // the typed wrapper passes a buffer it owns (RTAS).
     unsafe {
         asm!("sc 1",
              inlateout("r3") op => r3,
@@ -92,7 +92,7 @@ pub fn hcall(op: u64, a: [u64; 4]) -> (i64, [u64; 4]) {
              inlateout("r6") a[2] => r6,
              inlateout("r7") a[3] => r7,
              out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
-             out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+             out("cr0") _, out("cr1") _, out("cr2") _, out("cr3") _, out("cr4") _, out("cr5") _, out("cr6") _, out("cr7") _,
              out("ctr") _, out("xer") _,
              options(nostack))
     };
@@ -112,7 +112,7 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
              lateout("r6") r6, lateout("r7") r7, lateout("r8") r8, lateout("r9") r9,
              lateout("r10") r10, lateout("r11") r11,
              out("r0") _, out("r12") _,
-             out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+             out("cr0") _, out("cr1") _, out("cr2") _, out("cr3") _, out("cr4") _, out("cr5") _, out("cr6") _, out("cr7") _,
              out("ctr") _, out("xer") _,
              options(nostack))
     };

@@ -42,8 +42,8 @@ pub struct Paca {
     pub busy_streak: AtomicU64,
     /// Where the 0x300 vector jumps: exc_common, or hash_fast under hash_page=asm.
     pub t300: AtomicU64,
-    /// hash_fast's save area (r0, r3-r8, CR, and r8/r9/r12 across its hcall).
-    pub fast_save: [AtomicU64; 11],
+    /// hash_fast's save area (r0, r3-r8, CR; r8, r9, r12, XER, SRR0, SRR1 across its hcall).
+    pub fast_save: [AtomicU64; 14],
     /// HPT hash mask, this CPU's counter row and the page-table roots, for hash_fast.
     pub hash_mask: AtomicU64,
     pub stats_row: AtomicU64,
@@ -71,7 +71,7 @@ impl Paca {
             user_sp: AtomicU64::new(0),
             busy_streak: AtomicU64::new(0),
             t300: AtomicU64::new(0),
-            fast_save: [const { AtomicU64::new(0) }; 11],
+            fast_save: [const { AtomicU64::new(0) }; 14],
             hash_mask: AtomicU64::new(0),
             stats_row: AtomicU64::new(0),
             pt_roots: AtomicU64::new(0),
