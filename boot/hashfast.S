@@ -15,9 +15,8 @@
  * no acquire barriers here: each load's address depends on the previous load, which orders
  * them on POWER (the tables are zeroed before a release store publishes them).
  */
-    .section .text.hash_fast, "ax"
-    .globl hash_fast
-hash_fast:
+/* r0, r3-r8 and CR in the per-CPU save area (r9-r12 and CTR are in the vector's scratch). */
+.macro HF_SAVE
     std     0, {FS}+0(13)
     std     3, {FS}+8(13)
     std     4, {FS}+16(13)
@@ -27,6 +26,24 @@ hash_fast:
     std     8, {FS}+48(13)
     mfcr    9
     std     9, {FS}+56(13)
+.endm
+
+.macro HF_RESTORE
+    ld      0, {FS}+0(13)
+    ld      3, {FS}+8(13)
+    ld      4, {FS}+16(13)
+    ld      5, {FS}+24(13)
+    ld      6, {FS}+32(13)
+    ld      7, {FS}+40(13)
+    ld      8, {FS}+48(13)
+    ld      9, {FS}+56(13)
+    mtcr    9
+.endm
+
+    .section .text.hash_fast, "ax"
+    .globl hash_fast
+hash_fast:
+    HF_SAVE
     mfsrr1  10
     andi.   10, 10, 0x4000          /* MSR[PR]: problem state goes the full way */
     bne-    hf_slow
@@ -182,15 +199,7 @@ hash_fast:
     ld      11, {C_IRQ}(10)
     addi    11, 11, 1
     std     11, {C_IRQ}(10)
-9:  ld      0, {FS}+0(13)
-    ld      3, {FS}+8(13)
-    ld      4, {FS}+16(13)
-    ld      5, {FS}+24(13)
-    ld      6, {FS}+32(13)
-    ld      7, {FS}+40(13)
-    ld      8, {FS}+48(13)
-    ld      9, {FS}+56(13)
-    mtcr    9
+9:  HF_RESTORE
     ld      9, {PACA_SCR}+32(13)
     mtctr   9
     ld      9, {PACA_SCR}+0(13)
@@ -202,14 +211,6 @@ hash_fast:
 8:  lwsync                          /* refused or the group is full: give BUSY back */
     std     9, 0(12)
 hf_slow:
-    ld      0, {FS}+0(13)
-    ld      3, {FS}+8(13)
-    ld      4, {FS}+16(13)
-    ld      5, {FS}+24(13)
-    ld      6, {FS}+32(13)
-    ld      7, {FS}+40(13)
-    ld      8, {FS}+48(13)
-    ld      9, {FS}+56(13)
-    mtcr    9
+    HF_RESTORE
     li      12, 0x300
     b       exc_common
