@@ -22,7 +22,7 @@
 
 /* H_ENTER(flags 0, ptex r26, v r27, r r28); CR0 = (status == 0). */
 .macro H_ENTER_R26_R27_R28
-    li      3, 8
+    li      3, {H_ENTER}
     li      4, 0
     mr      5, 26
     mr      6, 27
@@ -92,17 +92,17 @@ enter_virtual:
     srdi    28, 23, 11
     sldi    28, 28, 7
     or      27, 27, 28
-    ori     27, 27, 0x11
+    ori     27, 27, {H_BOLTED_V}
     sldi    28, 23, 12              /* r = PA | WIMG=M | PP=00 (kernel RW, user none) */
     or      28, 28, 24
     H_ENTER_R26_R27_R28
     beq     5f
-    cmpdi   3, -6                   /* H_PTEG_FULL: try the secondary group */
+    cmpdi   3, {H_PTEG_FULL}            /* group full: try the secondary group */
     bne     4f
     not     26, 25
     and     26, 26, 21
     sldi    26, 26, 3
-    ori     27, 27, 0x2             /* HPTE H bit: secondary hash */
+    ori     27, 27, {H_SECONDARY}   /* HPTE H bit: secondary hash */
     H_ENTER_R26_R27_R28
     beq     5f
 4:  mr      4, 3                    /* hcall status */

@@ -45,12 +45,12 @@
 hash_fast:
     HF_SAVE
     mfsrr1  10
-    andi.   10, 10, 0x4000          /* MSR[PR]: problem state goes the full way */
+    andi.   10, 10, {MSR_PR}        /* problem state goes the full way */
     bne-    hf_slow
     mfdsisr 4
-    andis.  10, 4, 0x4000           /* DSISR_NOPTE must be set ... */
+    andis.  10, 4, {DSISR_NOPTE_HI} /* DSISR NOPTE must be set ... */
     beq-    hf_slow
-    lis     11, 0x4200
+    lis     11, {DSISR_PLAIN_HI}
     andc.   10, 4, 11               /* ... and nothing but NOPTE and ISSTORE */
     bne-    hf_slow
     mfdar   3
@@ -79,15 +79,15 @@ hash_fast:
     rldicl  10, 11, 64-12, 55
     sldi    10, 10, 3
     add     12, 12, 10              /* r12 = &PTE */
-    li      5, 0x1                  /* need: PRESENT (+ RW for a store) */
-    li      6, 0x900                /* set: BUSY | ACCESSED (+ DIRTY for a store) */
-    andis.  0, 4, 0x0200
+    li      5, {P_PRESENT}          /* need: PRESENT (+ RW for a store) */
+    li      6, {P_TAKE}             /* set: BUSY | ACCESSED (+ DIRTY for a store) */
+    andis.  0, 4, {DSISR_STORE_HI}
     beq     1f
-    ori     5, 5, 0x200
-    ori     6, 6, 0x80
+    ori     5, 5, {P_RW}
+    ori     6, 6, {P_DIRTY}
 1:  li      10, 0                   /* lost reservations */
 2:  ldarx   7, 0, 12
-    andi.   0, 7, 0x0c02            /* BUSY, HASHPTE or a USER page: the full path */
+    andi.   0, 7, {P_SLOW}          /* BUSY, HASHPTE or a USER page: the full path */
     bne-    3f
     andc.   0, 5, 7                 /* a missing right: the full path reports it */
     bne-    3f
@@ -109,15 +109,15 @@ hash_fast:
     ld      0, {C_STCX}(11)
     add     0, 0, 10
     std     0, {C_STCX}(11)
-    srdi    9, 3, 28                /* VSID = ESID * 200730139 mod (2^36 - 1), see mm/slbe.rs */
-    lis     11, 0x0bf6
-    ori     11, 11, 0xe61b
+    srdi    9, 3, 28                /* VSID = ESID * multiplier mod (2^36 - 1), mm/slbe.rs */
+    lis     11, {VSID_MUL_HI}
+    ori     11, 11, {VSID_MUL_LO}
     mulld   9, 9, 11
-    srdi    11, 9, 36
-    clrldi  9, 9, 28
+    srdi    11, 9, {VSID_BITS}
+    clrldi  9, 9, 64-{VSID_BITS}
     add     9, 9, 11
-    srdi    11, 9, 36
-    clrldi  9, 9, 28
+    srdi    11, 9, {VSID_BITS}
+    clrldi  9, 9, 64-{VSID_BITS}
     add     9, 9, 11                /* (never 2^36 - 1 for a kernel ESID) */
     rldicl  11, 3, 64-12, 48        /* page index in the segment */
     xor     11, 11, 9               /* hash */
@@ -128,22 +128,22 @@ hash_fast:
     rldicl  11, 3, 64-23, 59
     sldi    11, 11, 7
     or      6, 6, 11
-    ori     6, 6, 1
+    ori     6, 6, {H_V}
     mr      9, 7                    /* old PTE, for a refusal */
-    srdi    10, 8, 4                /* r = PA | WIMG (same bits as the PTE) | R | C | PP | N */
+    srdi    10, 8, {PFN_SHIFT}-12      /* r = PA | WIMG (same bits as the PTE) | R | C | PP | N */
     rldicr  10, 10, 0, 51
-    andi.   11, 8, 0x78
+    andi.   11, 8, {P_WIMG}
     or      10, 10, 11
-    ori     10, 10, 0x180           /* R|C preset (see mm/hpte.rs hpte_for) */
-    andi.   11, 8, 0x4
+    ori     10, 10, {H_RC}          /* R|C preset (see mm/hpte.rs hpte_for) */
+    andi.   11, 8, {P_EXEC}
     bne     6f
-    ori     10, 10, 0x4             /* no EXEC: N */
-6:  andi.   11, 8, 0x280
-    cmpdi   11, 0x280
+    ori     10, 10, {H_N}           /* no EXEC: N */
+6:  andi.   11, 8, {P_RW_DIRTY}
+    cmpdi   11, {P_RW_DIRTY}
     beq     7f
     li      11, 1                   /* clean or read-only: PP0|10, supervisor read-only */
     sldi    11, 11, 63
-    ori     11, 11, 2
+    ori     11, 11, {H_PP_KRO_LO}
     or      10, 10, 11
 7:  mr      7, 10
     /*
@@ -160,7 +160,7 @@ hash_fast:
     std     10, {FS}+96(13)
     mfsrr1  10
     std     10, {FS}+104(13)
-    li      3, 8                    /* H_ENTER(0, ptex, v, r) */
+    li      3, {H_ENTER}            /* H_ENTER(0, ptex, v, r) */
     li      4, 0
     sc      1
     ld      8, {FS}+64(13)
@@ -175,11 +175,11 @@ hash_fast:
     cmpdi   3, 0
     bne-    8f
     andi.   4, 4, 7                 /* slot in the group */
-    sldi    4, 4, 12
+    sldi    4, 4, {P_GIX_SHIFT}
     li      10, 0
-    ori     10, 10, 0xfc00          /* BUSY | HASHPTE | GROUP_IX | SECONDARY */
+    ori     10, 10, {P_HPTEFLAGS}   /* BUSY | HASHPTE | GROUP_IX | SECONDARY */
     andc    8, 8, 10
-    ori     8, 8, 0x400             /* HASHPTE */
+    ori     8, 8, {P_HASHPTE}
     or      8, 8, 4
     lwsync                          /* the HPTE before the PTE that names it; releases BUSY */
     std     8, 0(12)

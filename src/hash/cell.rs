@@ -50,9 +50,6 @@ mod ppc64 {
         pub const fn new() -> PteSlot {
             PteSlot(AtomicU64::new(0))
         }
-        pub fn addr(&self) -> u64 {
-            self as *const PteSlot as u64
-        }
     }
 
     impl Default for PteSlot {

@@ -97,18 +97,18 @@ pub fn handle(f: &mut ExcFrame) -> Handled {
 /// breaks here in release builds too).
 #[inline(never)]
 pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
-    match region_of(ea) {
-        Some(Region::Vmalloc) | Some(Region::Io) => {}
-        Some(Region::Linear) => return Err("hash fault in the linear mapping (outside the bolted zone)"),
-        None => return Err("hash fault on an address in no kernel region"),
-    }
+    let st = stats::this();
+    // The walk checks the region itself; the reason is worked out only on the way to an oops.
     let Some(slot) = pgtable::walk(ea) else {
-        stats::this().count(Counter::BadAccess);
-        return Err("no page table covers this address");
+        st.count(Counter::BadAccess);
+        return Err(match region_of(ea) {
+            Some(Region::Vmalloc) | Some(Region::Io) => "no page table covers this address",
+            Some(Region::Linear) => "hash fault in the linear mapping (outside the bolted zone)",
+            None => "hash fault on an address in no kernel region",
+        });
     };
     let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
-    let st = stats::this();
     let outcome = if LOCKED.load(Relaxed) {
         st.count(Counter::LockedFaults);
         let _g = PAGE_TABLE_LOCK.lock();

@@ -135,12 +135,17 @@ pub fn hash_pte<C: PteCell, B: HashBackend>(
 /// and removes the HPTE its slot bits name. Returns the old PTE.
 pub fn clear_and_flush<C: PteCell, B: HashBackend>(cell: &C, ea: u64, vsid: u64, geo: HptGeometry, be: &B, spins: &mut u64) -> Pte {
     let old = cell.update(u64::MAX, 0, spins);
-    if let Some(slot) = old.slot() {
-        let ptex = geo.ptex(hash_4k(vsid, ea), slot);
-        // H_NOT_FOUND is fine: the entry was evicted, nothing translates the page any more.
-        let _ = be.invalidate(ptex, avpn_for(vsid, ea));
-    }
+    flush_hpte(old, ea, vsid, geo, be);
     old
+}
+
+/// Removes the HPTE that `pte`'s slot bits name, if it still translates `ea` (AVPN-checked).
+/// Returns whether one was removed; "not found" is fine: it was evicted meanwhile.
+pub fn flush_hpte<B: HashBackend>(pte: Pte, ea: u64, vsid: u64, geo: HptGeometry, be: &B) -> bool {
+    match pte.slot() {
+        Some(slot) => be.invalidate(geo.ptex(hash_4k(vsid, ea), slot), avpn_for(vsid, ea)).is_ok(),
+        None => false,
+    }
 }
 
 #[cfg(all(test, not(target_os = "none")))]

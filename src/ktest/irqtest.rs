@@ -16,10 +16,7 @@
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
-use crate::hash::cell::PteCell;
 use crate::hash::stats::{self, Counter};
-use crate::mm::hpte::{avpn_for, hash_4k};
-use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::{self, PAGE_TABLE_LOCK};
 use crate::sync::{irq, watchdog};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -63,17 +60,6 @@ fn rand() -> u64 {
     x
 }
 
-/// Removes the HPTE of `ea` (as hypervisor pressure would), leaving the PTE's slot bits stale.
-fn evict(ea: u64) {
-    if let Some(slot) = crate::mm::pgtable::walk(ea) {
-        if let Some(s) = slot.load().slot() {
-            let geo = crate::arch::ppc64::boot::info().hpt();
-            let ptex = geo.ptex(hash_4k(kernel_vsid(ea), ea), s);
-            let _ = crate::arch::ppc64::hcall::h_remove(crate::arch::ppc64::hcall::H_AVPN, ptex, avpn_for(kernel_vsid(ea), ea));
-        }
-    }
-}
-
 /// The decrementer handler of the test driver (interrupt context, EE off).
 fn on_decrementer(_f: &mut ExcFrame) {
     let me = percpu::cpu_id() as u64;
@@ -99,7 +85,7 @@ fn on_decrementer(_f: &mut ExcFrame) {
         CRIT_AND_FAULT.fetch_add(1, Relaxed);
     }
     IRQ_SEG_FAULTS.fetch_add(st.get(Counter::DsegMiss) - s0, Relaxed);
-    evict(ea);
+    vmalloc::evict_hpte(ea);
     FIRED.store(true, Release);
     if RANDOM.load(Relaxed) {
         timer::arm(timer::us_to_tb(3) + rand() % timer::us_to_tb(40));
@@ -129,7 +115,7 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     }
     let buf = vmalloc::vmalloc(PAGES * 4096).map_err(|e| alloc::format!("vmalloc: {e}"))?;
     for p in 0..PAGES {
-        evict(buf + p * 4096);
+        vmalloc::evict_hpte(buf + p * 4096);
     }
     BUF.store(buf, Release);
     RANDOM.store(mode == IrqMode::Random, Relaxed);

@@ -6,10 +6,10 @@
 //! invariants against the hypervisor's own view of the HPT (H_READ).
 
 use crate::arch::ppc64::exception::{probe_read, probe_write, ExcFrame};
-use crate::arch::ppc64::{boot, hcall, insn, percpu, timer};
+use crate::arch::ppc64::{boot, insn, percpu, timer};
 use crate::hash::cell::PteCell;
 use crate::hash::stats::{self, Counter};
-use crate::mm::hpte::{avpn_for, hash_4k, Hpte};
+use crate::mm::hpte::{hash_4k, Hpte};
 use crate::mm::pte::PteFlags;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
@@ -67,15 +67,6 @@ impl Rng {
     }
 }
 
-fn evict_hpte(ea: u64) {
-    if let Some(slot) = pgtable::walk(ea) {
-        if let Some(s) = slot.load().slot() {
-            let geo = boot::info().hpt();
-            let _ = hcall::h_remove(hcall::H_AVPN, geo.ptex(hash_4k(kernel_vsid(ea), ea), s), avpn_for(kernel_vsid(ea), ea));
-        }
-    }
-}
-
 /// One touch of a random shared page. Returns true if it went through.
 fn touch(r: &mut Rng, cpu: u64) -> bool {
     let x = r.next();
@@ -84,7 +75,7 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
     if x % 3 == 0 {
         let hot = AREA[0][0].load(Acquire);
         if hot != 0 && AREA[0][1].load(Acquire) != 0 {
-            evict_hpte(hot);
+            vmalloc::evict_hpte(hot);
             return probe_write(hot + 8 * (cpu % 512), cpu).is_ok() || { REFUSED.fetch_add(1, Relaxed); false };
         }
     }
@@ -108,7 +99,7 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
         }
         6..=8 => probe_read(ea).is_ok(),
         _ => {
-            evict_hpte(ea);
+            vmalloc::evict_hpte(ea);
             true
         }
     };
@@ -201,7 +192,7 @@ fn check_invariants(violations: &mut u64) -> u64 {
                 bad("HPTE its PTE does not know about (slot bits differ)", ea, pte, Some(hs[0]));
             } else if h.rpn() != pte.pfn() {
                 bad("HPTE maps another frame", ea, pte, Some(hs[0]));
-            } else if h.r & 0x3 == 0 && h.r >> 63 == 0 && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY) {
+            } else if crate::mm::hpte::effective_access(h.pp(), false).1 && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY) {
                 bad("writable HPTE for a PTE that is not RW+DIRTY", ea, pte, Some(hs[0]));
             }
         }

@@ -26,7 +26,7 @@ pub enum UserExit {
     Fault { trap: u64, dar: u64, dsisr: u64 },
 }
 
-const PR: u64 = 1 << 14;
+const PR: u64 = crate::arch::ppc64::reg::Msr::PR.bits();
 
 /// crash=user: refused user faults oops instead of returning to the kernel.
 pub static FATAL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -79,7 +79,7 @@ pub fn run_user_load(addr: u64) -> Result<UserExit, vmalloc::VmError> {
         core::arch::asm!("sync", "isync");
     }
     // SAFETY: user_enter returns through user_return with the kernel state it saved.
-    let rc = unsafe { user_enter(page, addr, (KERNEL_MSR | PR) & !(1 << 15)) };
+    let rc = unsafe { user_enter(page, addr, (KERNEL_MSR | PR) & !crate::arch::ppc64::reg::Msr::EE.bits()) };
     let p = percpu::this();
     let r = if rc == 0 {
         UserExit::Syscall

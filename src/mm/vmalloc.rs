@@ -148,12 +148,7 @@ fn unmap_pages(start: u64, pages: u64) {
             protocol::clear_and_flush(slot, ea, kernel_vsid(ea), geo, &Pseries, &mut spins);
         }
     }
-    if spins != 0 {
-        UNMAP_BUSY_WAITS.fetch_add(spins, Relaxed);
-    }
 }
-
-pub static UNMAP_BUSY_WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// Allocates `size` bytes (rounded up to pages) of virtually contiguous kernel memory, zeroed.
 #[track_caller]
@@ -401,10 +396,16 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Option<Pte> {
     let slot = pgtable::walk(ea)?;
     let mut spins = 0;
     let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
-    if let Some(s) = old.slot() {
-        let geo = boot::hpt();
-        let ptex = geo.ptex(crate::mm::hpte::hash_4k(kernel_vsid(ea), ea), s);
-        let _ = crate::hash::backend::HashBackend::invalidate(&Pseries, ptex, crate::mm::hpte::avpn_for(kernel_vsid(ea), ea));
-    }
+    protocol::flush_hpte(old, ea, kernel_vsid(ea), boot::hpt(), &Pseries);
     Some(old)
+}
+
+/// Removes the HPTE `ea`'s PTE names and leaves the PTE's slot bits stale, as an eviction by
+/// the hypervisor (or by another fault's insert) would. Lock-free, like hash_page; tests and
+/// benchmarks use it to make the next touch a hash fault. Returns whether one was removed.
+pub fn evict_hpte(ea: u64) -> bool {
+    match pgtable::walk(ea) {
+        Some(slot) => protocol::flush_hpte(slot.load(), ea, kernel_vsid(ea), boot::hpt(), &Pseries),
+        None => false,
+    }
 }

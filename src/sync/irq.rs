@@ -1,9 +1,10 @@
 //! Masking external and decrementer interrupts (MSR[EE]) on this CPU.
 
 use crate::arch::ppc64::insn;
+use crate::arch::ppc64::reg::Msr;
 
-const EE: u64 = 1 << 15;
-const RI: u64 = 1 << 1;
+const EE: u64 = Msr::EE.bits();
+const RI: u64 = Msr::RI.bits();
 
 /// Disables EE, returning whether it was on.
 #[inline(always)]

@@ -5,8 +5,19 @@
 use super::exception::{ExcFrame, FRAME_TOTAL, HDR_SIZE};
 use super::of::{self, Of};
 use super::percpu::{self, offsets as po, MAX_CPUS};
-use crate::mm::hpte::HptGeometry;
-use crate::mm::slbe::{kernel_vsid, SlbEntry};
+use super::hcall;
+use super::reg::{Dsisr, Msr};
+use crate::mm::hpte::{pp_bits_for, HptGeometry, HpteR, HpteV, PP_MASK, WIMG_MASK};
+use crate::mm::pte::{Pte, PteFlags, GROUP_IX_SHIFT, PAGE_KERNEL_RO};
+use crate::mm::slbe::{kernel_vsid, SlbEntry, VSID_BITS, VSID_MULTIPLIER};
+
+// The fast path copies the PTE's cache bits straight into the HPTE: they must sit at the same
+// positions in both layouts.
+const _: () = assert!(
+    PteFlags::WRITETHRU.bits() | PteFlags::NO_CACHE.bits() | PteFlags::COHERENT.bits() | PteFlags::GUARDED.bits()
+        == WIMG_MASK
+        && HpteR::W.bits() | HpteR::I.bits() | HpteR::M.bits() | HpteR::G.bits() == WIMG_MASK
+);
 use core::mem::offset_of;
 
 pub const BOOT_STACK_SIZE: usize = 256 * 1024;
@@ -15,7 +26,7 @@ pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 pub const LINEAR_ZONE_MAX: u64 = 64 << 20;
 pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
 /// MSR for kernel code: SF | ME | IR | DR | RI (EE off until the kernel enables it).
-pub const KERNEL_MSR: u64 = (1 << 63) | (1 << 12) | (1 << 5) | (1 << 4) | (1 << 1);
+pub const KERNEL_MSR: u64 = Msr::SF.union(Msr::ME).union(Msr::IR).union(Msr::DR).union(Msr::RI).bits();
 /// SLB slots 0..BOLTED_SLB hold bolted kernel segments and are never victimised.
 pub const BOLTED_SLB: usize = 1;
 
@@ -69,6 +80,34 @@ core::arch::global_asm!(
     C_STCX = const crate::hash::stats::Counter::StcxFails as usize * 8,
     C_IRQ = const crate::hash::stats::Counter::IrqFaults as usize * 8,
     C_ASM = const crate::hash::stats::Counter::AsmInserts as usize * 8,
+    // Bit layouts, from their one typed definition each (reg.rs, mm/pte.rs, mm/hpte.rs, slbe.rs).
+    MSR_PR = const Msr::PR.bits(),
+    DSISR_NOPTE_HI = const Dsisr::NOPTE.bits() >> 16,
+    DSISR_STORE_HI = const Dsisr::ISSTORE.bits() >> 16,
+    DSISR_PLAIN_HI = const Dsisr::NOPTE.union(Dsisr::ISSTORE).bits() >> 16,
+    P_PRESENT = const PteFlags::PRESENT.bits(),
+    P_RW = const PteFlags::RW.bits(),
+    P_DIRTY = const PteFlags::DIRTY.bits(),
+    P_EXEC = const PteFlags::EXEC.bits(),
+    P_HASHPTE = const PteFlags::HASHPTE.bits(),
+    P_HPTEFLAGS = const PteFlags::HPTEFLAGS.bits(),
+    P_TAKE = const PteFlags::BUSY.union(PteFlags::ACCESSED).bits(),
+    P_SLOW = const PteFlags::BUSY.union(PteFlags::HASHPTE).union(PteFlags::USER).bits(),
+    P_RW_DIRTY = const PteFlags::RW.union(PteFlags::DIRTY).bits(),
+    P_WIMG = const WIMG_MASK,
+    P_GIX_SHIFT = const GROUP_IX_SHIFT,
+    PFN_SHIFT = const Pte::PFN_SHIFT,
+    H_V = const HpteV::VALID.bits(),
+    H_BOLTED_V = const HpteV::BOLTED.union(HpteV::VALID).bits(),
+    H_SECONDARY = const HpteV::SECONDARY.bits(),
+    H_RC = const HpteR::R.union(HpteR::C).bits(),
+    H_N = const HpteR::N.bits(),
+    H_PP_KRO_LO = const pp_bits_for(PAGE_KERNEL_RO) & PP_MASK,
+    H_ENTER = const hcall::H_ENTER,
+    H_PTEG_FULL = const -6i64,
+    VSID_MUL_HI = const VSID_MULTIPLIER >> 16,
+    VSID_MUL_LO = const VSID_MULTIPLIER & 0xffff,
+    VSID_BITS = const VSID_BITS,
     HDR = const HDR_SIZE,
     FRAME_TOTAL = const FRAME_TOTAL,
     F_NIP = const offset_of!(ExcFrame, nip),
@@ -424,8 +463,9 @@ pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuH
     h.vsid = kernel_vsid(KERNEL_BASE);
     h.hash_mask = geo.hash_mask();
     h.npages = if bolt { bi.linear_zone_end() >> 12 } else { 0 };
-    // M (coherent) + R + C preset: RAM must be WIMG=0010 under PAPR; PP=00 (kernel RW).
-    h.pte1 = 0x10 | 0x100 | 0x80;
+    // M (coherent) + R + C preset: RAM must be WIMG=0010 under PAPR; PP=00 (kernel RW,
+    // executable: the image lives here).
+    h.pte1 = HpteR::M.union(HpteR::R).union(HpteR::C).bits();
     h.nslb = BOLTED_SLB as u64;
     h.slb[0] = [lin.rs(), lin.rb()];
     h.stack = if cpu == 0 {

@@ -22,14 +22,22 @@ macro_rules! spr_rw {
     };
 }
 
-spr_rw!(mfsprg0, mtsprg0, "272");
-spr_rw!(mfsprg1, mtsprg1, "273");
+macro_rules! spr_r {
+    ($get:ident, $n:literal) => {
+        #[inline(always)]
+        pub fn $get() -> u64 {
+            let v: u64;
+            // SAFETY: reading this SPR has no side effects in supervisor state.
+            unsafe { asm!(concat!("mfspr {0}, ", $n), out(reg) v, options(nomem, nostack, preserves_flags)) };
+            v
+        }
+    };
+}
+
 spr_rw!(mfdec, mtdec, "22");
-spr_rw!(mfdar, mtdar, "19");
-spr_rw!(mfdsisr, mtdsisr, "18");
-spr_rw!(mfpvr, mtpvr_unused, "287");
+spr_r!(mfpvr, "287");
 spr_rw!(mfmmcr0, mtmmcr0, "795");
-spr_rw!(mfpmc5, mtpmc5, "775");
+spr_r!(mfpmc5, "775");
 
 #[inline(always)]
 pub fn mfmsr() -> u64 {
