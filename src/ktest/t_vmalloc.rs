@@ -45,6 +45,19 @@ ktest!("vmalloc", fn areas_are_separated_by_guard_pages() {
     kassert_eq!(f.dar, guard);
     kassert!(w.is_err(), "guard page writable");
     kassert!(desc.contains("GUARD PAGE"), "oops description: {desc}");
+    // A hole between two areas takes a new area only if its guard page fits too: free a
+    // 2-page area sitting right before another; a 3-page area (3 + guard) must go elsewhere,
+    // and every area's next page must stay unmapped.
+    let c = vmalloc::vmalloc(2 * 4096).map_err(e)?;
+    let d = vmalloc::vmalloc(4096).map_err(e)?;
+    vmalloc::vfree(c).map_err(e)?;
+    let n = vmalloc::vmalloc(3 * 4096).map_err(e)?;
+    let n_guard = probe_read(n + 3 * 4096).is_err();
+    let d_guard = probe_read(d + 4096).is_err();
+    vmalloc::vfree(n).map_err(e)?;
+    vmalloc::vfree(d).map_err(e)?;
+    kassert!(d == c + 3 * 4096, "test setup: {d:#x} does not follow {c:#x} and its guard page");
+    kassert!(n_guard && d_guard, "an area is not followed by an unmapped guard page ({n:#x}, {d:#x})");
     Ok(())
 });
 
