@@ -6,8 +6,6 @@ use core::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HashMode {
     LockFree,
-    /// Lock-free, with the hand-written assembly fast path for plain inserts.
-    Asm,
     Locked,
 }
 
@@ -77,7 +75,7 @@ pub enum BootargError<'a> {
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard, \
-hash_page=lockfree|asm|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
+hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
 bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
 
 impl fmt::Display for BootargError<'_> {
@@ -121,11 +119,10 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 );
             }
             "hash_page" => {
-                c.hash_mode = match val("lockfree|asm|locked")? {
+                c.hash_mode = match val("lockfree|locked")? {
                     "lockfree" => HashMode::LockFree,
-                    "asm" => HashMode::Asm,
                     "locked" => HashMode::Locked,
-                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|asm|locked" }),
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked" }),
                 }
             }
             "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
@@ -189,7 +186,7 @@ mod tests {
         let e = parse("frobnicate=1").unwrap_err();
         assert_eq!(e, BootargError::UnknownKey("frobnicate"));
         let msg = format!("{e}");
-        assert!(msg.contains("hash_page=lockfree|asm|locked"), "{msg}");
+        assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
     }
 
     #[test]
