@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn store_to_readonly_denied_and_unchanged() {
         let before = Pte::new(0x1234, PAGE_KERNEL_RO);
-        let (c, hpt, geo, st) = setup(before);
+        let (c, hpt, _, st) = setup(before);
         let r = hash_pte(&c, EA, kernel_vsid(EA), store(), &hpt, &st);
         assert_eq!(r, Outcome::Denied(Denied::WriteToReadOnly));
         assert_eq!(c.load(), before);
@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn user_access_denied_without_touching_a_or_d() {
         let before = Pte::new(0x1234, PAGE_KERNEL);
-        let (c, hpt, geo, st) = setup(before);
+        let (c, hpt, _, st) = setup(before);
         let r = hash_pte(&c, EA, kernel_vsid(EA), Access::from_data_fault(0x4200_0000, true), &hpt, &st);
         assert_eq!(r, Outcome::Denied(Denied::UserToKernel));
         assert_eq!(c.load(), before);
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn not_present_swap_pattern_never_hashed() {
         let swap = Pte(0xdead_beef_0000_0000 | 0x0300); // RW|ACCESSED-looking bits, no PRESENT
-        let (c, hpt, geo, st) = setup(swap);
+        let (c, hpt, _, st) = setup(swap);
         assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &hpt, &st), Outcome::Denied(Denied::NotPresent));
         assert_eq!(c.load(), swap);
         assert!(hpt.valid_entries().is_empty());
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn busy_means_retry_and_no_change() {
         let busy = Pte::new(0x1234, PAGE_KERNEL).with(PteFlags::BUSY);
-        let (c, hpt, geo, st) = setup(busy);
+        let (c, hpt, _, st) = setup(busy);
         assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &hpt, &st), Outcome::Retry(Retry::Busy));
         assert_eq!(c.load(), busy);
         assert_eq!(st.get(Counter::BusyRetries), 1);
@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn hypervisor_refusal_restores_old() {
         let before = Pte::new(0x1234, PAGE_KERNEL);
-        let (c, hpt, geo, st) = setup(before);
+        let (c, hpt, _, st) = setup(before);
         hpt.refuse.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &hpt, &st), Outcome::Refused(Hcall::Enter, HcallError::Parameter));
         assert_eq!(c.load(), before);
@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn clear_and_flush_removes_hpte() {
-        let (c, hpt, geo, st) = setup(Pte::new(0x1234, PAGE_KERNEL));
+        let (c, hpt, _, st) = setup(Pte::new(0x1234, PAGE_KERNEL));
         let vsid = kernel_vsid(EA);
         hash_pte(&c, EA, vsid, store(), &hpt, &st);
         let mut spins = 0;
@@ -603,7 +603,7 @@ mod tests {
         // Other CPUs refill both groups after every eviction for longer than the bound: the
         // access must be re-executed (PTE restored), never refused.
         let before = Pte::new(0x1234, PAGE_KERNEL);
-        let (c, _, geo, st) = setup(before);
+        let (c, _, _, st) = setup(before);
         let be = Refilling { hpt: FakeHpt::new(19), refuse_left: std::sync::atomic::AtomicU32::new(1000) };
         let vsid = kernel_vsid(EA);
         assert_eq!(hash_pte(&c, EA, vsid, load(), &be, &st), Outcome::Retry(Retry::Evictions));
@@ -642,7 +642,7 @@ mod tests {
             }
         }
         let before = Pte::new(0x1234, PAGE_KERNEL);
-        let (c, _, geo, st) = setup(before);
+        let (c, _, _, st) = setup(before);
         assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &Busy(FakeHpt::new(19)), &st), Outcome::Retry(Retry::HypervisorBusy));
         assert_eq!(c.load(), before);
         assert_eq!(st.get(Counter::RetryHvBusy), 1);
