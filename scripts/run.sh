@@ -25,6 +25,11 @@ options:
   --no-uart            do not add the pci-serial device
   --qemu-arg ARG       pass ARG to QEMU unchanged (repeatable)
   --print-cmd          print the QEMU command line before running it
+  --count-insns FILE[,OPT...]
+                       count guest instructions per exception window (vector to rfid) with the
+                       TCG plugin tools/insncount (built if needed) into FILE; OPT: all (every
+                       window, not only marker-tagged ones), detail (one line per window), or
+                       a plugin KEY=VALUE (tools/insncount/README.md)
   -h, --help           this text
   (libtest flags that cargo adds or suggests -- -q/--quiet, --nocapture, --no-capture,
    --show-output, --test-threads, --color, --format -- are accepted and ignored)
@@ -42,7 +47,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 
 ELF=""
 SMP=2 MEM=1G CPU=POWER9 FW=vof ACCEL=mttcg GDB="" TIMEOUT=120 SERIAL_LOG="" UART=1 UART_STDIO=0 PRINT=0
-EXTRA=() BOOTARGS=()
+EXTRA=() BOOTARGS=() COUNT=""
 while (($#)); do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -66,11 +71,13 @@ while (($#)); do
         --uart-stdio) UART_STDIO=1 ;;
         --qemu-arg) EXTRA+=("${2:?}"); shift ;;
         --print-cmd) PRINT=1 ;;
+        --count-insns) COUNT=${2:?}; shift ;;
+        --count-insns=*) COUNT=${1#*=} ;;
         # libtest harness flags that cargo itself adds or suggests (`cargo test -q` passes
         # --quiet; its failure hint says "pass --no-capture"): meaningless for a kernel, ignored.
         -q|--quiet|--nocapture|--no-capture|--show-output|--test-threads=*|--color=*|--format=*) ;;
         --test-threads|--color|--format) shift ;;
-        --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --uart-stdio --no-uart --qemu-arg --print-cmd --help)" ;;
+        --*) die "unknown option '$1' (valid: --smp --mem --cpu --firmware --accel --gdb --timeout --serial-log --uart-stdio --no-uart --qemu-arg --print-cmd --count-insns --help)" ;;
         *)
             if [[ -z $ELF && -f $1 ]] && head -c 4 "$1" | grep -q 'ELF'; then
                 ELF=$1
@@ -118,6 +125,23 @@ if [[ -n $GDB ]]; then
     echo "run.sh: QEMU waits for gdb on port $GDB. Attach with:"
     echo "    scripts/gdb.sh $ELF $GDB"
     TIMEOUT=0
+fi
+if [[ -n $COUNT ]]; then
+    IFS=, read -r -a copts <<<"$COUNT"
+    cfile=${copts[0]}
+    [[ -n $cfile && -d $(dirname "$cfile") ]] || die "--count-insns: no directory for output file '$cfile'"
+    [[ $cfile == /* ]] || cfile=$PWD/$cfile
+    plugin_args=",out=$cfile"
+    for o in "${copts[@]:1}"; do
+        case "$o" in
+            all) plugin_args+=",mode=all" ;;
+            detail) plugin_args+=",detail=on" ;;
+            mode=*|endian=*|vbase=*|detail=*|after=*|start=*|entry=*|trace=*|mark=*|flush=*) plugin_args+=",$o" ;;
+            *) die "--count-insns: unknown option '$o' (all, detail, or a plugin KEY=VALUE: mode endian vbase detail after start entry trace mark flush)" ;;
+        esac
+    done
+    so=$("$(dirname "$0")/insncount.sh" build) || die "--count-insns: building the plugin failed"
+    QEMU+=(-plugin "$so$plugin_args")
 fi
 QEMU+=("${EXTRA[@]}")
 ((PRINT)) && echo "run.sh: ${QEMU[*]}"
