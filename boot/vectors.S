@@ -218,9 +218,8 @@ vvec_block_end:
     .type hash_fault_entry, @function
 hash_fault_entry:
     ld      11, {HASH_FRAME}(13)
-    std     1, 0(11)                /* back chain: into the interrupted stack */
-    std     1, {HDR}+1*8(11)
-    mr      1, 11
+    std     1, 0(11)                /* back chain: the interrupted r1 (the frame's r1 slot is */
+    mr      1, 11                   /* filled only on the way to the slow path) */
     SAVE_GPRS 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12
     ld      11, {EX_HASH}+0(13)
     std     11, {HDR}+11*8(1)
@@ -260,7 +259,7 @@ hash_fault_exit:
     ld      11, {HDR}+{F_CR}(1)
     mtcr    11
     REST_GPRS 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
-    ld      1, {HDR}+1*8(1)
+    ld      1, 0(1)
     mfsprg  13, 1
     rfid
 hash_fault_slow:
@@ -269,6 +268,8 @@ hash_fault_slow:
     SAVE_GPRS 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
     mfsprg  0, 1
     std     0, {HDR}+13*8(1)
+    ld      0, 0(1)
+    std     0, {HDR}+1*8(1)
     mfdsisr 0                       /* nothing since the fault can have changed it */
     std     0, {HDR}+{F_DSISR}(1)
     addi    3, 1, {HDR}

@@ -72,6 +72,10 @@ impl HashBackend for LoomHpt {
         self.point();
         self.hpt.remove(ptex, avpn)
     }
+    fn remove_unbolted(&self, ptex: u64) -> Result<crate::mm::hpte::Hpte, super::backend::RemoveError> {
+        self.point();
+        self.hpt.remove_unbolted(ptex)
+    }
     fn read(&self, ptex: u64) -> crate::mm::hpte::Hpte {
         self.hpt.read(ptex)
     }

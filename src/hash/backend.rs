@@ -47,9 +47,19 @@ pub trait HashBackend {
     fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError>;
     /// Removes the entry at `ptex` if its AVPN still is `avpn`; returns it.
     fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError>;
+    /// Removes the entry at `ptex` whatever it maps, unless it is bolted (H_REMOVE with
+    /// H_ANDCOND on the BOLTED bit): the victim of an eviction. NotFound: empty or bolted.
+    /// The Ok value may be `Hpte::EMPTY` (a backend need not report what it removed).
+    fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError>;
     fn read(&self, ptex: u64) -> Hpte;
     /// A cheap pseudo-random number (the time base on hardware) for victim choice.
     fn random(&self) -> u64;
+    /// The second doubleword of the HPTE for present PTE `pte` (see `protocol::HPTE_R`); a
+    /// backend may find the table more cheaply than through the TOC.
+    #[inline(always)]
+    fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
+        super::protocol::HPTE_R.r(pte)
+    }
 }
 
 #[cfg(target_os = "none")]
@@ -70,12 +80,17 @@ mod pseries {
             HptGeometry::from_hash_mask(crate::arch::ppc64::percpu::this().hash_mask.load(core::sync::atomic::Ordering::Relaxed))
         }
 
+        /// Only called on the hash-fault path (interrupts off), hence the CR-keeping hcall.
         #[inline(always)]
         fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, InsertError> {
-            match hcall::h_enter_keep_cr(group_ptex, v, r) {
+            const FULL: i64 = HcallError::PtegFull.rc();
+            match hcall::h_enter_fault_path(group_ptex, v, r) {
                 Ok(ptex) => Ok(ptex),
-                Err(HcallError::PtegFull) => Err(InsertError::Full),
-                Err(e) => Err(InsertError::Refused(e)),
+                // Success first, one compare: a full group is the uncommon case too.
+                Err(rc) => {
+                    core::hint::cold_path();
+                    Err(if rc == FULL { InsertError::Full } else { InsertError::Refused(HcallError::from_rc(rc)) })
+                }
             }
         }
 
@@ -104,6 +119,21 @@ mod pseries {
             })
         }
 
+        /// Only called on the hash-fault path (interrupts off), hence the CR-keeping hcall.
+        /// The removed entry is not returned (the caller does not need it).
+        #[inline(always)]
+        fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
+            const NOT_FOUND: i64 = HcallError::NotFound.rc();
+            match hcall::h_remove_unbolted_fault_path(ptex, crate::mm::hpte::HpteV::BOLTED.bits()) {
+                Ok(()) => Ok(Hpte::EMPTY),
+                Err(NOT_FOUND) => Err(RemoveError::NotFound),
+                Err(rc) => {
+                    core::hint::cold_path();
+                    Err(RemoveError::Refused(HcallError::from_rc(rc)))
+                }
+            }
+        }
+
         fn read(&self, ptex: u64) -> Hpte {
             match hcall::h_read(ptex) {
                 Ok((v, r)) => Hpte { v, r },
@@ -114,6 +144,17 @@ mod pseries {
         #[inline]
         fn random(&self) -> u64 {
             insn::mftb()
+        }
+
+        /// Through this CPU's pointer to the table: the fault path already has the per-CPU
+        /// area's address in a register, the TOC-relative address costs four instructions.
+        #[inline(always)]
+        fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
+            let t = crate::arch::ppc64::percpu::this().hpte_r.load(core::sync::atomic::Ordering::Relaxed);
+            // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
+            // boot::init_cpu_mmu before the CPU takes hash faults).
+            let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };
+            t.r(pte)
         }
     }
 }
@@ -201,6 +242,15 @@ pub mod fake {
             let mut e = self.entries.lock().unwrap();
             let h = e[ptex as usize];
             if !h.is_valid() || !avpn_eq(h.v, avpn) {
+                return Err(RemoveError::NotFound);
+            }
+            e[ptex as usize] = Hpte { v: 0, r: 0 };
+            Ok(h)
+        }
+        fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
+            let mut e = self.entries.lock().unwrap();
+            let h = e[ptex as usize];
+            if !h.is_valid() || h.is_bolted() {
                 return Err(RemoveError::NotFound);
             }
             e[ptex as usize] = Hpte { v: 0, r: 0 };

@@ -20,7 +20,7 @@ pub enum Take {
     /// BUSY was set by us; `old` is the value we replaced.
     Taken { old: Pte, new: Pte },
     /// Someone else holds BUSY: change nothing, re-execute the access.
-    Busy(Pte),
+    Busy,
     /// The access is not allowed: nothing was written.
     Denied(Pte),
     /// The reservation was lost (the PTE changed between ldarx and stdcx.): nothing was
@@ -30,7 +30,10 @@ pub enum Take {
 
 pub trait PteCell {
     fn load(&self) -> Pte;
-    /// hash_page's atomic check-and-take: one attempt.
+    /// hash_page's atomic check-and-take: one attempt. On BUSY or a denial the ppc64 version
+    /// leaves its reservation on the PTE word in place: every exception exit clears any
+    /// reservation (`stdcx.` in boot/vectors.S, as Linux does), and every `stdcx.` in the
+    /// kernel follows its own `ldarx`, so a leftover reservation cannot complete anything.
     fn take(&self, access: Access) -> Take;
     /// Final store by the BUSY holder (release: the HPTE work happens-before the new PTE).
     fn publish(&self, v: Pte);
@@ -72,8 +75,8 @@ mod ppc64 {
             // SAFETY: the cell is an aligned 8-byte PTE word (ldarx/stdcx. need natural
             // alignment). The asm writes the PTE only with stdcx. of `old | set` after both
             // checks passed on the reserved value; BUSY and a denial leave with the reservation
-            // still held, and their label blocks kill it (`drop_reservation`) before anything
-            // else. `isync` after a successful stdcx. gives the acquire ordering of a lock.
+            // still held (see `PteCell::take`). `isync` after a successful stdcx. gives the
+            // acquire ordering of a lock.
             unsafe {
                 asm!(
                     "ldarx {old}, 0, {p}",
@@ -104,21 +107,6 @@ mod ppc64 {
         }};
     }
 
-    impl PteSlot {
-        /// Ends a reservation the take still holds (BUSY or denied: nothing is written) by a
-        /// conditional store of the value the PTE has anyway: it succeeds only if nothing
-        /// changed, and then changes nothing. Leaving it held would let the interrupted code's
-        /// own stdcx. succeed against a value it never loaded.
-        #[cold]
-        #[inline(always)]
-        fn drop_reservation(&self) -> Pte {
-            let v = self.0.load(Ordering::Relaxed);
-            // SAFETY: stdcx. to the aligned PTE word of a value it already holds.
-            unsafe { asm!("stdcx. {v}, 0, {p}", v = in(reg) v, p = in(reg_nonzero) &self.0 as *const AtomicU64, out("cr0") _, options(nostack)) };
-            Pte(v)
-        }
-    }
-
     impl PteCell for PteSlot {
         #[inline(always)]
         fn load(&self) -> Pte {
@@ -137,12 +125,12 @@ mod ppc64 {
                 // A fetch also needs GUARDED clear: test it as a needed bit of `old ^ GUARDED`.
                 // Data faults (the hot path) never ask: no xor for them.
                 let need = need | PteFlags::GUARDED.bits();
-                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy(self.drop_reservation()) },
-                          { return Take::Denied(self.drop_reservation()) },
+                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy },
+                          { return Take::Denied(self.load()) },
                           ["xor {t}, {old}, {g}", "andc. {t}, {need}, {t}"], g = in(reg) PteFlags::GUARDED.bits())
             } else {
-                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy(self.drop_reservation()) },
-                          { return Take::Denied(self.drop_reservation()) }, ["andc. {t}, {need}, {old}"])
+                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy },
+                          { return Take::Denied(self.load()) }, ["andc. {t}, {need}, {old}"])
             };
             Take::Taken { old: Pte(old), new: Pte(new) }
         }
@@ -237,7 +225,7 @@ impl<A: Atomic64> PteCell for CasCell<A> {
     fn take(&self, access: Access) -> Take {
         let old = Pte(self.0.load_acquire());
         match decide(old, access) {
-            Step::Retry => Take::Busy(old),
+            Step::Retry => Take::Busy,
             Step::Deny(_) => Take::Denied(old),
             Step::Take { new } => match self.0.cas_weak(old.0, new.0) {
                 Ok(_) => Take::Taken { old, new },

@@ -13,7 +13,7 @@
 
 use super::access::Access;
 use super::backend::Pseries;
-use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Outcome, Retry};
+use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
@@ -107,20 +107,44 @@ pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
 fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
-        return slow(FaultReason::NotHashMiss);
+        return not_hash_miss();
     }
     let Some(pte) = pgtable::walk_translated(&percpu::this().pgd, ea) else {
         return no_page_table();
     };
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
     let vsid = segment_vsid(ea);
-    let outcome = if LOCKED {
-        locked(|| hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu), dsisr)
+    if LOCKED {
+        let o = locked(|| hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        if !matches!(o, Outcome::Inserted { .. }) {
+            not_inserted(o)
+        }
     } else {
-        hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu)
-    };
-    if !matches!(outcome, Outcome::Inserted { .. }) {
-        not_inserted(outcome)
+        hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+    }
+}
+
+/// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
+/// right in the cold function that produced it (see `protocol::Finish`).
+#[derive(Clone, Copy)]
+struct Verdict;
+
+impl Finish for Verdict {
+    type Out = ();
+    #[inline(always)]
+    fn inserted(self) {}
+    #[inline(always)]
+    fn busy(self, count: u64) {
+        if count % 8 == 0 {
+            confer();
+        }
+    }
+    #[inline(always)]
+    fn finish(self, o: Outcome) {
+        // The slow ones in a function of their own: an insert or update just returns.
+        if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
+            not_inserted(o)
+        }
     }
 }
 
@@ -163,19 +187,30 @@ fn slow(why: FaultReason) {
 
 #[cold]
 #[inline(never)]
+fn not_hash_miss() {
+    slow(FaultReason::NotHashMiss)
+}
+
+#[cold]
+#[inline(never)]
 fn no_page_table() {
     stats::this().count(Counter::BadAccess);
     slow(FaultReason::NoPageTable)
 }
 
 /// The 2003 design: the protocol under page_table_lock. The fast entry does not store DSISR
-/// in the hash frame; here it goes there, so a deadlock report can show the whole fault.
+/// and r1 in the hash frame; here they go there, so a deadlock report can show the whole
+/// fault and walk the interrupted stack.
 #[inline(never)]
 fn locked(f: impl FnOnce() -> Outcome, dsisr: u32) -> Outcome {
     let p = percpu::this();
     let frame = (p.hash_frame.load(Relaxed) + crate::arch::ppc64::exception::HDR_SIZE as u64) as *mut ExcFrame;
-    // SAFETY: this CPU's hash frame, in use by this very fault (we run on the hash stack).
-    unsafe { (*frame).dsisr = dsisr as u64 };
+    // SAFETY: this CPU's hash frame, in use by this very fault (we run on the hash stack); the
+    // ABI header before it holds the back chain, i.e. the interrupted r1.
+    unsafe {
+        (*frame).dsisr = dsisr as u64;
+        (*frame).gpr[1] = *((frame as u64 - crate::arch::ppc64::exception::HDR_SIZE as u64) as *const u64);
+    }
     p.stats.count(Counter::LockedFaults);
     let _g = PAGE_TABLE_LOCK.lock();
     f()
@@ -193,25 +228,21 @@ fn segment_vsid(ea: u64) -> u64 {
 }
 
 /// The BUSY holder runs with interrupts off and never waits, so it finishes quickly — unless
-/// the hypervisor preempted its vCPU. After a streak of re-executions, give the physical CPU
-/// away (H_CONFER), as a shared-processor LPAR should. A streak is re-executions less than
-/// `STREAK_GAP_US` apart, so the common path never has to reset it.
+/// the hypervisor preempted its vCPU. Every 8th BUSY re-execution on this CPU gives the
+/// physical CPU away (H_CONFER), as a shared-processor LPAR should; the count is the
+/// `busy_retries` counter the protocol bumps, so this costs no state of its own.
+#[inline(always)]
+fn retry(why: Retry) {
+    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+        confer();
+    }
+}
+
 #[cold]
 #[inline(never)]
-fn retry(why: Retry) {
-    const STREAK_GAP_US: u64 = 100;
-    if why != Retry::Busy {
-        return;
-    }
-    let p = percpu::this();
-    let now = insn::mftb();
-    let streak = if now - p.busy_last.load(Relaxed) < crate::arch::ppc64::timer::us_to_tb(STREAK_GAP_US) { p.busy_streak.load(Relaxed) + 1 } else { 1 };
-    p.busy_last.store(now, Relaxed);
-    p.busy_streak.store(streak, Relaxed);
-    if streak % 8 == 0 {
-        p.stats.count(Counter::Confers);
-        hcall::h_confer_all();
-    }
+fn confer() {
+    stats::this().count(Counter::Confers);
+    hcall::h_confer_all();
 }
 
 /// 0x400, from the generic path (with the full frame).

@@ -142,10 +142,42 @@ impl FaultAddr for Va {
     }
 }
 
+/// What becomes of a fault's outcome. Host tests, the model and the 0x400 path get it back
+/// (`ReturnOutcome`); the 0x300 fast path turns it into its verdict inside the cold function
+/// that produced it, so that every cold path is the fast function's last call — a tail call
+/// — and the common case needs neither a stack frame nor a saved link register.
+pub trait Finish: Copy {
+    type Out;
+    /// The common case: an HPTE inserted into the primary group.
+    fn inserted(self) -> Self::Out;
+    /// Another CPU holds BUSY; `busy_retries` (already counted) is now `count`.
+    #[inline(always)]
+    fn busy(self, count: u64) -> Self::Out {
+        let _ = count;
+        self.finish(Outcome::Retry(Retry::Busy))
+    }
+    fn finish(self, o: Outcome) -> Self::Out;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ReturnOutcome;
+
+impl Finish for ReturnOutcome {
+    type Out = Outcome;
+    #[inline(always)]
+    fn inserted(self) -> Outcome {
+        Outcome::Inserted { secondary: false, evicted: 0 }
+    }
+    #[inline(always)]
+    fn finish(self, o: Outcome) -> Outcome {
+        o
+    }
+}
+
 /// One hash fault for the page at `ea` in segment `vsid`: see `hash_pte_at`.
 #[inline(always)]
 pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
-    hash_pte_at(cell, ea, vsid, &Va { ea, vsid }, access, be, st)
+    hash_pte_at(cell, ea, vsid, &Va { ea, vsid }, access, be, st, ReturnOutcome)
 }
 
 /// One hash fault: take the PTE, install or update its HPTE, publish.
@@ -156,8 +188,9 @@ pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid
 /// is read back from the PTE (nobody else writes it while BUSY is ours), the counters and the
 /// geometry are found again, and every other case starts over in a cold function.
 /// `ea`/`vsid` serve the common case; every other case asks `addr` again (the same values).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(
+pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
     cell: &C,
     ea: u64,
     vsid: u64,
@@ -165,56 +198,76 @@ pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(
     access: Access,
     be: &B,
     st: &S,
-) -> Outcome {
+    k: K,
+) -> K::Out {
     let (old, new) = match cell.take(access) {
         Take::Taken { old, new } => (old, new),
-        Take::Busy(_) => return busy(st),
-        Take::Denied(old) => return denied(access, old, st),
-        Take::Lost => return lost(st),
+        Take::Busy => return busy(st, k),
+        Take::Denied(old) => return denied(access, old, st, k),
+        Take::Lost => return lost(st, k),
     };
     if old.has_hashpte() {
-        return update_or_insert(cell, addr, old, be, st);
+        return update_or_insert(cell, addr, old, be, st, k);
     }
     let v = avpn_for(vsid, ea) | HpteV::VALID.bits();
-    match be.insert(be.geometry().group_base(hash_4k(vsid, ea), false), v, HPTE_R.r(new)) {
+    match be.insert(be.geometry().group_base(hash_4k(vsid, ea), false), v, be.hpte_r(new)) {
         Ok(ptex) => {
             st.stats().count(Counter::InsertPrimary);
             cell.publish(publish(cell.load(), Some(HptSlot::of_ptex(ptex, false))));
-            Outcome::Inserted { secondary: false, evicted: 0 }
+            k.inserted()
         }
-        Err(e) => primary_refused(cell, addr, old, be, st, e),
+        Err(InsertError::Full) => insert_then(cell, addr, old, be, st, k),
+        Err(InsertError::Refused(e)) => refused_then(cell, old, st, e, k),
     }
 }
 
+/// The primary group is full: everything else, in one cold function (a tail call from the
+/// fast path, so that path keeps no frame).
 #[cold]
 #[inline(never)]
-fn busy<S: StatsRef>(st: &S) -> Outcome {
-    st.stats().count(Counter::BusyRetries);
-    Outcome::Retry(Retry::Busy)
+fn insert_then<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, k: K) -> K::Out {
+    k.finish(insert(cell, addr, old, be, st, true))
 }
 
 #[cold]
 #[inline(never)]
-fn lost<S: StatsRef>(st: &S) -> Outcome {
+fn refused_then<C: PteCell, S: StatsRef, K: Finish>(cell: &C, old: Pte, st: &S, e: HcallError, k: K) -> K::Out {
+    k.finish(give_back(cell, old, st, Hcall::Enter, e))
+}
+
+#[cold]
+#[inline(never)]
+fn busy<S: StatsRef, K: Finish>(st: &S, k: K) -> K::Out {
+    let n = st.stats().count(Counter::BusyRetries);
+    k.busy(n)
+}
+
+#[cold]
+#[inline(never)]
+fn lost<S: StatsRef, K: Finish>(st: &S, k: K) -> K::Out {
     st.stats().count(Counter::StcxFails);
-    Outcome::Retry(Retry::LostReservation)
+    k.finish(Outcome::Retry(Retry::LostReservation))
 }
 
 #[cold]
 #[inline(never)]
-fn denied<S: StatsRef>(access: Access, old: Pte, st: &S) -> Outcome {
+fn denied<S: StatsRef, K: Finish>(access: Access, old: Pte, st: &S, k: K) -> K::Out {
     st.stats().count(Counter::BadAccess);
-    Outcome::Denied(match check(access, old) {
+    k.finish(Outcome::Denied(match check(access, old) {
         Err(d) => d,
         Ok(()) => Denied::NotPresent,
-    })
+    }))
 }
 
 /// The PTE names an HPTE: change its protection in place; if it was evicted meanwhile (the
 /// slot bits are stale), insert afresh.
 #[cold]
 #[inline(never)]
-fn update_or_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S) -> Outcome {
+fn update_or_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, k: K) -> K::Out {
+    k.finish(update_or_insert_outcome(cell, addr, old, be, st))
+}
+
+fn update_or_insert_outcome<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S) -> Outcome {
     let (ea, vsid) = (addr.ea(), addr.vsid());
     let new = cell.load();
     if let Some(slot) = old.slot() {
@@ -229,17 +282,7 @@ fn update_or_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell:
             Err(ProtectError::Refused(e)) => return give_back(cell, old, st, Hcall::Protect, e),
         }
     }
-    insert(cell, ea, vsid, old, be, st, false)
-}
-
-/// H_ENTER into the primary group failed.
-#[cold]
-#[inline(never)]
-fn primary_refused<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, e: InsertError) -> Outcome {
-    match e {
-        InsertError::Full => insert(cell, addr.ea(), addr.vsid(), old, be, st, true),
-        InsertError::Refused(e) => give_back(cell, old, st, Hcall::Enter, e),
-    }
+    insert(cell, addr, old, be, st, false)
 }
 
 /// Restores the PTE after a refusal: transient ones re-execute the access, permanent ones
@@ -256,62 +299,106 @@ fn give_back<C: PteCell, S: StatsRef>(cell: &C, old: Pte, st: &S, call: Hcall, e
     }
 }
 
-/// Insert with everything: primary (unless `primary_full` says the caller just found it
-/// full), secondary, then evict and try both again. BUSY is held: the PTE holds the value to
-/// publish.
-fn insert<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid: u64, old: Pte, be: &B, st: &S, primary_full: bool) -> Outcome {
+/// One H_ENTER into the primary or secondary group, the entry worked out again from the
+/// BUSY-held PTE and the backend. None: the group is full.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn try_group<C: PteCell, B: HashBackend, S: StatsRef>(
+    cell: &C,
+    ea: u64,
+    vsid: u64,
+    old: Pte,
+    be: &B,
+    st: &S,
+    secondary: bool,
+    evicted: u8,
+) -> Option<Outcome> {
     let new = cell.load();
-    let geo = be.geometry();
-    let hash = hash_4k(vsid, ea);
-    let hflags = hpte_flags(new);
-    let mut evicted = 0;
-    let mut skip_primary = primary_full;
-    loop {
-        for secondary in [false, true] {
-            if !secondary && skip_primary {
-                continue;
-            }
-            let h = hpte_for(vsid, ea, new.pfn(), hflags, secondary, false);
-            match be.insert(geo.group_base(hash, secondary), h.v, h.r) {
-                Ok(ptex) => {
-                    st.stats().count(if secondary { Counter::InsertSecondary } else { Counter::InsertPrimary });
-                    cell.publish(publish(new, Some(HptSlot::of_ptex(ptex, secondary))));
-                    return Outcome::Inserted { secondary, evicted };
-                }
-                Err(InsertError::Full) => {}
-                Err(InsertError::Refused(e)) => return give_back(cell, old, st, Hcall::Enter, e),
+    let v = avpn_for(vsid, ea) | HpteV::VALID.bits() | if secondary { HpteV::SECONDARY.bits() } else { 0 };
+    match be.insert(be.geometry().group_base(hash_4k(vsid, ea), secondary), v, be.hpte_r(new)) {
+        Ok(ptex) => {
+            st.stats().count(if secondary { Counter::InsertSecondary } else { Counter::InsertPrimary });
+            cell.publish(publish(new, Some(HptSlot::of_ptex(ptex, secondary))));
+            Some(Outcome::Inserted { secondary, evicted })
+        }
+        Err(InsertError::Full) => None,
+        Err(InsertError::Refused(e)) => Some(give_back(cell, old, st, Hcall::Enter, e)),
+    }
+}
+
+/// Insert after the primary group was found full (or, from the update path, anywhere): the
+/// secondary group, then the usual eviction — one unbolted entry removed from a random slot of
+/// a random group, and the entry inserted there — in straight-line code; anything unusual
+/// (a bolted or empty victim slot, another CPU refilling the group) goes to the general loop.
+/// BUSY is held: the PTE holds the value to publish.
+fn insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, primary_full: bool) -> Outcome {
+    let (ea, vsid) = (addr.ea(), addr.vsid());
+    if !primary_full {
+        if let Some(o) = try_group(cell, ea, vsid, old, be, st, false, 0) {
+            return o;
+        }
+    }
+    if let Some(o) = try_group(cell, ea, vsid, old, be, st, true, 0) {
+        return o;
+    }
+    // Victim group by a random bit, starting at a random slot (Linux uses the time base the
+    // same way).
+    let rnd = be.random();
+    let g = rnd & 1 != 0;
+    let victim = be.geometry().group_base(hash_4k(vsid, ea), g) + ((rnd >> 1) & 7);
+    match be.remove_unbolted(victim) {
+        Ok(_) => {
+            st.stats().count(Counter::Evictions);
+            if let Some(o) = try_group(cell, ea, vsid, old, be, st, g, 1) {
+                return o;
             }
         }
-        skip_primary = false;
-        if evicted == MAX_EVICT_ROUNDS {
-            cell.publish(restore(old));
-            st.stats().count(Counter::RetryEvictions);
-            return Outcome::Retry(Retry::Evictions);
-        }
-        // Victim group by a random bit, starting at a random slot (Linux uses the time base
-        // the same way); if every entry there is bolted, the other group.
-        let rnd = be.random();
+        Err(RemoveError::NotFound) => {}
+        Err(RemoveError::Refused(e)) => return give_back(cell, old, st, Hcall::Remove, e),
+    }
+    evict_and_insert(cell, addr, old, be, st, rnd)
+}
+
+/// The general eviction loop: look at a group for a victim when the blind choice was bolted
+/// or empty, try the other group when one is all bolted, and give the access back after
+/// `MAX_EVICT_ROUNDS` lost races.
+#[cold]
+#[inline(never)]
+fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, mut rnd: u64) -> Outcome {
+    for round in 1..=MAX_EVICT_ROUNDS {
         let first = rnd & 1 != 0;
         let start = (rnd >> 1) & 7;
-        let mut all_bolted = 0;
+        let hash = hash_4k(addr.vsid(), addr.ea());
+        let mut room = None;
         for secondary in [first, !first] {
-            match evict_from(geo.group_base(hash, secondary), start, be) {
-                Ok(Evicted::One) => {
-                    st.stats().count(Counter::Evictions);
+            match evict_from(be.geometry().group_base(hash, secondary), start, be) {
+                Ok(Evicted::AllBolted) => {}
+                Ok(found) => {
+                    if found == Evicted::One {
+                        st.stats().count(Counter::Evictions);
+                    }
+                    room = Some(secondary);
                     break;
                 }
-                Ok(Evicted::FreeSlot) => break,
-                Ok(Evicted::AllBolted) => all_bolted += 1,
                 Err((call, e)) => return give_back(cell, old, st, call, e),
             }
         }
-        if all_bolted == 2 {
+        let Some(g) = room else {
             cell.publish(restore(old));
             st.stats().count(Counter::AllBolted);
             return Outcome::AllBolted;
+        };
+        if let Some(o) = try_group(cell, addr.ea(), addr.vsid(), old, be, st, g, round) {
+            return o;
         }
-        evicted += 1;
+        if let Some(o) = try_group(cell, addr.ea(), addr.vsid(), old, be, st, !g, round) {
+            return o;
+        }
+        rnd = be.random();
     }
+    cell.publish(restore(old));
+    st.stats().count(Counter::RetryEvictions);
+    Outcome::Retry(Retry::Evictions)
 }
 
 /// What an eviction attempt found.
@@ -335,7 +422,15 @@ pub fn pick_victim(g: &[Hpte; 8], start: u64) -> Result<usize, Evicted> {
     (0..8).map(|i| ((start + i) & 7) as usize).find(|&i| !g[i].is_bolted()).ok_or(Evicted::AllBolted)
 }
 
+/// Frees a slot in the (full) group: first a blind removal of the entry at `start` unless it
+/// is bolted — one hypervisor call, which is all it takes unless that slot holds a bolted
+/// entry; then a look at the whole group for a victim.
 fn evict_from<B: HashBackend>(group: u64, start: u64, be: &B) -> Result<Evicted, (Hcall, HcallError)> {
+    match be.remove_unbolted(group + start) {
+        Ok(_) => return Ok(Evicted::One),
+        Err(RemoveError::NotFound) => {}
+        Err(RemoveError::Refused(e)) => return Err((Hcall::Remove, e)),
+    }
     let g = be.read_group(group).map_err(|e| (Hcall::Read, e))?;
     let i = match pick_victim(&g, start) {
         Ok(i) => i,
@@ -590,6 +685,10 @@ mod tests {
         fn remove(&self, p: u64, a: u64) -> Result<Hpte, RemoveError> {
             self.hpt.remove(p, a)
         }
+        fn remove_unbolted(&self, _: u64) -> Result<Hpte, RemoveError> {
+            // Refilled at once: whatever was removed is back.
+            Ok(Hpte::EMPTY)
+        }
         fn read(&self, p: u64) -> Hpte {
             self.hpt.read(p)
         }
@@ -633,6 +732,9 @@ mod tests {
             }
             fn remove(&self, p: u64, a: u64) -> Result<Hpte, RemoveError> {
                 self.0.remove(p, a)
+            }
+            fn remove_unbolted(&self, p: u64) -> Result<Hpte, RemoveError> {
+                self.0.remove_unbolted(p)
             }
             fn read(&self, p: u64) -> Hpte {
                 self.0.read(p)

@@ -51,8 +51,12 @@ impl Stats {
         Stats { c: [const { AtomicU64::new(0) }; N] }
     }
     #[inline(always)]
-    pub fn count(&self, c: Counter) {
-        self.add(c, 1)
+    /// Adds one; returns the new value.
+    pub fn count(&self, c: Counter) -> u64 {
+        let a = &self.c[c as usize];
+        let n = a.load(Relaxed) + 1;
+        a.store(n, Relaxed);
+        n
     }
     #[inline(always)]
     pub fn add(&self, c: Counter, n: u64) {

@@ -62,7 +62,7 @@ fn drop_dummies(d: &mut Vec<(u64, u64)>) {
 const REPS: usize = 9;
 
 /// The hash-fault paths, in tag order (tag = design * 16 + 1 + index).
-pub const PATHS: [&str; 8] = [
+pub const PATHS: [&str; 9] = [
     "insert_primary",
     "insert_secondary",
     "insert_after_eviction",
@@ -71,6 +71,7 @@ pub const PATHS: [&str; 8] = [
     "bad_access",
     "segment_miss",
     "segment_miss_then_hash",
+    "insert_after_eviction_bolted_primary",
 ];
 
 fn tag(design: usize, path: usize) -> u8 {
@@ -123,12 +124,20 @@ fn hash_paths(design: usize, name: &str) -> Result<(), String> {
     let mut k = 0;
     measured(tag(design, 1), || { drop_dummies(&mut dummies); unhash(a); fill_group(pg, true, &mut dummies, &mut k); }, || { load(a); },
              |d| c(d, Counter::InsertSecondary) == 1 && d.faults() == 1, "insert_secondary")?;
+    // Both groups full of ordinary (evictable) entries: the usual eviction.
     measured(tag(design, 2), || {
+        drop_dummies(&mut dummies);
+        unhash(a);
+        fill_group(pg, false, &mut dummies, &mut k);
+        fill_group(sg, false, &mut dummies, &mut k);
+    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction")?;
+    // The primary group all bolted: the victim search may look there first and move on.
+    measured(tag(design, 8), || {
         drop_dummies(&mut dummies);
         unhash(a);
         fill_group(pg, true, &mut dummies, &mut k);
         fill_group(sg, false, &mut dummies, &mut k);
-    }, || { load(a); }, |d| c(d, Counter::Evictions) >= 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction")?;
+    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction_bolted_primary")?;
     drop_dummies(&mut dummies);
     vmalloc::vfree(a).map_err(e)?;
     busy_path(tag(design, 4))

@@ -427,6 +427,7 @@ pub fn init_cpu_mmu(cpu: usize) {
     let p = percpu::paca(cpu);
     p.hash_mask.store(hpt().hash_mask(), Relaxed);
     p.seg_table.store(&crate::mm::slbe::SEGMENTS as *const _ as u64, Relaxed);
+    p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, Relaxed);
 }
 
 /// Prepares the hand-off for `cpu`. The boot CPU also bolts the linear zone (`bolt`).

@@ -50,17 +50,20 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
     (r3 as i64, [r4, r5, r6, r7, r8, r9, r10, r11])
 }
 
-/// H_ENTER(0, group, v, r) for the hash-fault path: PAPR lets the hypervisor clobber all of
-/// CR, and a function that makes an hcall would otherwise have to save CR2-CR4 (non-volatile
-/// in the ELFv2 ABI) in its prologue for the whole function. Here only the call itself keeps
-/// them, in a per-CPU word: four instructions instead of six, and none off the call's path.
+/// `sc 1` for the hash-fault path, keeping CR2-CR4 itself: PAPR lets the hypervisor clobber
+/// all of CR, and a function that makes an hcall would otherwise have to save those three
+/// fields (non-volatile in the ELFv2 ABI) in its prologue for the whole function. Here only
+/// the call keeps them, in this CPU's `hcall_cr` word: four instructions on the call's path
+/// and none elsewhere. Returns (status, r4).
+///
+/// Only for code that runs with interrupts off (the hash fault): an interrupt between the
+/// store and the load whose handler made the same kind of call would overwrite the word.
 #[inline(always)]
-pub fn h_enter_keep_cr(group: u64, v: u64, r: u64) -> HResult<u64> {
+fn hcall_keep_cr(op: u64, a: [u64; 4]) -> (i64, u64) {
     let (r3, r4): (u64, u64);
+    debug_assert!(!crate::sync::irq::enabled(), "hcall_keep_cr with interrupts on");
     // SAFETY: as `hcall`; CR is parked in this CPU's `hcall_cr` word (r13 = per-CPU area) and
-    // restored with mtcrf 0x38 (CR2-CR4, the fields the ABI says a callee must preserve; the
-    // others are declared clobbered). No interrupt can run between the two (EE is off on the
-    // fault path, and elsewhere an interrupt would not touch this word).
+    // CR2-CR4 are restored with mtcrf 0x38; the other fields are declared clobbered.
     unsafe {
         asm!("mfcr 0",
              "stw 0, {cr}(13)",
@@ -68,27 +71,37 @@ pub fn h_enter_keep_cr(group: u64, v: u64, r: u64) -> HResult<u64> {
              "lwz 0, {cr}(13)",
              "mtcrf 0x38, 0",
              cr = const super::percpu::offsets::HCALL_CR,
-             inlateout("r3") H_ENTER => r3,
-             inlateout("r4") 0u64 => r4,
-             inlateout("r5") group => _,
-             inlateout("r6") v => _,
-             inlateout("r7") r => _,
+             inlateout("r3") op => r3,
+             inlateout("r4") a[0] => r4,
+             inlateout("r5") a[1] => _,
+             inlateout("r6") a[2] => _,
+             inlateout("r7") a[3] => _,
              out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
              out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
              out("ctr") _, out("xer") _,
              options(nostack))
     };
-    if r3 == 0 {
-        Ok(r4)
-    } else {
-        Err(refusal(r3 as i64))
+    (r3 as i64, r4)
+}
+
+/// H_ENTER(0, group, v, r) for the hash-fault path (interrupts off): the raw status (so the
+/// caller can test for H_PTEG_FULL first), or the index used.
+#[inline(always)]
+pub fn h_enter_fault_path(group: u64, v: u64, r: u64) -> Result<u64, i64> {
+    match hcall_keep_cr(H_ENTER, [0, group, v, r]) {
+        (0, ptex) => Ok(ptex),
+        (rc, _) => Err(rc),
     }
 }
 
-#[cold]
-#[inline(never)]
-fn refusal(rc: i64) -> HcallError {
-    HcallError::from_rc(rc)
+/// H_REMOVE(H_ANDCOND, ptex, BOLTED) for the hash-fault path (interrupts off): removes the
+/// entry unless it is bolted. Raw status on failure.
+#[inline(always)]
+pub fn h_remove_unbolted_fault_path(ptex: u64, bolted_bit: u64) -> Result<(), i64> {
+    match hcall_keep_cr(H_REMOVE, [H_ANDCOND, ptex, bolted_bit, 0]) {
+        (0, _) => Ok(()),
+        (rc, _) => Err(rc),
+    }
 }
 
 fn check(rc: i64) -> HResult<()> {

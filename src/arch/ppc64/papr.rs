@@ -51,6 +51,9 @@ pub enum HcallError {
 }
 
 impl HcallError {
+    /// Always inlined: the hash fault path decodes a refusal in place, where a call would cost
+    /// it a stack frame.
+    #[inline(always)]
     pub const fn from_rc(rc: i64) -> HcallError {
         match rc {
             1 | 9900..=9905 => HcallError::Busy(rc as i16),

@@ -52,15 +52,13 @@ pub struct Paca {
     pub seg_table: AtomicU64,
     /// The HPT's hash mask (groups - 1).
     pub hash_mask: AtomicU64,
+    /// Address of `hash::protocol::HPTE_R` (HPTE second-word flags by PTE flags).
+    pub hpte_r: AtomicU64,
     /// Page-table roots indexed by the top nibble of the effective address: only 0xd (vmalloc)
     /// and 0xe (I/O) are non-zero, so the root load is also the region check.
     pub pgd: [AtomicU64; 16],
     /// This CPU's hash-fault counters (written only by this CPU).
     pub stats: Stats,
-    /// Consecutive hash faults that found BUSY (the holder may be a preempted vCPU), and the
-    /// time base of the last one.
-    pub busy_streak: AtomicU64,
-    pub busy_last: AtomicU64,
     /// Generic exception nesting depth (0 = thread context). The hash fault does not count
     /// itself here: see `exception_depth`.
     pub depth: AtomicU64,
@@ -97,10 +95,9 @@ impl Paca {
             hash_frame: Z,
             seg_table: Z,
             hash_mask: Z,
+            hpte_r: Z,
             pgd: [Z; 16],
             stats: Stats::new(),
-            busy_streak: Z,
-            busy_last: Z,
             depth: Z,
             last_frame: Z,
             heartbeat: Z,
