@@ -274,9 +274,9 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
                     let a = AREA[k][0].load(Relaxed);
                     let p = (x >> 16) % AREA[k][1].load(Relaxed).max(1);
                     if x & (1 << 40) != 0 {
-                        vmalloc::change_protection(a + p * 4096, PteFlags::RW, PteFlags::empty());
+                        let _ = vmalloc::change_protection(a + p * 4096, PteFlags::RW, PteFlags::empty());
                     } else {
-                        vmalloc::change_protection(a + p * 4096, PteFlags::empty(), PteFlags::RW);
+                        let _ = vmalloc::change_protection(a + p * 4096, PteFlags::empty(), PteFlags::RW);
                     }
                 }
                 3 => {

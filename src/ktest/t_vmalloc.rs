@@ -125,6 +125,32 @@ ktest!("vmalloc", fn no_hpte_survives_vfree() {
     Ok(())
 });
 
+ktest!("vmalloc", fn change_protection_of_unmapped_page_is_an_error() {
+    use crate::mm::pte::PteFlags;
+    // A freed page: its PTE is empty. Granting RW there must change nothing (an 0x200 left
+    // behind is "not present, not empty" and the next vmalloc of the address refuses it).
+    let a = vmalloc::vmalloc(4096).map_err(e)?;
+    vmalloc::vfree(a).map_err(e)?;
+    let r = vmalloc::change_protection(a, PteFlags::empty(), PteFlags::RW);
+    let left = vmalloc::pte_of(a).map(|p| p.raw()).unwrap_or(0);
+    if left != 0 {
+        // Do not hand the damage to the next test that allocates here.
+        vmalloc::set_pte_raw(a, u64::MAX, 0).map_err(e)?;
+    }
+    kassert_eq!(left, 0);
+    kassert!(matches!(r, Err(VmError::NotMapped(x)) if x == a), "change_protection of a freed page: {:?}", r);
+    // An address that never had page tables is refused the same way.
+    let far = vmalloc::VMALLOC_START + (45u64 << 30);
+    kassert_eq!(vmalloc::change_protection(far, PteFlags::RW, PteFlags::empty()), Err(VmError::NotMapped(far)));
+    // The address is still good for the next owner.
+    let b = vmalloc::vmalloc(4096).map_err(e)?;
+    let w = probe_write(b, 0x77);
+    vmalloc::vfree(b).map_err(e)?;
+    kassert!(b == a, "test setup: the next vmalloc went to {b:#x}, not the freed {a:#x}");
+    kassert!(w.is_ok(), "store to the re-allocated page faulted: {:?}", w);
+    Ok(())
+});
+
 ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
     // The pseries PHB's I/O window is at physical 0x2000_0000_0000 (see drivers/pci.rs).
     let io = vmalloc::ioremap(0x2000_0000_0000, 0x1000).map_err(e)?;

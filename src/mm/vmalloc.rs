@@ -45,6 +45,8 @@ pub enum VmError {
     /// ioremap of RAM.
     IsRam(u64),
     Overflow,
+    /// change_protection of an address without a present PTE.
+    NotMapped(u64),
 }
 
 impl fmt::Display for VmError {
@@ -60,6 +62,7 @@ impl fmt::Display for VmError {
             VmError::WrongKind(a) => write!(f, "{a:#x} is an area of the other kind (vmalloc vs ioremap)"),
             VmError::IsRam(p) => write!(f, "physical {p:#x} is RAM, not device memory"),
             VmError::Overflow => f.write_str("address range overflows"),
+            VmError::NotMapped(a) => write!(f, "{a:#x} has no present PTE"),
         }
     }
 }
@@ -388,16 +391,23 @@ pub fn find_hpte(ea: u64) -> Option<(u64, crate::mm::hpte::Hpte)> {
     if find_hptes(ea, &mut out) > 0 { Some(out[0]) } else { None }
 }
 
-/// Changes a mapped page's protection: clears `clr` and sets `set` in its PTE (waiting for
+/// Changes a present page's protection: clears `clr` and sets `set` in its PTE (waiting for
 /// BUSY), keeping the HPTE-tracking bits, then removes the HPTE so the next access re-hashes
-/// with the new rights (like Linux's change_protection + flush). Returns the old PTE.
-pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Option<Pte> {
+/// with the new rights (like Linux's change_protection + flush). Returns the old PTE, or
+/// `NotMapped` without writing anything when `ea` has no present PTE: setting bits in an empty
+/// PTE would leave a "not present, not empty" entry that the next vmalloc there must refuse.
+pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, VmError> {
     let _list = PAGE_TABLE_LOCK.lock();
-    let slot = pgtable::walk(ea)?;
+    let slot = pgtable::walk(ea).ok_or(VmError::NotMapped(ea))?;
+    // Presence only changes under page_table_lock (hash_page never sets or clears PRESENT),
+    // so it still holds when the update below runs.
+    if !slot.load().is_present() {
+        return Err(VmError::NotMapped(ea));
+    }
     let mut spins = 0;
     let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
     protocol::flush_hpte(old, ea, kernel_vsid(ea), boot::hpt(), &Pseries);
-    Some(old)
+    Ok(old)
 }
 
 /// Removes the HPTE `ea`'s PTE names and leaves the PTE's slot bits stale, as an eviction by
