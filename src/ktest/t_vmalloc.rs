@@ -151,6 +151,68 @@ ktest!("vmalloc", fn change_protection_of_unmapped_page_is_an_error() {
     Ok(())
 });
 
+ktest!("vmalloc", fn map_refuses_a_pte_in_use() {
+    // A PTE that is not empty where a new area is about to be mapped (a kernel bug elsewhere):
+    // vmalloc fails with an error naming it, leaves it as it was and keeps no frames.
+    let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
+    vmalloc::vfree(a).map_err(e)?;
+    let ea = a + 4096; // the middle page: the first one must be undone again
+    let swap = 0x0000_0abc_dead_0000u64 | crate::mm::pte::PteFlags::RW.bits();
+    vmalloc::set_pte_raw(ea, u64::MAX, swap).map_err(e)?;
+    let frames = frame::counts().1;
+    let r = vmalloc::vmalloc(3 * 4096);
+    let after = vmalloc::pte_of(ea).map(|p| p.raw()).unwrap_or(0);
+    let first = vmalloc::pte_of(a).map(|p| p.raw()).unwrap_or(0);
+    let frames_after = frame::counts().1;
+    vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
+    if let Ok(b) = r {
+        vmalloc::vfree(b).map_err(e)?;
+    }
+    kassert_eq!(r, Err(VmError::PteInUse { ea, pte: swap }));
+    kassert_eq!(after, swap);
+    kassert_eq!(first, 0);
+    kassert_eq!(frames_after, frames);
+    Ok(())
+});
+
+ktest!("vmalloc", fn read_only_areas_are_zeroed() {
+    use crate::mm::pte::{PteFlags, PAGE_KERNEL_RO};
+    // Frames come back from vfree with the last owner's data: a read-only area must not show it.
+    let n = 8u64;
+    let a = vmalloc::vmalloc(n * 4096).map_err(e)?;
+    let mut old_pfns = alloc::vec::Vec::new();
+    for i in 0..n * 512 {
+        // SAFETY: the area is ours until vfree.
+        unsafe { core::ptr::write_volatile((a + 8 * i) as *mut u64, 0xdead_beef_0000_0000 | i) };
+    }
+    for p in 0..n {
+        old_pfns.push(vmalloc::pte_of(a + p * 4096).ok_or("no PTE")?.pfn());
+    }
+    vmalloc::vfree(a).map_err(e)?;
+    let r = vmalloc::vmalloc_flags(n * 4096, PAGE_KERNEL_RO).map_err(e)?;
+    let mut reused = 0;
+    let mut stale = 0;
+    for p in 0..n {
+        if vmalloc::pte_of(r + p * 4096).map(|x| old_pfns.contains(&x.pfn())).unwrap_or(false) {
+            reused += 1;
+        }
+    }
+    for i in 0..n * 512 {
+        // SAFETY: the area is ours (read-only) until vfree.
+        if unsafe { core::ptr::read_volatile((r + 8 * i) as *const u64) } != 0 {
+            stale += 1;
+        }
+    }
+    let w = probe_write(r, 1);
+    let pte = vmalloc::pte_of(r).ok_or("no PTE")?;
+    vmalloc::vfree(r).map_err(e)?;
+    kassert!(reused > 0, "test setup: the read-only area got none of the {} frames just freed", n);
+    kassert_eq!(stale, 0);
+    kassert!(w.is_err(), "the read-only area is writable");
+    kassert!(!pte.flags().intersects(PteFlags::RW | PteFlags::DIRTY), "read-only PTE after zeroing: {}", pte);
+    Ok(())
+});
+
 ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
     // The pseries PHB's I/O window is at physical 0x2000_0000_0000 (see drivers/pci.rs).
     let io = vmalloc::ioremap(0x2000_0000_0000, 0x1000).map_err(e)?;
