@@ -232,6 +232,14 @@ part default-run 300 0 --after build \
     --reject '\.\.\. FAILED' --show '^self-checks:' \
     -- cargo run
 
+# QEMU's -d guest_errors,unimp log of a clean run holds nothing but the accesses to unbacked
+# addresses that tests make on purpose and announce ("qemu-log-expect: ..." console lines):
+# any other line (an invalid access, an unimplemented register or hypercall) fails the part.
+part qemu-log-default-run 300 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
+    --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh run
+part qemu-log-kernel-tests 600 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
+    --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh test
+
 part cpu-power8 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER8 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
