@@ -250,6 +250,11 @@ part cpu-power10 300 0 --after build --slow \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
     -- cargo run -- --cpu POWER10 test
 
+# The runner's option matrix, covered representatively (every --smp 1..8, both accelerators,
+# every CPU model and firmware; --smp 1/2/4/8 with both accelerators): default run + tests each.
+part matrix 900 0 --after build --slow --want '^matrix: [1-9][0-9]* passed, 0 failed$' --reject '^matrix: FAIL' \
+    --show '^matrix: [0-9]+ passed' -- scripts/matrix.sh
+
 part failing-test-fails 300 1 --after build \
     --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \
     --want 'hashkernel: exit status 1 \(tests failed\)$' \
