@@ -126,14 +126,13 @@ pub unsafe fn scratch_round_trip(regs: u64) -> Result<(), u8> {
     const PATTERN: u8 = 0xa5;
     let scr = (regs + 7) as *mut u8;
     // SAFETY: the caller guarantees `regs` maps the registers; SCR has no side effects.
-    let (old, got) = unsafe {
+    let got = unsafe {
         let old = core::ptr::read_volatile(scr);
         core::ptr::write_volatile(scr, PATTERN);
         let got = core::ptr::read_volatile(scr);
         core::ptr::write_volatile(scr, old);
-        (old, got)
+        got
     };
-    let _ = old;
     if got == PATTERN { Ok(()) } else { Err(got) }
 }
 
