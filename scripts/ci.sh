@@ -232,6 +232,14 @@ part default-run 300 0 --after build \
     --reject '\.\.\. FAILED' --show '^self-checks:' \
     -- cargo run
 
+# QEMU's -d guest_errors,unimp log of a clean run holds nothing but the accesses to unbacked
+# addresses that tests make on purpose and announce ("qemu-log-expect: ..." console lines):
+# any other line (an invalid access, an unimplemented register or hypercall) fails the part.
+part qemu-log-default-run 300 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
+    --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh run
+part qemu-log-kernel-tests 600 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
+    --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh test
+
 part cpu-power8 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER8 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
@@ -241,6 +249,11 @@ part cpu-power10 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER10 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \
     -- cargo run -- --cpu POWER10 test
+
+# The runner's option matrix, covered representatively (every --smp 1..8, both accelerators,
+# every CPU model and firmware; --smp 1/2/4/8 with both accelerators): default run + tests each.
+part matrix 900 0 --after build --slow --want '^matrix: [1-9][0-9]* passed, 0 failed$' --reject '^matrix: FAIL' \
+    --show '^matrix: [0-9]+ passed' -- scripts/matrix.sh
 
 part failing-test-fails 300 1 --after build \
     --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \

@@ -43,7 +43,15 @@ pub fn ncpus() -> usize {
     NCPUS.load(Relaxed)
 }
 
-/// Starts every CPU in /cpus (up to MAX_CPUS). Returns how many are online.
+/// The hand-off secondary `idx` consumes in boot/entry.S (its PACA, stack, entry point).
+pub fn prepare_handoff(idx: usize) -> *const boot::MmuHandoff {
+    boot::make_handoff(idx, false, secondary_main as *const () as u64, idx as u64)
+}
+
+/// Starts every CPU in /cpus (up to MAX_CPUS), one at a time. Returns how many are online:
+/// CPUs 0..n-1. Each CPU gets its own hand-off, PACA and stack, so one that comes up after we
+/// stopped waiting for it runs on its own (and idles: it is not counted); the CPUs after it
+/// are not started, because the rest of the kernel numbers online CPUs 0..ncpus().
 pub fn start_secondaries() -> usize {
     let bi = boot::info();
     let mut online = 1;
@@ -52,23 +60,29 @@ pub fn start_secondaries() -> usize {
         let p = percpu::paca(0);
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
         crate::mm::init_cpu(idx);
-        let h = boot::make_handoff(idx, false, secondary_main as *const () as u64, idx as u64);
+        let h = prepare_handoff(idx);
         if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
-            println!("smp: start-cpu {} failed: {}", id, e);
-            continue;
+            println!("smp: start-cpu {} failed: {}; not starting the CPUs after it", id, e);
+            break;
         }
         let start = insn::mftb();
-        while percpu::paca(idx).online.load(Acquire) == 0 {
+        while percpu::paca(idx).online.load(Acquire) == 0 && insn::mftb() - start <= timer::us_to_tb(2_000_000) {
             insn::cpu_relax();
-            if insn::mftb() - start > timer::us_to_tb(2_000_000) {
-                println!("smp: CPU {} (id {}) did not come online", idx, id);
-                break;
-            }
         }
-        if percpu::paca(idx).online.load(Acquire) != 0 {
-            online += 1;
-            NCPUS.store(online, Release);
+        if percpu::paca(idx).online.load(Acquire) == 0 {
+            // RTAS reports 0 for a halted vCPU, 2 for one that runs (here: still on its way
+            // in, with its own hand-off, so nothing it uses is ever handed to another CPU).
+            let state = match rtas::query_cpu_stopped_state(id) {
+                Ok(0) => "stopped",
+                Ok(2) => "running, not online yet",
+                Ok(_) => "in an unknown state",
+                Err(_) => "state unknown",
+            };
+            println!("smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it", idx, id, state);
+            break;
         }
+        online += 1;
+        NCPUS.store(online, Release);
     }
     online
 }

@@ -114,6 +114,28 @@ impl fmt::Display for UartError {
     }
 }
 
+/// One byte through the 16550's scratch register (`regs` + 7) and back, the old value restored
+/// afterwards: proves that a mapping of the registers reaches the device. Byte accesses only:
+/// QEMU's 16550 takes nothing wider (under `-d guest_errors` it logs a wider access as
+/// invalid). Returns the byte read back on a mismatch.
+///
+/// # Safety
+/// `regs` must map a live 16550's registers cache-inhibited (an ioremap of its BAR), and no one
+/// else may use the scratch register meanwhile (the console never does).
+pub unsafe fn scratch_round_trip(regs: u64) -> Result<(), u8> {
+    const PATTERN: u8 = 0xa5;
+    let scr = (regs + 7) as *mut u8;
+    // SAFETY: the caller guarantees `regs` maps the registers; SCR has no side effects.
+    let got = unsafe {
+        let old = core::ptr::read_volatile(scr);
+        core::ptr::write_volatile(scr, PATTERN);
+        let got = core::ptr::read_volatile(scr);
+        core::ptr::write_volatile(scr, old);
+        got
+    };
+    if got == PATTERN { Ok(()) } else { Err(got) }
+}
+
 /// Brings the UART up and makes it a second console. Never fails the boot: without a
 /// pci-serial, or when anything goes wrong, one line says so and the vty carries on alone.
 pub fn init() {

@@ -60,3 +60,20 @@ ktest!("boot", fn bootargs_reject_unknown() {
     kassert!(crate::bootargs::parse("hash_page=locked").is_ok());
     Ok(())
 });
+
+ktest!("boot", fn secondary_handoffs_are_per_cpu() {
+    // smp gives a secondary 2 s to come online and then moves on to the next one. A vCPU that
+    // starts later than that (a loaded host) still reads the hand-off it was given: preparing
+    // the others' must leave it naming its own per-CPU area, stack and index.
+    use crate::arch::ppc64::percpu::{self, MAX_CPUS};
+    let hs: alloc::vec::Vec<*const boot::MmuHandoff> = (1..MAX_CPUS).map(crate::smp::prepare_handoff).collect();
+    for (i, &h) in hs.iter().enumerate() {
+        let cpu = i + 1;
+        // SAFETY: make_handoff returns a pointer to a static hand-off; it is only read here.
+        let h = unsafe { &*h };
+        kassert!(h.paca == percpu::paca(cpu) as *const _ as u64 && h.stack == percpu::kstack_top(cpu) - 112 && h.arg == cpu as u64,
+                 "CPU {}'s hand-off names PACA {:#x}, stack {:#x}, arg {} after the others' were prepared (want PACA {:#x})",
+                 cpu, h.paca, h.stack, h.arg, percpu::paca(cpu) as *const _ as u64);
+    }
+    Ok(())
+});

@@ -45,6 +45,11 @@ pub enum VmError {
     /// ioremap of RAM.
     IsRam(u64),
     Overflow,
+    /// A PTE in the range to map is not empty: someone else's mapping (or a stale entry) that
+    /// must not be overwritten.
+    PteInUse { ea: u64, pte: u64 },
+    /// change_protection of an address without a present PTE.
+    NotMapped(u64),
 }
 
 impl fmt::Display for VmError {
@@ -60,6 +65,8 @@ impl fmt::Display for VmError {
             VmError::WrongKind(a) => write!(f, "{a:#x} is an area of the other kind (vmalloc vs ioremap)"),
             VmError::IsRam(p) => write!(f, "physical {p:#x} is RAM, not device memory"),
             VmError::Overflow => f.write_str("address range overflows"),
+            VmError::PteInUse { ea, pte } => write!(f, "the PTE for {ea:#x} is in use ({pte:#x}): not overwriting it"),
+            VmError::NotMapped(a) => write!(f, "{a:#x} has no present PTE"),
         }
     }
 }
@@ -120,23 +127,36 @@ fn find_gap(list: &AreaList, lo: u64, hi: u64, pages: u64) -> Option<u64> {
     super::layout::find_gap(list.areas.range(lo..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
 }
 
+/// Maps `pfns` at `start`, page by page. Every PTE must be empty: a PTE in use is never
+/// overwritten (the old value, and any HPTE its slot bits name, would be lost). On an error the
+/// pages this call mapped are unmapped again and nothing else is touched.
 fn map_pages(list: &mut AreaList, start: u64, pfns: impl Iterator<Item = u64>, flags: PteFlags) -> Result<(), VmError> {
     let mut spins = 0;
+    let mut mapped = 0;
+    let mut result = Ok(());
     for (i, pfn) in pfns.enumerate() {
         let ea = start + i as u64 * PAGE_SIZE;
-        let slot = pgtable::ensure(ea, list).map_err(|_| VmError::OutOfMemory)?;
-        let new = Pte::new(pfn, flags);
-        // A fresh area's PTEs are empty. Under page_table_lock only hash_page can change a PTE
-        // concurrently, and it never touches a non-present one, so the check cannot go stale
-        // before the write. Anything else is a kernel bug worth stopping for — before the
-        // write, so the old PTE (and any HPTE it names) is not lost.
+        let slot = match pgtable::ensure(ea, list) {
+            Ok(s) => s,
+            Err(_) => {
+                result = Err(VmError::OutOfMemory);
+                break;
+            }
+        };
+        // Under page_table_lock only hash_page can change a PTE concurrently, and it never
+        // touches one that is not present, so an empty PTE stays empty until the write below.
         let cur = slot.load();
-        if cur.raw() != 0 || crate::hash::access::set_step(cur, new).is_err() {
-            panic!("vmalloc: PTE for {ea:#x} was not empty: {cur}");
+        if cur.raw() != 0 {
+            result = Err(VmError::PteInUse { ea, pte: cur.raw() });
+            break;
         }
-        slot.update(u64::MAX, new.raw(), &mut spins);
+        slot.update(u64::MAX, Pte::new(pfn, flags).raw(), &mut spins);
+        mapped += 1;
     }
-    Ok(())
+    if result.is_err() {
+        unmap_pages(start, mapped);
+    }
+    result
 }
 
 fn unmap_pages(start: u64, pages: u64) {
@@ -196,6 +216,10 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
             }
         }
     }
+    // Frames come back from vfree with their last owner's data, and high frames have no
+    // mapping but this one: a read-only area is mapped writable first, zeroed, then remapped
+    // with its own flags.
+    let zero_flags = flags | PteFlags::RW;
     let start;
     {
         let mut list = PAGE_TABLE_LOCK.lock();
@@ -207,9 +231,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
             return Err(VmError::OutOfVirtualSpace);
         };
         start = s;
-        if let Err(e) = map_pages(&mut list, start, frames.iter().map(|pa| pa >> 12), flags) {
-            // Still under the lock: nobody else can have been given this range yet.
-            unmap_pages(start, pages);
+        if let Err(e) = map_pages(&mut list, start, frames.iter().map(|pa| pa >> 12), zero_flags) {
             drop(list);
             for pa in frames {
                 let _ = frame::free(pa);
@@ -219,10 +241,25 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
         crit_hook();
         list.areas.insert(start, Area { start, pages, kind: Kind::Vmalloc, owner, frames });
     }
-    // Zero through the new mapping: the first touch of each page is a hash fault.
-    if flags.contains(PteFlags::RW) {
-        // SAFETY: [start, start+pages*4K) was just mapped RW for us alone.
-        unsafe { core::ptr::write_bytes(start as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+    // Zero through the new mapping (outside the lock: the first touch of each page is a hash
+    // fault, and hash_page=locked takes page_table_lock).
+    // SAFETY: [start, start+pages*4K) was just mapped RW for us alone.
+    unsafe { core::ptr::write_bytes(start as *mut u8, 0, (pages * PAGE_SIZE) as usize) };
+    if zero_flags != flags {
+        // The area is in the list, so its range is ours: clear each PTE with its HPTE and map it
+        // again as asked, clean (no ACCESSED/DIRTY from the zeroing).
+        let mut list = PAGE_TABLE_LOCK.lock();
+        let pfns: Vec<u64> = list.areas[&start].frames.iter().map(|pa| pa >> 12).collect();
+        unmap_pages(start, pages);
+        if let Err(e) = map_pages(&mut list, start, pfns.into_iter(), flags) {
+            // Cannot happen (the PTEs were just cleared, the tables exist): give the area back.
+            let a = list.areas.remove(&start).expect("inserted above");
+            drop(list);
+            for pa in a.frames {
+                let _ = frame::free(pa);
+            }
+            return Err(e);
+        }
     }
     Ok(start)
 }
@@ -290,10 +327,7 @@ pub fn ioremap(phys: u64, size: u64) -> Result<u64, VmError> {
     }
     let mut list = PAGE_TABLE_LOCK.lock();
     let start = find_gap(&list, IOREMAP_START, IOREMAP_END, pages).ok_or(VmError::OutOfVirtualSpace)?;
-    if let Err(e) = map_pages(&mut list, start, (0..pages).map(|i| (first >> 12) + i), PAGE_KERNEL_IO) {
-        unmap_pages(start, pages);
-        return Err(e);
-    }
+    map_pages(&mut list, start, (0..pages).map(|i| (first >> 12) + i), PAGE_KERNEL_IO)?;
     list.areas.insert(start, Area { start, pages, kind: Kind::Ioremap { phys: first }, owner, frames: Vec::new() });
     Ok(start + (phys - first))
 }
@@ -405,16 +439,23 @@ pub fn find_hpte(ea: u64) -> Option<(u64, crate::mm::hpte::Hpte)> {
     if find_hptes(ea, &mut out) > 0 { Some(out[0]) } else { None }
 }
 
-/// Changes a mapped page's protection: clears `clr` and sets `set` in its PTE (waiting for
+/// Changes a present page's protection: clears `clr` and sets `set` in its PTE (waiting for
 /// BUSY), keeping the HPTE-tracking bits, then removes the HPTE so the next access re-hashes
-/// with the new rights (like Linux's change_protection + flush). Returns the old PTE.
-pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Option<Pte> {
+/// with the new rights (like Linux's change_protection + flush). Returns the old PTE, or
+/// `NotMapped` without writing anything when `ea` has no present PTE: setting bits in an empty
+/// PTE would leave a "not present, not empty" entry that the next vmalloc there must refuse.
+pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, VmError> {
     let _list = PAGE_TABLE_LOCK.lock();
-    let slot = pgtable::walk(ea)?;
+    let slot = pgtable::walk(ea).ok_or(VmError::NotMapped(ea))?;
+    // Presence only changes under page_table_lock (hash_page never sets or clears PRESENT),
+    // so it still holds when the update below runs.
+    if !slot.load().is_present() {
+        return Err(VmError::NotMapped(ea));
+    }
     let mut spins = 0;
     let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
     flush(old, ea);
-    Some(old)
+    Ok(old)
 }
 
 /// Removes the HPTE `ea`'s PTE names and leaves the PTE's slot bits stale, as an eviction by

@@ -257,10 +257,12 @@ pub fn info() -> &'static BootInfo {
     BOOT_INFO.get().expect("boot info is read before anything asks for it")
 }
 
-static mut HANDOFF: MmuHandoff = MmuHandoff {
+/// One hand-off per CPU: a secondary that starts after smp stopped waiting for it must not
+/// find the next CPU's PACA and stack in a shared one.
+static mut HANDOFF: [MmuHandoff; MAX_CPUS] = [const { MmuHandoff {
     vsid: 0, hash_mask: 0, npages: 0, pte1: 0, nslb: 0, slb: [[0; 2]; BOLTED_SLB],
     stack: 0, paca: 0, toc: 0, arg: 0, entry: 0, msr: 0,
-};
+} }; MAX_CPUS];
 
 fn read_device_tree(of: &Of) -> BootInfo {
     let mut bi = BootInfo {
@@ -435,9 +437,9 @@ pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuH
     let bi = info();
     let geo = bi.hpt();
     let lin = SlbEntry::kernel(KERNEL_BASE, 0);
-    // SAFETY: the hand-off is written by the CPU that is about to consume it, before it is
-    // consumed, and secondaries are started one at a time (smp.rs waits for each).
-    let h = unsafe { &mut *core::ptr::addr_of_mut!(HANDOFF) };
+    // SAFETY: only CPU 0 writes HANDOFF[cpu], here, before `cpu` is started with it (a later
+    // call, such as a test's, writes the same values); entry.S reads it while `cpu` starts.
+    let h = unsafe { &mut *core::ptr::addr_of_mut!(HANDOFF[cpu]) };
     h.vsid = kernel_vsid(KERNEL_BASE);
     h.hash_mask = geo.hash_mask();
     h.npages = if bolt { bi.linear_zone_end() >> 12 } else { 0 };
