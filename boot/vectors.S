@@ -100,23 +100,15 @@ vvec_block:
     VEC vvec_block, 0x200
 
     /*
-     * 0x300 data storage: the hash fault. MSR[RI] of the interrupted context is 0 only inside
-     * exception entry/exit code and inside the hash-fault handler itself, whose one frame must
-     * not be reused: such a fault is unrecoverable. `tdeqi` traps on it without touching CR,
-     * so the check costs three instructions and nothing has to be saved first; the program
-     * check (0x700) then reports it (exception.rs: `NESTED_HASH_FAULT_TRAP`). Then the lean
-     * entry (hash_fault_entry, in .text).
+     * 0x300 data storage: the hash fault. Straight to the lean entry (hash_fault_entry, in
+     * .text), which checks MSR[RI] once SRR1 is in a register anyway.
      */
     .org vvec_block + 0x300
-    .globl hash_vector, hash_nested_trap
+    .globl hash_vector
 hash_vector:
     mtsprg  1, 13
     mfsprg  13, 0
     std     11, {EX_HASH}+0(13)
-    mfsrr1  11
-    rldicl  11, 11, 64-{MSR_RI_SHIFT}, 63
-hash_nested_trap:
-    tdeqi   11, 0
     b       hash_fault_entry
 
     /* 0x380 data segment: install the segment (slb_miss, below). */
@@ -235,6 +227,17 @@ hash_fault_entry:
     std     11, {HDR}+{F_NIP}(1)
     mfsrr1  5
     std     5, {HDR}+{F_MSR}(1)
+    /*
+     * MSR[RI] of the interrupted context is 0 only inside exception entry/exit code and
+     * inside this handler itself: a hash fault there has just overwritten the frame of the
+     * one it interrupted, so it is unrecoverable. `tdeqi` traps without touching CR; the
+     * program check (0x700) reports it, with the nested fault's SRR0/DAR in this frame
+     * (exception.rs, `hash_nested_trap`).
+     */
+    rldicl  11, 5, 64-{MSR_RI_SHIFT}, 63
+    .globl hash_nested_trap
+hash_nested_trap:
+    tdeqi   11, 0
     mfdar   3                       /* DAR: argument, and read back by slow paths */
     std     3, {HDR}+{F_DAR}(1)
     mfdsisr 4                       /* DSISR: argument only; the slow path stores it */

@@ -24,6 +24,7 @@ pub enum Crash {
     User,
     NotPresent,
     Guard,
+    Nested,
 }
 
 impl Crash {
@@ -35,6 +36,7 @@ impl Crash {
         ("user", Crash::User),
         ("notpresent", Crash::NotPresent),
         ("guard", Crash::Guard),
+        ("nested", Crash::Nested),
     ];
 }
 

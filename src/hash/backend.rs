@@ -67,6 +67,7 @@ mod pseries {
     use super::*;
     use crate::arch::ppc64::hcall::{self, H_AVPN};
     use crate::arch::ppc64::insn;
+    use crate::arch::ppc64::percpu;
 
     /// PAPR hypercalls. The AVPN argument of H_REMOVE/H_PROTECT is compared with the entry's
     /// first doubleword masked by !0x7f, so passing `avpn` (already in that form) matches
@@ -77,7 +78,7 @@ mod pseries {
         /// From this CPU's per-CPU copy: one load, no lookup.
         #[inline(always)]
         fn geometry(&self) -> HptGeometry {
-            HptGeometry::from_hash_mask(crate::arch::ppc64::percpu::this().hash_mask.load(core::sync::atomic::Ordering::Relaxed))
+            HptGeometry::from_hash_mask(percpu::load_field::<{ percpu::offsets::HASH_MASK }>())
         }
 
         /// Only called on the hash-fault path (interrupts off), hence the CR-keeping hcall.
@@ -150,7 +151,7 @@ mod pseries {
         /// area's address in a register, the TOC-relative address costs four instructions.
         #[inline(always)]
         fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
-            let t = crate::arch::ppc64::percpu::this().hpte_r.load(core::sync::atomic::Ordering::Relaxed);
+            let t = percpu::load_field::<{ percpu::offsets::HPTE_R }>();
             // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
             // boot::init_cpu_mmu before the CPU takes hash faults).
             let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };

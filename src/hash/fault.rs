@@ -109,18 +109,17 @@ fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
     }
-    let Some(pte) = pgtable::walk_translated(&percpu::this().pgd, ea) else {
-        return no_page_table();
-    };
+    // No table is no case of its own here: the walk ends on a zero PTE, the take says "not
+    // present", and the slow path tells the two apart (`slow_reason`).
+    let pte = pgtable::walk_translated(ea);
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
-    let vsid = segment_vsid(ea);
     if LOCKED {
-        let o = locked(|| hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
     } else {
-        hash_pte_at(pte, ea, vsid, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+        hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
     }
 }
 
@@ -156,13 +155,15 @@ struct FromHashFrame;
 impl FaultAddr for FromHashFrame {
     #[inline(always)]
     fn ea(&self) -> u64 {
-        let f = percpu::this().hash_frame.load(Relaxed) + crate::arch::ppc64::exception::HDR_SIZE as u64;
-        // SAFETY: this CPU's hash frame, filled by the entry of the fault being handled.
-        unsafe { (*(f as *const ExcFrame)).dar }
+        crate::arch::ppc64::exception::hash_frame().dar
     }
     #[inline(always)]
     fn vsid(&self) -> u64 {
         segment_vsid(self.ea())
+    }
+    #[inline(always)]
+    fn vsid_of(&self, ea: u64) -> u64 {
+        segment_vsid(ea)
     }
 }
 
@@ -191,11 +192,13 @@ fn not_hash_miss() {
     slow(FaultReason::NotHashMiss)
 }
 
-#[cold]
-#[inline(never)]
-fn no_page_table() {
-    stats::this().count(Counter::BadAccess);
-    slow(FaultReason::NoPageTable)
+/// The verdict `why` for the fault at `ea`, refined now that speed does not matter: a "not
+/// present" on an address without page tables is reported as such.
+pub fn slow_reason(why: FaultReason, ea: u64) -> FaultReason {
+    match why {
+        FaultReason::Denied(super::access::Denied::NotPresent) if pgtable::walk(ea).is_none() => FaultReason::NoPageTable,
+        w => w,
+    }
 }
 
 /// The 2003 design: the protocol under page_table_lock. The fast entry does not store DSISR

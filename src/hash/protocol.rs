@@ -122,6 +122,13 @@ pub const MAX_EVICT_ROUNDS: u8 = 8;
 pub trait FaultAddr {
     fn ea(&self) -> u64;
     fn vsid(&self) -> u64;
+    /// The VSID for `ea` (which is `self.ea()`, already at hand): the fast path asks only
+    /// once the take has succeeded, so a BUSY or denied fault never pays for it.
+    #[inline(always)]
+    fn vsid_of(&self, ea: u64) -> u64 {
+        let _ = ea;
+        self.vsid()
+    }
 }
 
 /// An address and its VSID, held.
@@ -177,7 +184,7 @@ impl Finish for ReturnOutcome {
 /// One hash fault for the page at `ea` in segment `vsid`: see `hash_pte_at`.
 #[inline(always)]
 pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
-    hash_pte_at(cell, ea, vsid, &Va { ea, vsid }, access, be, st, ReturnOutcome)
+    hash_pte_at(cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
 }
 
 /// One hash fault: take the PTE, install or update its HPTE, publish.
@@ -187,13 +194,12 @@ pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid
 /// only the PTE's address, the address, the VSID and the old PTE alive — the value to publish
 /// is read back from the PTE (nobody else writes it while BUSY is ours), the counters and the
 /// geometry are found again, and every other case starts over in a cold function.
-/// `ea`/`vsid` serve the common case; every other case asks `addr` again (the same values).
+/// `ea` serves the common case; every other case asks `addr` again (the same address).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
     cell: &C,
     ea: u64,
-    vsid: u64,
     addr: &A,
     access: Access,
     be: &B,
@@ -206,13 +212,32 @@ pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Fin
         Take::Denied(old) => return denied(access, old, st, k),
         Take::Lost => return lost(st, k),
     };
+    taken(ea, cell, addr, old, new, be, st, k)
+}
+
+/// The PTE is ours (BUSY): everything that keeps values alive across a hypervisor call, in a
+/// function of its own so that the caller (the take, and its BUSY/denied exits) saves no
+/// registers: a BUSY re-execution pays for none of this function's stack traffic.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn taken<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+    ea: u64,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    new: Pte,
+    be: &B,
+    st: &S,
+    k: K,
+) -> K::Out {
     if old.has_hashpte() {
         return update_or_insert(cell, addr, old, be, st, k);
     }
+    let vsid = addr.vsid_of(ea);
     let v = avpn_for(vsid, ea) | HpteV::VALID.bits();
     match be.insert(be.geometry().group_base(hash_4k(vsid, ea), false), v, be.hpte_r(new)) {
         Ok(ptex) => {
-            st.stats().count(Counter::InsertPrimary);
+            st.count(Counter::InsertPrimary);
             cell.publish(publish(cell.load(), Some(HptSlot::of_ptex(ptex, false))));
             k.inserted()
         }
@@ -238,21 +263,21 @@ fn refused_then<C: PteCell, S: StatsRef, K: Finish>(cell: &C, old: Pte, st: &S, 
 #[cold]
 #[inline(never)]
 fn busy<S: StatsRef, K: Finish>(st: &S, k: K) -> K::Out {
-    let n = st.stats().count(Counter::BusyRetries);
+    let n = st.count(Counter::BusyRetries);
     k.busy(n)
 }
 
 #[cold]
 #[inline(never)]
 fn lost<S: StatsRef, K: Finish>(st: &S, k: K) -> K::Out {
-    st.stats().count(Counter::StcxFails);
+    st.count(Counter::StcxFails);
     k.finish(Outcome::Retry(Retry::LostReservation))
 }
 
 #[cold]
 #[inline(never)]
 fn denied<S: StatsRef, K: Finish>(access: Access, old: Pte, st: &S, k: K) -> K::Out {
-    st.stats().count(Counter::BadAccess);
+    st.count(Counter::BadAccess);
     k.finish(Outcome::Denied(match check(access, old) {
         Err(d) => d,
         Ok(()) => Denied::NotPresent,
@@ -274,7 +299,7 @@ fn update_or_insert_outcome<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRe
         let ptex = be.geometry().ptex(hash_4k(vsid, ea), slot);
         match be.protect(ptex, avpn_for(vsid, ea), h_protect_flags(hpte_flags(new))) {
             Ok(()) => {
-                st.stats().count(Counter::Updates);
+                st.count(Counter::Updates);
                 cell.publish(publish(new, None));
                 return Outcome::Updated;
             }
@@ -291,10 +316,10 @@ fn update_or_insert_outcome<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRe
 fn give_back<C: PteCell, S: StatsRef>(cell: &C, old: Pte, st: &S, call: Hcall, e: HcallError) -> Outcome {
     cell.publish(restore(old));
     if e.is_transient() {
-        st.stats().count(Counter::RetryHvBusy);
+        st.count(Counter::RetryHvBusy);
         Outcome::Retry(Retry::HypervisorBusy)
     } else {
-        st.stats().count(Counter::HvRefusals);
+        st.count(Counter::HvRefusals);
         Outcome::Refused(call, e)
     }
 }
@@ -317,7 +342,7 @@ fn try_group<C: PteCell, B: HashBackend, S: StatsRef>(
     let v = avpn_for(vsid, ea) | HpteV::VALID.bits() | if secondary { HpteV::SECONDARY.bits() } else { 0 };
     match be.insert(be.geometry().group_base(hash_4k(vsid, ea), secondary), v, be.hpte_r(new)) {
         Ok(ptex) => {
-            st.stats().count(if secondary { Counter::InsertSecondary } else { Counter::InsertPrimary });
+            st.count(if secondary { Counter::InsertSecondary } else { Counter::InsertPrimary });
             cell.publish(publish(new, Some(HptSlot::of_ptex(ptex, secondary))));
             Some(Outcome::Inserted { secondary, evicted })
         }
@@ -348,7 +373,7 @@ fn insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr:
     let victim = be.geometry().group_base(hash_4k(vsid, ea), g) + ((rnd >> 1) & 7);
     match be.remove_unbolted(victim) {
         Ok(_) => {
-            st.stats().count(Counter::Evictions);
+            st.count(Counter::Evictions);
             if let Some(o) = try_group(cell, ea, vsid, old, be, st, g, 1) {
                 return o;
             }
@@ -375,7 +400,7 @@ fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell:
                 Ok(Evicted::AllBolted) => {}
                 Ok(found) => {
                     if found == Evicted::One {
-                        st.stats().count(Counter::Evictions);
+                        st.count(Counter::Evictions);
                     }
                     room = Some(secondary);
                     break;
@@ -385,7 +410,7 @@ fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell:
         }
         let Some(g) = room else {
             cell.publish(restore(old));
-            st.stats().count(Counter::AllBolted);
+            st.count(Counter::AllBolted);
             return Outcome::AllBolted;
         };
         if let Some(o) = try_group(cell, addr.ea(), addr.vsid(), old, be, st, g, round) {
@@ -397,7 +422,7 @@ fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell:
         rnd = be.random();
     }
     cell.publish(restore(old));
-    st.stats().count(Counter::RetryEvictions);
+    st.count(Counter::RetryEvictions);
     Outcome::Retry(Retry::Evictions)
 }
 

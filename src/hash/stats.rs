@@ -92,6 +92,11 @@ impl Default for Stats {
 /// keeps the row's address alive across a hypervisor call.
 pub trait StatsRef {
     fn stats(&self) -> &Stats;
+    /// Adds one to counter `c`; returns the new value.
+    #[inline(always)]
+    fn count(&self, c: Counter) -> u64 {
+        self.stats().count(c)
+    }
 }
 
 impl StatsRef for Stats {
@@ -146,6 +151,41 @@ mod percpu_stats {
         fn stats(&self) -> &Stats {
             this()
         }
+        /// One load, add and store off r13, with the offset folded into the instructions (the
+        /// generic version first copies r13, which the compiler reaches only through asm).
+        /// `c` is a constant at every call site, so the match folds to one arm.
+        #[inline(always)]
+        fn count(&self, c: Counter) -> u64 {
+            macro_rules! bump {
+                ($($i:literal)*) => {
+                    match c as usize {
+                        $($i => bump::<{ percpu::offsets::STATS + $i * 8 }>(),)*
+                        _ => unreachable_counter(),
+                    }
+                };
+            }
+            bump!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+        }
+    }
+
+    const _: () = assert!(N == 15, "ThisCpu::count lists every counter");
+
+    #[inline(always)]
+    fn bump<const OFF: usize>() -> u64 {
+        let v: u64;
+        // SAFETY: r13 is this CPU's Paca and OFF the offset of one of its Stats counters (an
+        // 8-aligned AtomicU64 that only this CPU writes, with interrupts off on the fault
+        // path; a plain load/store is what a Relaxed load/store compiles to).
+        unsafe {
+            core::arch::asm!("ld {v}, {off}(13)", "addi {v}, {v}, 1", "std {v}, {off}(13)",
+                             v = out(reg_nonzero) v, off = const OFF, options(nostack, preserves_flags))
+        };
+        v
+    }
+
+    #[cold]
+    fn unreachable_counter() -> u64 {
+        0
     }
 
     pub fn of(cpu: usize) -> &'static Stats {

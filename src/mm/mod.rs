@@ -37,6 +37,25 @@ mod kernel {
             panic!("no frames for the page-table roots: {e}");
         }
         unmap_guard_pages();
+        protect_empty_tables();
+    }
+
+    /// Makes the shared empty page tables read-only in the HPT: every walk of an address
+    /// without tables reads them, and a store into one would "map" that page for every such
+    /// address at once. Nothing writes them after `pgtable::init` (hash_page never stores to
+    /// a PTE that is not present), so a store is a bug, and now an oops.
+    fn protect_empty_tables() {
+        use crate::arch::ppc64::hcall::{self, H_AVPN};
+        use crate::mm::hpte::h_protect_flags;
+        use crate::mm::pte::PAGE_KERNEL_RO;
+        for va in super::pgtable::empty_tables() {
+            let Some((ptex, h)) = super::vmalloc::find_hpte(va) else {
+                panic!("no bolted HPTE for the empty page table at {va:#x}");
+            };
+            if let Err(e) = hcall::h_protect(h_protect_flags(PAGE_KERNEL_RO) | H_AVPN, ptex, h.avpn()) {
+                panic!("cannot make the empty page table at {va:#x} read-only: {e}");
+            }
+        }
     }
 
     /// The per-CPU MMU state the fault paths read: page-table roots, hash mask, segment table.

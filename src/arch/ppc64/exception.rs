@@ -53,6 +53,15 @@ extern "C" {
     static hash_nested_trap: u8;
 }
 
+/// This CPU's hash-fault frame (boot/vectors.S `hash_fault_entry` fills it: the volatile
+/// registers, CR, LR, CTR, XER, SRR0/1 and DAR of the fault being handled, or of the last one).
+pub fn hash_frame() -> &'static ExcFrame {
+    let f = percpu::this().hash_frame.load(Relaxed) + HDR_SIZE as u64;
+    // SAFETY: the fixed frame at the top of this CPU's hash stack, set up before the CPU takes
+    // faults; it is only written by this CPU's hash-fault entry.
+    unsafe { &*(f as *const ExcFrame) }
+}
+
 /// What a fault handler concluded.
 pub enum Handled {
     /// Translation installed (or retry): re-execute the access.
@@ -94,8 +103,9 @@ extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
 /// page became valid meanwhile); otherwise reports and stops.
 #[no_mangle]
 extern "C" fn hash_fault_slow_path(f: &mut ExcFrame, why: u64) {
-    if !recover(f, FaultReason::decode(why)) {
-        oops(f, &FaultReason::decode(why))
+    let why = crate::hash::fault::slow_reason(FaultReason::decode(why), f.dar);
+    if !recover(f, why) {
+        oops(f, &why)
     }
 }
 
@@ -115,7 +125,7 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
     // reset that stops the machine is expected there.
     if f.trap == 0x700 && f.nip == &raw const hash_nested_trap as u64 {
         return Some(FaultReason::Other(
-            "a hash fault (DAR above) inside the hash-fault handler or exception entry/exit (MSR[RI]=0): unrecoverable",
+            "a hash fault inside the hash-fault handler or exception entry/exit (MSR[RI]=0): unrecoverable",
         ));
     }
     if !f.msr().contains(Msr::RI) && !(f.trap == 0x100 && crate::smp::stopping()) {
@@ -234,6 +244,11 @@ pub fn oops(f: &ExcFrame, why: &dyn core::fmt::Display) -> ! {
             }
             0x700 => {
                 let _ = writeln!(w, "program check reason: {}", ProgramSrr1::from_bits_truncate(f.msr));
+                if f.nip == &raw const hash_nested_trap as u64 {
+                    let h = hash_frame();
+                    let _ = writeln!(w, "the hash fault (this CPU's hash frame): NIP {:#018x}  DAR {:#018x}", h.nip, h.dar);
+                    let _ = writeln!(w, "its SRR1: {}", Msr::from_bits_retain(h.msr));
+                }
             }
             _ => {
                 let _ = writeln!(w, "DAR: {:#018x}  DSISR: {:#010x}", f.dar, f.dsisr);

@@ -25,6 +25,10 @@ pub const GUARD_SIZE: usize = 4096;
 /// assembly-visible ones are plain 64-bit words at fixed offsets (see `offsets`).
 #[repr(C, align(256))]
 pub struct Paca {
+    /// Page-table roots indexed by the top nibble of the effective address: 0xd (vmalloc) and
+    /// 0xe (I/O) have trees, every other nibble the empty PGD (`mm::pgtable`). First in the
+    /// area, so hash_page finds a root with one indexed load off r13 (`pgd_root`).
+    pub pgd: [AtomicU64; 16],
     /// Generic vectors: r9, r10, r11, r12, CTR of the interrupted context.
     pub ex_gen: [AtomicU64; 6],
     /// The 0x300 entry: r11 and CR while it checks MSR[RI] and finds its frame.
@@ -54,9 +58,6 @@ pub struct Paca {
     pub hash_mask: AtomicU64,
     /// Address of `hash::protocol::HPTE_R` (HPTE second-word flags by PTE flags).
     pub hpte_r: AtomicU64,
-    /// Page-table roots indexed by the top nibble of the effective address: only 0xd (vmalloc)
-    /// and 0xe (I/O) are non-zero, so the root load is also the region check.
-    pub pgd: [AtomicU64; 16],
     /// This CPU's hash-fault counters (written only by this CPU).
     pub stats: Stats,
     /// Generic exception nesting depth (0 = thread context). The hash fault does not count
@@ -79,6 +80,7 @@ impl Paca {
     pub const fn new() -> Paca {
         const Z: AtomicU64 = AtomicU64::new(0);
         Paca {
+            pgd: [Z; 16],
             ex_gen: [Z; 6],
             ex_hash: [Z; 2],
             ex_slb: [Z; 4],
@@ -96,7 +98,6 @@ impl Paca {
             seg_table: Z,
             hash_mask: Z,
             hpte_r: Z,
-            pgd: [Z; 16],
             stats: Stats::new(),
             depth: Z,
             last_frame: Z,
@@ -132,6 +133,8 @@ pub mod offsets {
     pub const SLB_SIZE: usize = offset_of!(Paca, slb_size);
     pub const HASH_FRAME: usize = offset_of!(Paca, hash_frame);
     pub const SEG_TABLE: usize = offset_of!(Paca, seg_table);
+    pub const HASH_MASK: usize = offset_of!(Paca, hash_mask);
+    pub const HPTE_R: usize = offset_of!(Paca, hpte_r);
     pub const STATS: usize = offset_of!(Paca, stats);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
 }
@@ -169,6 +172,34 @@ static EXC_STACKS: [GuardedStack<EXC_STACK_SIZE>; MAX_CPUS] = [const { GuardedSt
 static HASH_STACKS: [GuardedStack<HASH_STACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
 /// Kernel (thread) stacks of the secondary CPUs; CPU 0 runs on the boot stack.
 static KSTACKS: [GuardedStack<KSTACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
+
+const _: () = assert!(core::mem::offset_of!(Paca, pgd) == 0, "pgd_root indexes r13 directly");
+
+/// This CPU's page-table root for `ea`: `pgd[ea >> 60]`, one load indexed off r13 (a
+/// `this().pgd[...]` would first copy r13, which the compiler reaches only through asm).
+#[inline(always)]
+pub fn pgd_root(ea: u64) -> u64 {
+    let v: u64;
+    // SAFETY: r13 is this CPU's Paca, whose first field is `pgd` (asserted above); the index
+    // is (ea >> 60) * 8 < 128. The roots are written before the CPU takes faults.
+    unsafe {
+        core::arch::asm!("ldx {v}, 13, {o}", v = lateout(reg) v, o = in(reg) (ea >> 60) << 3,
+                         options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// The 8-byte field at offset `OFF` of this CPU's area (`offsets::*`), loaded straight off r13
+/// (fault-path reads that `this().field` would precede with a copy of r13).
+#[inline(always)]
+pub fn load_field<const OFF: usize>() -> u64 {
+    const { assert!(OFF % 8 == 0 && OFF + 8 <= core::mem::size_of::<Paca>()) };
+    let v: u64;
+    // SAFETY: r13 is this CPU's Paca; OFF is 8-aligned and inside it (checked above), and
+    // every field is a 64-bit atomic (a plain load is a Relaxed load).
+    unsafe { core::arch::asm!("ld {v}, {off}(13)", v = lateout(reg) v, off = const OFF, options(nostack, readonly, preserves_flags)) };
+    v
+}
 
 /// This CPU's area.
 #[inline(always)]
