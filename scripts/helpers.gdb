@@ -28,10 +28,9 @@ HK_PTE_FLAGS = [
 ]
 HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
 # Fallback when the source is not next to the ELF; hashstats prefers src/hash/stats.rs NAMES.
-HK_STAT_NAMES = ["faults", "insert_primary", "insert_secondary", "updates", "evictions",
-                 "busy_retries", "stcx_fails", "bad_access", "hv_refusals", "dseg_miss",
-                 "iseg_miss", "seg_then_hash", "irq_faults", "locked_faults", "confers",
-                 "asm_inserts"]
+HK_STAT_NAMES = ["insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails",
+                 "retry_hv_busy", "retry_evictions", "bad_access", "hv_refusals", "all_bolted",
+                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers"]
 HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
 HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
 

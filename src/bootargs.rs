@@ -76,7 +76,7 @@ pub enum BootargError<'a> {
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
 }
 
-pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard, \
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
 hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
 bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
 
@@ -189,6 +189,16 @@ mod tests {
         assert_eq!(e, BootargError::UnknownKey("frobnicate"));
         let msg = format!("{e}");
         assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
+    }
+
+    #[test]
+    fn every_crash_kind_is_listed_and_parses() {
+        let listed = KEYS.split(", ").find(|k| k.starts_with("crash=")).unwrap().trim_start_matches("crash=");
+        let names: Vec<&str> = Crash::NAMES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(listed.split('|').collect::<Vec<_>>(), names);
+        for (n, c) in Crash::NAMES {
+            assert_eq!(parse(&format!("crash={n}")).unwrap().crash, Some(*c));
+        }
     }
 
     #[test]

@@ -76,6 +76,14 @@ pub fn select(d: Design) {
     }
 }
 
+/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`).
+pub fn call_target() -> u64 {
+    let site = &raw const hash_fault_call as u64;
+    // SAFETY: one aligned word of kernel text.
+    let insn = unsafe { core::ptr::read_volatile(site as *const u32) };
+    site.wrapping_add(branch_disp(insn) as u64)
+}
+
 /// The signed displacement of an I-form branch (`b`/`bl`).
 fn branch_disp(insn: u32) -> i64 {
     (((insn & 0x03ff_fffc) << 6) as i32 >> 6) as i64

@@ -294,3 +294,70 @@ ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
     kassert!(h1.is_none(), "denied access inserted an HPTE");
     Ok(())
 });
+
+ktest!("hash_page", fn design_switch_patches_the_call() {
+    use crate::hash::fault::{call_target, do_hash_fault, do_hash_fault_locked, select, Design};
+    // ELFv2: a direct call goes to the local entry, 0 or 8 bytes past the symbol (TOC set-up).
+    let at = |f: u64| call_target() == f || call_target() == f + 8;
+    let (lf, lk) = (do_hash_fault as *const () as u64, do_hash_fault_locked as *const () as u64);
+    kassert!(at(lf), "the default call goes to {:#x}, not do_hash_fault {lf:#x}", call_target());
+    let count = |f: &dyn Fn()| {
+        let s0 = stats::this().snapshot();
+        f();
+        stats::this().snapshot().since(&s0)
+    };
+    let a = fresh_page()?;
+    select(Design::Locked);
+    let locked_call = at(lk);
+    // The locked design takes page_table_lock in exception context: the lock validator's
+    // report is expected here (see locked_mode_works_without_interrupts).
+    let (d, _) = crate::sync::lockdep::expecting(&vmalloc::PAGE_TABLE_LOCK.class, || count(&|| { let _ = read(a); }));
+    select(Design::LockFree);
+    let back = at(lf);
+    let b = fresh_page()?;
+    let d2 = count(&|| { let _ = read(b); });
+    vmalloc::vfree(a).map_err(e)?;
+    vmalloc::vfree(b).map_err(e)?;
+    kassert!(locked_call, "after select(Locked) the call goes to {:#x}, not {lk:#x}", call_target());
+    kassert!(back, "after select(LockFree) the call goes to {:#x}", call_target());
+    kassert!(d.get(Counter::LockedFaults) == 1 && d.get(Counter::InsertPrimary) == 1, "locked design: {d:?}");
+    kassert!(d2.get(Counter::LockedFaults) == 0 && d2.get(Counter::InsertPrimary) == 1, "lock-free design: {d2:?}");
+    Ok(())
+});
+
+ktest!("hash_page", fn empty_page_tables_are_read_only() {
+    // Every walk of an address without page tables reads these shared tables: a store into
+    // one must fault, not "map" a page for all such addresses.
+    for va in crate::mm::pgtable::empty_tables() {
+        let before = read(va);
+        let r = probe_write(va, 0x1234_5000 | PAGE_KERNEL.bits());
+        let f = r.err().ok_or(format!("store into the empty table at {va:#x} succeeded"))?;
+        kassert_eq!(f.trap, 0x300);
+        kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+        kassert_eq!(read(va), before);
+    }
+    Ok(())
+});
+
+ktest!("hash_page", fn address_without_page_table_is_reported_as_such() {
+    use crate::hash::access::Denied;
+    use crate::hash::fault::slow_reason;
+    use crate::hash::reason::FaultReason;
+    // Inside the vmalloc region's span, far beyond any area: no table at any level below the
+    // root. The walk ends in the empty tables; the take sees a zero PTE.
+    let ea = vmalloc::VMALLOC_START + (300u64 << 30);
+    kassert!(crate::mm::pgtable::walk(ea).is_none(), "{ea:#x} has a page table");
+    let bad = stats::this().get(Counter::BadAccess);
+    let r = probe_read(ea);
+    let f = r.err().ok_or("load from an address without page tables succeeded")?;
+    kassert_eq!(f.trap, 0x300);
+    kassert_eq!(f.dar, ea);
+    kassert_eq!(stats::this().get(Counter::BadAccess), bad + 1);
+    kassert!(vmalloc::find_hpte(ea).is_none(), "an HPTE was inserted for {ea:#x}");
+    kassert_eq!(slow_reason(FaultReason::Denied(Denied::NotPresent), ea), FaultReason::NoPageTable);
+    let mapped = vmalloc::vmalloc(4096).map_err(e)?;
+    let same = slow_reason(FaultReason::Denied(Denied::NotPresent), mapped);
+    vmalloc::vfree(mapped).map_err(e)?;
+    kassert_eq!(same, FaultReason::Denied(Denied::NotPresent));
+    Ok(())
+});

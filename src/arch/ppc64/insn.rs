@@ -37,7 +37,6 @@ macro_rules! spr_r {
 spr_rw!(mfdec, mtdec, "22");
 spr_r!(mfpvr, "287");
 spr_rw!(mfmmcr0, mtmmcr0, "795");
-spr_r!(mfpmc5, "775");
 
 #[inline(always)]
 pub fn mfmsr() -> u64 {
