@@ -7,7 +7,6 @@ fn main() {
     println!("cargo:rerun-if-changed=boot/entry.S");
     println!("cargo:rerun-if-changed=boot/vectors.S");
     println!("cargo:rerun-if-changed=boot/user.S");
-    println!("cargo:rerun-if-changed=boot/hashfast.S");
     if target.contains("powerpc64") {
         println!("cargo:rustc-link-arg=-T{dir}/linker.ld");
         println!("cargo:rustc-link-arg=--no-dynamic-linker");

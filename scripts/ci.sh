@@ -305,6 +305,10 @@ part crash-guard 120 1 --after build \
     --want 'hashkernel: exit status 1 \(oops\)$' \
     -- cargo run -- crash=guard
 
+part crash-nested 120 1 --after build \
+    --want 'Oops: program \(0x700\).*a hash fault inside the hash-fault handler' --want 'the hash fault \(this CPU.s hash frame\): NIP 0x[0-9a-f]+  DAR 0xd000000000' \
+    --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- crash=nested
 part crash-panic 120 1 --after build \
     --want 'kernel panic' --want 'deliberate panic \(crash=panic\)' --want 'hashkernel: exit status 1 \(panic\)$' \
     -- cargo run -- crash=panic
@@ -339,16 +343,22 @@ part deadlock-locked-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock
     --show 'spun [0-9]+ ms' -- cargo run -- --smp 1 hash_page=locked
 part deadlock-soak 900 0 --after build --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
     --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh 5
-# hash_page=asm: the hand-written 0x300 fast path for plain inserts (boot/hashfast.S) under the
-# whole default run (interrupt scenario, SMP stress, every test).
-part asm-fast-path 300 0 --after build --want 'hash_page: lock-free, assembly fast path' \
-    --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want 'asm_inserts=[1-9]' --want "$OK_EXIT" \
+# The whole default run (interrupt scenario, SMP stress, every test) on 4 vCPUs.
+part default-run-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
     --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
-    --reject 'DEADLOCK' --reject 'lockdep:' --show 'asm_inserts=' -- cargo run -- --smp 4 hash_page=asm
+    --want 'smp: 4 of 4 CPU\(s\) online' --reject 'DEADLOCK' --reject 'lockdep:' --show 'self-checks:' -- cargo run -- --smp 4
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
 
-part bench-quick 300 0 --after build --want 'bench: quick check ok' --show 'insert_primary' -- scripts/bench.sh --quick
+# The exact counter (tools/insncount): its own unit tests; then every hash-fault path counted in
+# both designs, the plugin and single-stepping agreeing on the primary insert and the segment
+# miss, lock-free <= locked, and the default insert at most 200 instructions -- a limit the
+# next part shows is enforced.
+part insncount-tests 600 0 --want '^test result: ok\.' --reject '^test result: FAILED' -- scripts/insncount.sh test
+part bench-quick 600 0 --after build --want '^bench: quick check ok: insert_primary [0-9]+' \
+    --want '^BENCH stepcount.hash.lockfree.insert_primary [0-9]+' --show '^bench: quick check' -- scripts/bench.sh --quick
+part bench-limit-enforced 600 1 --after build --want '^bench: the default insert path grew to [0-9]+ instructions \(limit 100\)$' \
+    -- env BENCH_INSERT_LIMIT=100 scripts/bench.sh --quick
 
 # The 16550 behind the PCI host bridge, mapped with ioremap: the kernel's lines arrive on the
 # UART's own chardev byte for byte; without the device, a one-line notice and the vty only.

@@ -7,14 +7,15 @@
 # 1. builds the kernel and boots it with `cargo run -- --gdb=PORT --smp 2
 #    test=hash_page::first_touch` on a free port, in the background;
 # 2. runs the attach command the runner prints (scripts/gdb.sh ELF PORT) in batch mode:
-#    a breakpoint in hashkernel::hash::fault::hash_page that stops on the first vmalloc (0xd...)
-#    fault coming through the 0x300/0x400 handler, then `bt`, `p/x $dar`, `pte $dar`,
-#    `excframe`, `hashstats`, `info threads`, `slb`, and `continue` to the end of the run;
-# 3. checks the transcript: the backtrace goes hash_page <- fault::handle <- exception_entry
-#    <- exc_common <- the interrupted code (memset in vmalloc) <- ... <- kmain, DAR is the
-#    faulting vmalloc address (= hash_page's `ea`, = the frame's DAR), the PTE walk decodes a
-#    PRESENT page, the exception frame says vector 0x300, both vCPUs are gdb threads, and the
-#    kernel then exits cleanly (gdb: "exited normally"; runner: exit status 0);
+#    `break-hash-fault vmalloc` (do_hash_fault, the 0x300 entry's handler, stopping on the
+#    first vmalloc (0xd...) fault), then `bt`, `p/x $dar`, `pte $dar`, `excframe`, `hashstats`,
+#    `info threads`, `slb`, and `continue` to the end of the run;
+# 3. checks the transcript: the backtrace goes do_hash_fault <- hash_fault_call (the assembly
+#    entry, unwound through its hash frame) <- the interrupted code in vmalloc <- ... <- kmain,
+#    DAR is the faulting vmalloc address (= the hash frame's DAR), the frame's NIP is the
+#    interrupted instruction of the backtrace, the PTE walk decodes a PRESENT page, both vCPUs
+#    are gdb threads, and the kernel then exits cleanly (gdb: "exited normally"; runner: exit
+#    status 0);
 # 4. a second session tests the real-mode recipe: `hk-realmode`, `break *_start` stops at
 #    physical 0x400000 with MSR[SF|IR|DR] = 0, `break early_main` stops there (called from
 #    _start), then `hk-virtual` + `break hashkernel::kmain::kmain` stops with IR|DR on, and the
@@ -139,7 +140,7 @@ session fault test=hash_page::first_touch -- \
     -ex 'echo @@ continue\n' -ex 'delete' -ex 'continue'
 GLOG=$TMP/fault.gdb.log QLOG=$TMP/fault.qemu.log
 check "gdb exited by itself (rc $GRC)" test "$GRC" -eq 0
-check "breakpoint hit in hash_page" has 'hit Breakpoint 1, hashkernel::hash::fault::hash_page'
+check "breakpoint hit in do_hash_fault" has 'hit Breakpoint 1, (0x[0-9a-f]+ in )?(do_hash_fault|hashkernel::hash::fault::fast)'
 BT=$(section bt)
 bt_order() { # each pattern must appear in a later frame than the previous one
     local last=-1 n pat
@@ -149,16 +150,17 @@ bt_order() { # each pattern must appear in a later frame than the previous one
         last=$n
     done
 }
-check "backtrace: hash_page <- fault::handle <- exception_entry <- exc_common <- interrupted vmalloc <- kmain" \
-    bt_order '^#0 +hashkernel::hash::fault::hash_page' 'hashkernel::hash::fault::handle' \
-             'exception_entry' ' in exc_common ' 'hashkernel::mm::vmalloc::vmalloc' 'hashkernel::kmain::kmain'
+check "backtrace: do_hash_fault <- hash_fault_call <- interrupted vmalloc <- kmain" \
+    bt_order '^#0 +(0x[0-9a-f]+ in )?(do_hash_fault|hashkernel::hash::fault::fast)' 'do_hash_fault' ' in hash_fault_(entry|call) ' \
+             'hashkernel::mm::vmalloc::vmalloc' 'hashkernel::kmain::kmain'
 check "backtrace not cut short" bash -c "! grep -q 'Backtrace stopped' <<<\"\$1\"" _ "$BT"
 DAR=$(section dar | grep -o -E '0x[0-9a-f]+' | head -1)
 check "DAR is a vmalloc address (p/x \$dar = ${DAR:-none})" bash -c '[[ $1 =~ ^0xd[0-9a-f]{15}$ ]]' _ "$DAR"
-EA=$(grep -a -o -E 'hash_page \(ea=[0-9]+' "$GLOG" | head -1 | grep -o -E '[0-9]+$')
-check "hash_page's ea equals DAR" bash -c '[[ -n $1 && -n $2 && $(printf "%#x" "$1") == "$2" ]]' _ "${EA:-}" "${DAR:-}"
+NIP=$(section excframe | grep -o -E '^  NIP 0x[0-9a-f]+' | grep -o -E '0x[0-9a-f]+$' | sed 's/^0x0*/0x/')
+check "the hash frame's NIP (${NIP:-none}) is the interrupted instruction in the backtrace" \
+    bash -c '[[ -n $1 ]] && grep -q -E "^#[0-9]+ +$1 in " <<<"$2"' _ "${NIP:-}" "$BT"
 check "PTE of the faulting address decoded" bash -c 'grep -q -E "^$1: PGD .* PTE page" <<<"$2" && grep -q -E "^  PTE 0x[0-9a-f]{16}: PRESENT.*pfn=" <<<"$2"' _ "$DAR" "$(section pte)"
-check "exception frame: vector 0x300 with the same DAR" bash -c 'grep -q "vector 0x300 (data storage)" <<<"$1" && grep -q "DAR $2" <<<"$1"' _ "$(section excframe)" "$(printf '%#018x' "${DAR:-0}")"
+check "exception frame: the hash frame, vector 0x300, the same DAR" bash -c 'grep -q "hash-fault frame .*vector 0x300 (data storage)" <<<"$1" && grep -q "DAR $2" <<<"$1"' _ "$(section excframe)" "$(printf '%#018x' "${DAR:-0}")"
 check "hashstats shows fault counters" bash -c 'grep -q -E "^faults +[1-9]" <<<"$1"' _ "$(section hashstats)"
 check "each vCPU is a gdb thread" bash -c '[[ $(grep -c -E "Thread 1\.[0-9]+ \(CPU#" <<<"$1") -eq 2 ]]' _ "$(section threads)"
 check "SLB dump has the vmalloc segment" bash -c 'grep -q -E "0xd0000000080000" <<<"$1"' _ "$(section slb)"

@@ -6,16 +6,17 @@
 # ELF defaults to target/powerpc64-none/debug/hashkernel, PORT to 1234. Loads the kernel ELF,
 # forces powerpc:common64 big-endian (gdb-multiarch guesses little endian without it), connects
 # with `target remote :PORT` and sources scripts/helpers.gdb (pte, pte-decode, hashstats,
-# excframe, slb, hk-realmode/hk-virtual, and an unwinder through exc_common).
+# excframe, slb, break-hash-fault, hk-realmode/hk-virtual, and unwinders through the 0x300
+# entry and exc_common).
 # Extra arguments go to gdb unchanged (e.g. -batch -ex 'bt'), after the connection is made.
 #
 # QEMU starts with the CPUs stopped at the firmware entry 0x100 (-S). Then, for example:
-#   (gdb) break hashkernel::hash::fault::hash_page      # every hash fault (the UART's first)
-#   (gdb) break-hash-fault vmalloc                      # ... only 0xd... faults via 0x300/0x400
+#   (gdb) break do_hash_fault                           # every 0x300 hash fault (the UART's first)
+#   (gdb) break-hash-fault vmalloc                      # ... only 0xd... faults (0x300 and 0x400)
 #   (gdb) continue
-#   (gdb) bt                      # through exc_common into the interrupted code
+#   (gdb) bt                      # through hash_fault_entry (or exc_common) into the interrupted code
 #   (gdb) p/x $dar                # QEMU exposes DAR/DSISR/SRR0/SRR1 as registers
-#   (gdb) pte ea                  # hash_page's argument (or: pte $dar)
+#   (gdb) pte $dar                # the faulting address's page-table walk and PTE
 #   (gdb) hashstats
 #   (gdb) info threads            # one thread per vCPU
 #

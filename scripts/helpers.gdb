@@ -4,15 +4,18 @@
 #   pte-decode VALUE     decode a software PTE value (layout of src/mm/pte.rs)
 #   pte ADDR             walk the kernel page tables (src/mm/pgtable.rs) for a vmalloc (0xd...)
 #                        or ioremap (0xe...) address and decode its PTE
-#   hashstats [CPU]      the per-CPU hash_page counters (hash::stats::percpu_stats::STATS)
+#   hashstats [CPU]      the per-CPU hash_page counters (each CPU's PACA) and their sum, faults
 #   excframe [ADDR]      print an exception frame (ExcFrame); default: the innermost one of the
-#                        current CPU (PACA last_frame)
+#                        current CPU (the hash frame inside the 0x300 fast path, else PACA
+#                        last_frame)
+#   break-hash-fault [vmalloc|ioremap|any] [--any-caller]
+#                        stop in the hash-fault handlers for faults on one region
 #   slb [CPU]            QEMU's SLB dump for a vCPU (monitor "info tlb" through the gdbstub)
 #   hk-realmode          symbols at physical addresses, for the real-mode entry stub (see gdb.sh)
 #
-# Also installs an unwinder for exc_common, so that `bt` inside an exception handler continues
-# from the exception frame into the interrupted code (set HK_NO_EXC_UNWINDER=1 to see gdb
-# without it).
+# Also installs unwinders for exc_common and for the 0x300 entry (hash_fault_entry), so that
+# `bt` inside an exception handler continues from the exception (or hash) frame into the
+# interrupted code (set HK_NO_EXC_UNWINDER=1 to see gdb without them).
 
 set pagination off
 set confirm off
@@ -28,10 +31,10 @@ HK_PTE_FLAGS = [
 ]
 HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
 # Fallback when the source is not next to the ELF; hashstats prefers src/hash/stats.rs NAMES.
-HK_STAT_NAMES = ["faults", "insert_primary", "insert_secondary", "updates", "evictions",
-                 "busy_retries", "stcx_fails", "bad_access", "hv_refusals", "dseg_miss",
-                 "iseg_miss", "seg_then_hash", "irq_faults", "locked_faults", "confers",
-                 "asm_inserts"]
+HK_OUTCOMES = 10
+HK_STAT_NAMES = ["insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails",
+                 "retry_hv_busy", "retry_evictions", "bad_access", "hv_refusals", "all_bolted",
+                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers"]
 HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
 HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
 
@@ -56,7 +59,12 @@ def hk_addr(name):
     """Address of a symbol: debug-info symbol, else the ELF symbol table (assembly labels)."""
     s = hk_symbol(name)
     if s is not None:
-        return int(s.value().address)
+        try:
+            a = s.value().address
+            if a is not None:
+                return int(a)
+        except gdb.error:
+            pass
     try:
         m = gdb.execute("info address " + name, to_string=True)
     except gdb.error as e:
@@ -110,13 +118,19 @@ class HkPte(gdb.Command):
             print("%#x: beyond the 512 GiB the page tables cover" % ea)
             return
         roots = hk_addr("hashkernel::mm::pgtable::ROOTS")
+        # Missing levels point to the shared empty tables (mm/pgtable.rs EMPTY: PGD, PMD, PTE).
+        try:
+            empty_at = hk_addr("hashkernel::mm::pgtable::EMPTY")
+            empty = [hk_u64(empty_at + 8 * i) for i in range(3)]
+        except gdb.GdbError:
+            empty = [0, 0, 0]
         idx = [(off >> 30) & 511, (off >> 21) & 511, (off >> 12) & 511]
         t = hk_u64(roots + 8 * (0 if region == 0xd else 1))
         names = ["PGD", "PMD", "PTE page"]
         path = []
         for lvl, i in enumerate(idx):
-            if t == 0:
-                print("%#x: no %s (walk: %s)" % (ea, names[lvl], " -> ".join(path) or "root empty"))
+            if t == 0 or t == empty[lvl]:
+                print("%#x: no %s (the empty table; walk: %s)" % (ea, names[lvl], " -> ".join(path) or "root empty"))
                 return
             path.append("%s %#x[%d]" % (names[lvl], t, i))
             slot = t + 8 * i
@@ -125,46 +139,59 @@ class HkPte(gdb.Command):
         print("  " + hk_decode_pte(t))
 
 
+def hk_stats_source():
+    import os
+    src = gdb.lookup_global_symbol("hashkernel::hash::stats::percpu_stats::total")
+    f = src.symtab.fullname() if src is not None else None
+    cands = [os.path.join(os.path.dirname(f), "stats.rs")] if f else []
+    cands.append(os.path.join(os.environ.get("HK_ROOT", "."), "src/hash/stats.rs"))
+    for c in cands:
+        if os.path.exists(c):
+            return open(c).read()
+    return None
+
+
 def hk_stat_names():
+    """Counter names and the number of outcome counters (their sum is `faults`), from stats.rs."""
+    import re
     try:
-        import os, re
-        src = gdb.lookup_global_symbol("hashkernel::hash::stats::percpu_stats::print")
-        f = src.symtab.fullname() if src is not None else None
-        if f:
-            f = os.path.join(os.path.dirname(f), "stats.rs")
-        for cand in [f, os.path.join(os.environ.get("HK_ROOT", "."), "src/hash/stats.rs")]:
-            if cand and os.path.exists(cand):
-                m = re.search(r"NAMES:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", open(cand).read(), re.S)
-                if m:
-                    return re.findall(r'"([^"]+)"', m.group(1))
+        text = hk_stats_source()
+        m = re.search(r"NAMES:\s*\[&str;\s*\w+\]\s*=\s*\[(.*?)\];", text, re.S)
+        o = re.search(r"pub const OUTCOMES: usize = (\d+);", text)
+        if m:
+            return re.findall(r'"([^"]+)"', m.group(1)), int(o.group(1)) if o else HK_OUTCOMES
     except Exception:
         pass
-    return HK_STAT_NAMES
+    return HK_STAT_NAMES, HK_OUTCOMES
 
 
 class HkHashStats(gdb.Command):
-    """hashstats [CPU]: per-CPU hash_page counters (hashkernel::hash::stats::percpu_stats::STATS)."""
+    """hashstats [CPU]: per-CPU hash_page counters (each CPU's PACA, `stats`), and `faults`,
+the sum of the outcome counters."""
     def __init__(self):
         super().__init__("hashstats", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        sym = hk_symbol("hashkernel::hash::stats::percpu_stats::STATS")
+        sym = hk_symbol("hashkernel::arch::ppc64::percpu::PACA_ARRAY") or hk_symbol("PACA_ARRAY")
         if sym is None:
-            raise gdb.GdbError("no symbol hashkernel::hash::stats::percpu_stats::STATS")
-        stats = sym.value()
-        ncpu = stats.type.range()[1] + 1
-        ncnt = stats[0]["c"].type.range()[1] + 1
-        names = hk_stat_names()
+            raise gdb.GdbError("no symbol PACA_ARRAY")
+        pacas = sym.value()
+        ncpu = pacas.type.range()[1] + 1
+        row = pacas[0].type.sizeof
+        stats_off = hk_paca_off("stats")
+        ncnt = pacas[0]["stats"]["c"].type.range()[1] + 1
+        names, outcomes = hk_stat_names()
         if len(names) != ncnt:
             print("warning: %d names for %d counters" % (len(names), ncnt))
             names = (names + ["c%d" % i for i in range(len(names), ncnt)])[:ncnt]
-        base = int(stats.address)
-        row = stats[0].type.sizeof
+        base = int(pacas.address) + stats_off
         cpus = [int(arg)] if arg else range(ncpu)
         vals = {c: [hk_u64(base + c * row + 8 * i) for i in range(ncnt)] for c in cpus}
+        for c in cpus:
+            vals[c] = [sum(vals[c][:outcomes])] + vals[c]
         shown = [c for c in cpus if any(vals[c])] or list(cpus)[:1]
         print("%-18s" % "counter" + "".join("%12s" % ("cpu%d" % c) for c in shown) + "%12s" % "total")
-        for i, n in enumerate(names):
+        for i, n in enumerate(["faults"] + names):
             print("%-18s" % n + "".join("%12d" % vals[c][i] for c in shown) + "%12d" % sum(vals[c][i] for c in cpus))
 
 
@@ -214,15 +241,36 @@ class HkExcFrame(gdb.Command):
         super().__init__("excframe", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hash_frame = False
         if arg:
             f = int(gdb.parse_and_eval(arg))
         else:
             paca = int(gdb.parse_and_eval("$r13")) & 0xffffffffffffffff
             f = hk_u64(paca + hk_paca_off("last_frame"))
+            # Inside the 0x300 fast path (a frame returns into hash_fault_entry's call), the
+            # innermost exception is the hash fault: its frame is this CPU's hash frame.
+            try:
+                hlo, hhi = HK_HASH_UNWINDER.bounds()
+                fr = gdb.newest_frame()
+                while fr is not None:
+                    if hlo <= fr.pc() < hhi:
+                        f = hk_u64(paca + hk_paca_off("hash_frame")) + HK_HDR_SIZE
+                        hash_frame = [int(fr.read_register("r%d" % i)) & 0xffffffffffffffff for i in range(14, 32)]
+                        break
+                    fr = fr.older()
+            except Exception:
+                pass
             if f == 0:
                 print("no exception in progress on this CPU (PACA last_frame = 0)")
                 return
         r = hk_read_frame(f)
+        if hash_frame:
+            r["trap"] = 0x300     # preset in the hash frame; DSISR and r1 are saved only on the slow path
+            r["gpr"][1] = hk_u64(f - HK_HDR_SIZE)
+            try:
+                r["dsisr"] = int(gdb.parse_and_eval("$dsisr")) & 0xffffffff
+            except Exception:
+                pass
         # r14-r31 are in the frame only after exception_slow (oops); otherwise take them from
         # the interrupted frame as unwound by gdb (the exc_common frame whose header is f).
         live = None
@@ -238,9 +286,12 @@ class HkExcFrame(gdb.Command):
                 fr = fr.older()
         except Exception:
             live = None
+        if hash_frame:
+            live = hash_frame     # r14-r31 as unwound into hash_fault_entry: the interrupted ones
         if live is not None:
             r["gpr"][14:32] = live
-        print("exception frame at %#x: vector %#x (%s)" % (f, r["trap"], HK_VECTORS.get(r["trap"], "?")))
+        print("%s at %#x: vector %#x (%s)" % ("hash-fault frame (this CPU's, fast path)" if hash_frame else "exception frame",
+                                                f, r["trap"], HK_VECTORS.get(r["trap"], "?")))
         print("  NIP %#018x%s" % (r["nip"], hk_sym(r["nip"])))
         print("  LR  %#018x%s" % (r["lr"], hk_sym(r["lr"])))
         print("  MSR %#018x  CR %#010x  CTR %#x  XER %#x" % (r["msr"], r["cr"], r["ctr"], r["xer"]))
@@ -262,7 +313,7 @@ def hk_paca_off(field):
                 return f.bitpos // 8
     except Exception:
         pass
-    return {"last_frame": 0x68, "depth": 0x60}[field]
+    raise gdb.GdbError("no field %s in hashkernel::arch::ppc64::percpu::Paca" % field)
 
 
 class HkSlb(gdb.Command):
@@ -281,24 +332,29 @@ class HkSlb(gdb.Command):
 
 
 class HkHashFaultBreakpoint(gdb.Breakpoint):
-    """Stops in hash_page only for faults on addresses of one region, coming from the
-    0x300/0x400 handler (hash::fault::handle) unless `any_caller`."""
-    def __init__(self, region, any_caller):
-        super().__init__("hashkernel::hash::fault::hash_page", internal=False)
-        self.region, self.any_caller = region, any_caller
+    """Stops in a hash-fault handler only for faults on addresses of one region. `fast`: the
+    0x300 entry's call (do_hash_fault / do_hash_fault_locked), where the address is DAR;
+    otherwise hash_page (0x400, a 0x300 taken in real mode), where it is the `ea` argument,
+    coming from hash::fault::handle unless `any_caller`."""
+    def __init__(self, spec, fast, region, any_caller):
+        super().__init__(spec, internal=False)
+        self.fast, self.region, self.any_caller = fast, region, any_caller
 
     def stop(self):
         try:
-            # The argument, from the debug info: r3 is already reused at the breakpoint
-            # address in optimised builds.
-            try:
-                ea = int(gdb.selected_frame().read_var("ea"))
-            except Exception:
-                ea = int(gdb.parse_and_eval("$r3"))
+            if self.fast:
+                ea = int(gdb.parse_and_eval("$dar"))
+            else:
+                # The argument, from the debug info: r3 is already reused at the breakpoint
+                # address in optimised builds.
+                try:
+                    ea = int(gdb.selected_frame().read_var("ea"))
+                except Exception:
+                    ea = int(gdb.parse_and_eval("$r3"))
             ea &= 0xffffffffffffffff
             if self.region is not None and ea >> 60 != self.region:
                 return False
-            if self.any_caller:
+            if self.fast or self.any_caller:
                 return True
             caller = gdb.newest_frame().older()
             return caller is not None and (caller.name() or "").endswith("hash::fault::handle")
@@ -308,10 +364,11 @@ class HkHashFaultBreakpoint(gdb.Breakpoint):
 
 
 class HkBreakHashFault(gdb.Command):
-    """break-hash-fault [vmalloc|ioremap|any] [--any-caller]: breakpoint in hash_page that
-stops only for a hash fault on that region (default vmalloc, 0xd...) taken through the 0x300/0x400
-vectors (caller hash::fault::handle). --any-caller also stops for the prefault after a segment
-miss (0x380/0x480). A plain `break hash_page if ...` cannot express the caller test: gdb's
+    """break-hash-fault [vmalloc|ioremap|any] [--any-caller]: breakpoints in the hash-fault
+handlers that stop only for a fault on that region (default vmalloc, 0xd...): do_hash_fault and
+do_hash_fault_locked (the 0x300 entry calls one of them, by hash_page= design; the address is
+DAR) and hash_page (0x400 and a 0x300 taken with translation off, through hash::fault::handle;
+--any-caller: from anywhere). A plain `break ... if ...` cannot express the caller test: gdb's
 $_caller_is needs malloc in the inferior for its string argument."""
     def __init__(self):
         super().__init__("break-hash-fault", gdb.COMMAND_BREAKPOINTS)
@@ -323,9 +380,13 @@ $_caller_is needs malloc in the inferior for its string argument."""
         region = {"vmalloc": 0xd, "ioremap": 0xe, "io": 0xe, "any": None}.get(words[0] if words else "vmalloc", "bad")
         if region == "bad":
             raise gdb.GdbError("usage: break-hash-fault [vmalloc|ioremap|any] [--any-caller]")
-        b = HkHashFaultBreakpoint(region, anyc)
-        print("Breakpoint %d: hash_page for %s faults%s" % (b.number, words[0] if words else "vmalloc",
-              "" if anyc else " from the 0x300/0x400 handler"))
+        what = words[0] if words else "vmalloc"
+        for spec, fast, how in (("do_hash_fault", True, "the 0x300 entry's lock-free handler"),
+                                ("do_hash_fault_locked", True, "the 0x300 entry's locked (2003) handler"),
+                                ("hashkernel::hash::fault::hash_page", False,
+                                 "hash_page, from anywhere" if anyc else "hash_page, from the 0x400/real-mode path")):
+            b = HkHashFaultBreakpoint(spec, fast, region, anyc)
+            print("Breakpoint %d: %s, %s faults" % (b.number, how, what))
 
 
 HkPteDecode(); HkPte(); HkHashStats(); HkExcFrame(); HkSlb(); HkBreakHashFault()
@@ -398,12 +459,65 @@ class HkExcUnwinder(Unwinder):
         return ui
 
 
+class HkHashUnwinder(Unwinder):
+    """The 0x300 entry (boot/vectors.S hash_fault_entry): r1 is this CPU's fixed hash frame,
+    whose back chain is the interrupted r1; the volatile registers, CR, LR, CTR, XER, SRR0/1
+    and DAR are in the ExcFrame after the header. r13 and r14-r31 are the handler's (kernel
+    code keeps the PACA in r13; the handler preserves r14-r31)."""
+    def __init__(self):
+        super().__init__("hashkernel hash_fault_entry")
+        self.lo = self.hi = None
+
+    def bounds(self):
+        if self.lo is None:
+            self.lo = hk_addr("hash_fault_call") + 4     # the return address of its call
+            self.hi = hk_addr("hash_fault_slow")         # the slow path ends in exc_common's
+        return self.lo, self.hi
+
+    def __call__(self, pf):
+        try:
+            lo, hi = self.bounds()
+            pc = int(pf.read_register("pc"))
+            if not (lo <= pc < hi):
+                return None
+            sp = int(pf.read_register("r1"))
+            paca = int(pf.read_register("r13")) & 0xffffffffffffffff
+            if sp != hk_u64(paca + hk_paca_off("hash_frame")):
+                return None
+            r = hk_read_frame(sp + HK_HDR_SIZE)
+            back = hk_u64(sp)
+        except Exception:
+            return None
+        t = pf.read_register("pc").type
+        ui = pf.create_unwind_info(HkFrameId(gdb.Value(sp).cast(pf.read_register("r1").type), gdb.Value(lo).cast(t)))
+        def put(reg, v):
+            try:
+                ui.add_saved_register(reg, gdb.Value(v).cast(pf.read_register(reg).type))
+            except Exception:
+                pass
+        for i in [0] + list(range(2, 13)):
+            put("r%d" % i, r["gpr"][i])
+        put("r1", back)
+        for i in range(13, 32):
+            try:
+                ui.add_saved_register("r%d" % i, pf.read_register("r%d" % i))
+            except Exception:
+                pass
+        ui.add_saved_register("pc", gdb.Value(r["nip"]).cast(t))
+        for reg in ("lr", "ctr", "xer", "msr"):
+            put(reg, r[reg])
+        put("cr", r["cr"] & 0xffffffff)
+        return ui
+
+
 import os
 HK_UNWINDER = HkExcUnwinder()
+HK_HASH_UNWINDER = HkHashUnwinder()
 if os.environ.get("HK_NO_EXC_UNWINDER"):
-    print("helpers.gdb: HK_NO_EXC_UNWINDER set: not installing the exc_common unwinder")
+    print("helpers.gdb: HK_NO_EXC_UNWINDER set: not installing the exc_common and hash_fault_entry unwinders")
 else:
     gdb.unwinder.register_unwinder(None, HK_UNWINDER, replace=True)
+    gdb.unwinder.register_unwinder(None, HK_HASH_UNWINDER, replace=True)
 end
 
 python

@@ -36,8 +36,8 @@ options:
 
 bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
-  crash=KIND           null | wild | exec | panic | user | notpresent | guard
-  hash_page=MODE       lockfree (default) | asm (+ assembly fast path) | locked (the 2003 design)
+  crash=KIND           null | wild | exec | panic | user | notpresent | guard | nested
+  hash_page=MODE       lockfree (default) | locked (the 2003 design: hash_page takes page_table_lock)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
   bench=hash|smp|vmalloc|all   quiet
 USAGE

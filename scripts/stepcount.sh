@@ -11,10 +11,14 @@
 # while single-stepping, so the count is the uninterrupted path; `sc 1` is one step.
 # Last line: `STEPCOUNT N sc=K nested_insns=M max_depth=D`.
 #
-# Examples (release kernel, `cargo build --release`; K=target/powerpc64-none/release/hashkernel):
-#   primary insert:  scripts/stepcount.sh --after hashkernel::ktest::bench::unhash --at '*0x300' $K -- bench=hash
-#   segment miss:    scripts/stepcount.sh --after hashkernel::ktest::bench::pmc_probe --at '*0x380' $K -- bench=hash
-#   asm fast path:   scripts/stepcount.sh --after hash_fast --after hashkernel::ktest::bench::unhash --at '*0x300' $K -- bench=hash
+# Examples (release kernel, `cargo build --release`; K=target/powerpc64-none/release/hashkernel).
+# bench=hash brackets each measured access with a call to the marker stub of its tag
+# (count_marks + 8 * tag, src/ktest/bench.rs); with AIL=3 the kernel's vectors are at
+# 0xc000000000004000 + offset:
+#   M=0x$(nm $K | awk '$3 == "count_marks" {print $1}')
+#   primary insert (tag 1): scripts/stepcount.sh --after "*$(printf %#x $((M + 8)))" --at '*0xc000000000004300' $K -- bench=hash
+#   segment miss (tag 7):   scripts/stepcount.sh --after "*$(printf %#x $((M + 56)))" --at '*0xc000000000004380' $K -- bench=hash
+# scripts/bench.sh runs these (and more) and compares them with the plugin's counts.
 set -uo pipefail
 
 usage() {

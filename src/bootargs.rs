@@ -6,8 +6,6 @@ use core::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HashMode {
     LockFree,
-    /// Lock-free, with the hand-written assembly fast path for plain inserts.
-    Asm,
     Locked,
 }
 
@@ -26,6 +24,7 @@ pub enum Crash {
     User,
     NotPresent,
     Guard,
+    Nested,
 }
 
 impl Crash {
@@ -37,6 +36,7 @@ impl Crash {
         ("user", Crash::User),
         ("notpresent", Crash::NotPresent),
         ("guard", Crash::Guard),
+        ("nested", Crash::Nested),
     ];
 }
 
@@ -76,8 +76,8 @@ pub enum BootargError<'a> {
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
 }
 
-pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard, \
-hash_page=lockfree|asm|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
+hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
 bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
 
 impl fmt::Display for BootargError<'_> {
@@ -121,11 +121,10 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 );
             }
             "hash_page" => {
-                c.hash_mode = match val("lockfree|asm|locked")? {
+                c.hash_mode = match val("lockfree|locked")? {
                     "lockfree" => HashMode::LockFree,
-                    "asm" => HashMode::Asm,
                     "locked" => HashMode::Locked,
-                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|asm|locked" }),
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked" }),
                 }
             }
             "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
@@ -189,7 +188,17 @@ mod tests {
         let e = parse("frobnicate=1").unwrap_err();
         assert_eq!(e, BootargError::UnknownKey("frobnicate"));
         let msg = format!("{e}");
-        assert!(msg.contains("hash_page=lockfree|asm|locked"), "{msg}");
+        assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
+    }
+
+    #[test]
+    fn every_crash_kind_is_listed_and_parses() {
+        let listed = KEYS.split(", ").find(|k| k.starts_with("crash=")).unwrap().trim_start_matches("crash=");
+        let names: Vec<&str> = Crash::NAMES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(listed.split('|').collect::<Vec<_>>(), names);
+        for (n, c) in Crash::NAMES {
+            assert_eq!(parse(&format!("crash={n}")).unwrap().crash, Some(*c));
+        }
     }
 
     #[test]

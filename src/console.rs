@@ -32,7 +32,7 @@ fn hvterm_write(mut s: &[u8]) {
         let mut tries = 0;
         loop {
             match hcall::h_put_term_char(&s[..n]) {
-                Err(hcall::HcallError::Busy) if tries < 1_000_000 => tries += 1,
+                Err(hcall::HcallError::Busy(_)) if tries < 1_000_000 => tries += 1,
                 _ => break,
             }
         }

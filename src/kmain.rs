@@ -28,11 +28,10 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     };
     banner(bi);
     crate::mm::init();
+    crate::mm::init_cpu(0);
     crate::drivers::uart::init();
     crate::arch::ppc64::timer::init();
-    crate::hash::fault::init_cpu(0);
     crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
-    crate::hash::fault::set_asm_fast_path(cfg.hash_mode == bootargs::HashMode::Asm);
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
     let online = crate::smp::start_secondaries();
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
@@ -113,10 +112,10 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
     }
     vmalloc::vfree(a).map_err(|e| alloc::format!("vfree: {e}"))?;
     let left = (0..pages).filter(|i| vmalloc::find_hpte(a + i * 4096).is_some()).count();
-    let after = stats::total();
-    let d = |c: Counter| after[c as usize] - before[c as usize];
+    let delta = stats::total().since(&before);
+    let d = |c: Counter| delta.get(c);
     println!("vmalloc self-check: {} pages at {:#x}: {} hash faults ({} primary, {} secondary inserts, {} H_PROTECT updates), {} HPTEs left after vfree",
-             pages, a, d(Counter::Faults), d(Counter::InsertPrimary), d(Counter::InsertSecondary), d(Counter::Updates), left);
+             pages, a, delta.faults(), d(Counter::InsertPrimary), d(Counter::InsertSecondary), d(Counter::Updates), left);
     if left != 0 || d(Counter::InsertPrimary) + d(Counter::InsertSecondary) < pages {
         return Err("vmalloc self-check failed".into());
     }
@@ -148,13 +147,7 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
 
 fn default_run() -> ! {
     memory_map();
-    let mode = if crate::hash::fault::locked_mode() {
-        "locked (2003 design)"
-    } else if crate::hash::fault::asm_fast_path() {
-        "lock-free, assembly fast path for plain inserts (boot/hashfast.S)"
-    } else {
-        "lock-free"
-    };
+    let mode = if crate::hash::fault::locked_mode() { "locked (2003 design)" } else { "lock-free" };
     println!("hash_page: {}", mode);
     if let Err(e) = vmalloc_selfcheck() {
         println!("{}", e);

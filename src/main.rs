@@ -7,6 +7,10 @@
 //! modules (bit layouts, decisions, parsers, the PTE protocol) run as ordinary unit tests.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(target_os = "none", feature(custom_test_frameworks))]
+// The PTE take (hash/cell.rs) leaves its ldarx/stdcx. loop straight to the BUSY and denial
+// paths (asm goto) and returns the taken values on the fall-through path only, like Linux's
+// asm goto with outputs; this saves the status decoding on the hash-fault path.
+#![cfg_attr(target_os = "none", feature(asm_goto_with_outputs))]
 #![cfg_attr(target_os = "none", test_runner(crate::ktest::cargo_test_runner))]
 #![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]

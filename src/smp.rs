@@ -10,7 +10,7 @@ use crate::println;
 use crate::sync::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
-const H_SIGNAL_SYS_RESET: u64 = 0x380;
+use crate::arch::ppc64::hcall::H_SIGNAL_SYS_RESET;
 const H_SIGNAL_SYS_RESET_ALLBUTSELF: i64 = -2;
 
 static NCPUS: AtomicUsize = AtomicUsize::new(1);
@@ -20,8 +20,24 @@ static STOPPER: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Per-CPU work slot: a `fn(usize)` to run, 0 = none.
 static WORK: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static DONE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
-/// NIP/LR each stopped CPU was at when the system reset arrived.
-pub static STOPPED_AT: [[AtomicU64; 2]; percpu::MAX_CPUS] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; percpu::MAX_CPUS];
+/// Where a CPU was when the system reset that stopped it arrived.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoppedAt {
+    pub nip: u64,
+    pub lr: u64,
+    pub sp: u64,
+    /// The innermost exception frame it was handling (0 = none: thread context).
+    pub frame: u64,
+    /// Its exception nesting depth (0 = thread context).
+    pub depth: u64,
+}
+
+static STOPPED_AT: [spin::Mutex<Option<StoppedAt>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
+
+/// Where `cpu` was when it was stopped, if it has been.
+pub fn stopped_at(cpu: usize) -> Option<StoppedAt> {
+    *STOPPED_AT[cpu].lock()
+}
 
 pub fn ncpus() -> usize {
     NCPUS.load(Relaxed)
@@ -43,7 +59,7 @@ pub fn start_secondaries() -> usize {
         let id = bi.cpu_ids[idx];
         let p = percpu::paca(0);
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
-        crate::hash::fault::init_cpu(idx);
+        crate::mm::init_cpu(idx);
         let h = prepare_handoff(idx);
         if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
             println!("smp: start-cpu {} failed: {}; not starting the CPUs after it", id, e);
@@ -201,8 +217,17 @@ pub fn stopping() -> bool {
 /// The 0x100 system reset: another CPU is stopping the machine. Record where we were, park.
 pub fn system_reset(f: &mut ExcFrame) -> ! {
     let me = percpu::cpu_id();
-    STOPPED_AT[me][0].store(f.nip, Relaxed);
-    STOPPED_AT[me][1].store(f.lr, Relaxed);
+    let sp = f.gpr[1];
+    let inner = crate::arch::ppc64::exception::innermost_frame(me, sp, f.prev_frame);
+    // This exception's own level is not part of what was interrupted.
+    let depth = percpu::this().depth.load(Relaxed) - 1 + percpu::on_hash_stack(me, sp) as u64;
+    *STOPPED_AT[me].lock() = Some(StoppedAt {
+        nip: f.nip,
+        lr: f.lr,
+        sp,
+        frame: inner.map(|x| x as *const ExcFrame as u64).unwrap_or(0),
+        depth,
+    });
     park()
 }
 

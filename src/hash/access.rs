@@ -43,15 +43,14 @@ impl Access {
     /// A load or store that took a data storage interrupt. Only
     /// `DSISR_ISSTORE` matters here; the other DSISR bits say why the MMU
     /// refused, which the PTE check re-derives.
+    #[inline(always)]
     pub fn from_data_fault(dsisr: u32, user: bool) -> Access {
-        let mut a = Access::PRESENT;
-        if dsisr & Dsisr::ISSTORE.bits() != 0 {
-            a |= Access::RW;
-        }
-        if user {
-            a |= Access::USER;
-        }
-        a
+        // Branch-free (the hash-fault path): DSISR's store bit shifted onto RW.
+        const SHIFT: u32 = Dsisr::ISSTORE.bits().trailing_zeros() - PteFlags::RW.bits().trailing_zeros();
+        const _: () = assert!(Dsisr::ISSTORE.bits() >> SHIFT == PteFlags::RW.bits() as u32);
+        let rw = ((dsisr >> SHIFT) as u64) & PteFlags::RW.bits();
+        let user = (user as u64) * PteFlags::USER.bits();
+        Access::from_bits_retain(PteFlags::PRESENT.bits() | rw | user)
     }
 
     /// An instruction fetch that took an instruction storage interrupt.
@@ -76,10 +75,13 @@ pub enum Denied {
     UserToKernel,
     WriteToReadOnly,
     NoExec,
+    /// An instruction fetch from a GUARDED page: the HPTE's G bit would refuse every fetch, so
+    /// inserting one would make the fetch fault forever.
+    ExecGuarded,
 }
 
 /// Whether `pte` allows `access`; on failure the first reason in the order
-/// NotPresent, UserToKernel, WriteToReadOnly, NoExec. The kernel may access
+/// NotPresent, UserToKernel, WriteToReadOnly, NoExec, ExecGuarded. The kernel may access
 /// USER pages (USER only restricts problem state, it does not exclude the
 /// supervisor).
 pub const fn check(access: Access, pte: Pte) -> Result<(), Denied> {
@@ -95,6 +97,9 @@ pub const fn check(access: Access, pte: Pte) -> Result<(), Denied> {
     }
     if access.contains(Access::EXEC) && !f.contains(PteFlags::EXEC) {
         return Err(Denied::NoExec);
+    }
+    if access.contains(Access::EXEC) && f.contains(PteFlags::GUARDED) {
+        return Err(Denied::ExecGuarded);
     }
     Ok(())
 }
@@ -392,12 +397,15 @@ mod tests {
         assert!(takes > 10_000);
     }
 
+    /// The check is a mask test (the asm take's `andc.`), plus "no fetch from a GUARDED page"
+    /// (its `xor` for fetches).
     #[test]
     fn check_exhaustive_matches_mask_test() {
         for old in all_ptes() {
             for access in all_accesses() {
                 let need = access.required();
-                assert_eq!(check(access, old).is_ok(), old.flags().contains(need));
+                let guarded_fetch = access.contains(Access::EXEC) && old.flags().contains(PteFlags::GUARDED);
+                assert_eq!(check(access, old).is_ok(), old.flags().contains(need) && !guarded_fetch);
             }
         }
     }
@@ -562,5 +570,15 @@ mod tests {
             set_step(cleared, Pte::new(0x43, PAGE_KERNEL)),
             Ok(Some(_))
         ));
+    }
+
+    #[test]
+    fn exec_from_guarded_is_denied() {
+        let p = Pte::new(PFN, PAGE_KERNEL_X.union(PteFlags::GUARDED));
+        assert_eq!(check(Access::from_instruction_fault(false), p), Err(Denied::ExecGuarded));
+        assert_eq!(decide(p, Access::from_instruction_fault(false)), Step::Deny(Denied::ExecGuarded));
+        // Data accesses to the same page are fine (G only forbids fetches).
+        assert!(matches!(decide(p, Access::from_data_fault(0x4200_0000, false)), Step::Take { .. }));
+        assert!(matches!(decide(Pte::new(PFN, PAGE_KERNEL_X), Access::from_instruction_fault(false)), Step::Take { .. }));
     }
 }

@@ -2,14 +2,15 @@
 //! trait. On pseries the HPT belongs to the hypervisor (`Pseries`: H_ENTER, H_REMOVE,
 //! H_PROTECT, H_READ); host tests and the loom model use `FakeHpt` (tests only).
 
-use crate::mm::hpte::Hpte;
+pub use crate::arch::ppc64::papr::HcallError;
+use crate::mm::hpte::{HptGeometry, Hpte};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {
     /// All 8 slots of the group are valid.
     Full,
-    /// The hypervisor refused the entry (status code).
-    Refused(i64),
+    /// The hypervisor refused the entry: H_BUSY/long busy (transient, try again) or an error.
+    Refused(HcallError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,31 +22,52 @@ pub enum ProtectError {
     /// No valid entry with that AVPN at that index (evicted): insert afresh.
     NotFound,
     /// Anything else: the entry may still be there, so inserting a second one would be wrong.
-    Refused(i64),
+    Refused(HcallError),
+}
+
+/// Why H_REMOVE did not remove the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveError {
+    /// No valid entry with that AVPN at that index: already gone.
+    NotFound,
+    /// The hypervisor refused: the entry may still be there.
+    Refused(HcallError),
 }
 
 pub trait HashBackend {
+    /// The HPT's size (the hash mask the group arithmetic needs).
+    fn geometry(&self) -> HptGeometry;
     /// Inserts into the first free slot of the group starting at `group_ptex`; returns the
     /// PTE index used.
     fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, InsertError>;
-    /// Evicts one non-bolted entry of the group, trying slots from `start` round the group.
-    /// Returns the evicted entry, or None if every valid slot was bolted.
-    fn evict(&self, group_ptex: u64, start: u64) -> Option<Hpte>;
+    /// Reads the 8 entries of the group starting at `group_ptex` (for choosing a victim; each
+    /// entry may change right after, so acting on one is always AVPN-checked).
+    fn read_group(&self, group_ptex: u64) -> Result<[Hpte; 8], HcallError>;
     /// Rewrites the protection of the entry at `ptex` if its AVPN still is `avpn`.
     fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError>;
-    /// Removes the entry at `ptex` if its AVPN still is `avpn`.
-    fn invalidate(&self, ptex: u64, avpn: u64) -> Result<Hpte, NotFound>;
+    /// Removes the entry at `ptex` if its AVPN still is `avpn`; returns it.
+    fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError>;
+    /// Removes the entry at `ptex` whatever it maps, unless it is bolted (H_REMOVE with
+    /// H_ANDCOND on the BOLTED bit): the victim of an eviction. NotFound: empty or bolted.
+    /// The Ok value may be `Hpte::EMPTY` (a backend need not report what it removed).
+    fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError>;
     fn read(&self, ptex: u64) -> Hpte;
     /// A cheap pseudo-random number (the time base on hardware) for victim choice.
     fn random(&self) -> u64;
+    /// The second doubleword of the HPTE for present PTE `pte` (see `protocol::HPTE_R`); a
+    /// backend may find the table more cheaply than through the TOC.
+    #[inline(always)]
+    fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
+        super::protocol::HPTE_R.r(pte)
+    }
 }
 
 #[cfg(target_os = "none")]
 mod pseries {
     use super::*;
-    use crate::arch::ppc64::hcall::{self, HcallError, H_ANDCOND, H_AVPN};
+    use crate::arch::ppc64::hcall::{self, H_AVPN};
     use crate::arch::ppc64::insn;
-    use crate::mm::hpte::HpteV;
+    use crate::arch::ppc64::percpu;
 
     /// PAPR hypercalls. The AVPN argument of H_REMOVE/H_PROTECT is compared with the entry's
     /// first doubleword masked by !0x7f, so passing `avpn` (already in that form) matches
@@ -53,45 +75,64 @@ mod pseries {
     pub struct Pseries;
 
     impl HashBackend for Pseries {
-        #[inline]
+        /// From this CPU's per-CPU copy: one load, no lookup.
+        #[inline(always)]
+        fn geometry(&self) -> HptGeometry {
+            HptGeometry::from_hash_mask(percpu::load_field::<{ percpu::offsets::HASH_MASK }>())
+        }
+
+        /// Only called on the hash-fault path (interrupts off), hence the CR-keeping hcall.
+        #[inline(always)]
         fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, InsertError> {
-            match hcall::h_enter(0, group_ptex, v, r) {
+            const FULL: i64 = HcallError::PtegFull.rc();
+            match hcall::h_enter_fault_path(group_ptex, v, r) {
                 Ok(ptex) => Ok(ptex),
-                Err(HcallError::PtegFull) => Err(InsertError::Full),
-                Err(e) => Err(InsertError::Refused(match e {
-                    HcallError::Parameter => -4,
-                    HcallError::Hardware => -1,
-                    HcallError::Other(x) => x,
-                    _ => -9999,
-                })),
+                // Success first, one compare: a full group is the uncommon case too.
+                Err(rc) => {
+                    core::hint::cold_path();
+                    Err(if rc == FULL { InsertError::Full } else { InsertError::Refused(HcallError::from_rc(rc)) })
+                }
             }
         }
 
-        fn evict(&self, group_ptex: u64, start: u64) -> Option<Hpte> {
-            for i in 0..8 {
-                let ptex = group_ptex + ((start + i) & 7);
-                // H_ANDCOND with the BOLTED bit: removed only if (v & BOLTED) == 0.
-                if let Ok((v, r)) = hcall::h_remove(H_ANDCOND, ptex, HpteV::BOLTED.bits()) {
-                    return Some(Hpte { v, r });
-                }
-            }
-            None
+        fn read_group(&self, group_ptex: u64) -> Result<[Hpte; 8], HcallError> {
+            let a = hcall::h_read4(group_ptex)?;
+            let b = hcall::h_read4(group_ptex + 4)?;
+            Ok(core::array::from_fn(|i| {
+                let (v, r) = if i < 4 { a[i] } else { b[i - 4] };
+                Hpte { v, r }
+            }))
         }
 
         #[inline]
         fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
             hcall::h_protect(hprot_flags | H_AVPN, ptex, avpn).map_err(|e| match e {
                 HcallError::NotFound => ProtectError::NotFound,
-                HcallError::Parameter => ProtectError::Refused(-4),
-                HcallError::Hardware => ProtectError::Refused(-1),
-                HcallError::Other(x) => ProtectError::Refused(x),
-                _ => ProtectError::Refused(-9999),
+                e => ProtectError::Refused(e),
             })
         }
 
         #[inline]
-        fn invalidate(&self, ptex: u64, avpn: u64) -> Result<Hpte, NotFound> {
-            hcall::h_remove(H_AVPN, ptex, avpn).map(|(v, r)| Hpte { v, r }).map_err(|_| NotFound)
+        fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError> {
+            hcall::h_remove(H_AVPN, ptex, avpn).map(|(v, r)| Hpte { v, r }).map_err(|e| match e {
+                HcallError::NotFound => RemoveError::NotFound,
+                e => RemoveError::Refused(e),
+            })
+        }
+
+        /// Only called on the hash-fault path (interrupts off), hence the CR-keeping hcall.
+        /// The removed entry is not returned (the caller does not need it).
+        #[inline(always)]
+        fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
+            const NOT_FOUND: i64 = HcallError::NotFound.rc();
+            match hcall::h_remove_unbolted_fault_path(ptex, crate::mm::hpte::HpteV::BOLTED.bits()) {
+                Ok(()) => Ok(Hpte::EMPTY),
+                Err(NOT_FOUND) => Err(RemoveError::NotFound),
+                Err(rc) => {
+                    core::hint::cold_path();
+                    Err(RemoveError::Refused(HcallError::from_rc(rc)))
+                }
+            }
         }
 
         fn read(&self, ptex: u64) -> Hpte {
@@ -104,6 +145,17 @@ mod pseries {
         #[inline]
         fn random(&self) -> u64 {
             insn::mftb()
+        }
+
+        /// Through this CPU's pointer to the table: the fault path already has the per-CPU
+        /// area's address in a register, the TOC-relative address costs four instructions.
+        #[inline(always)]
+        fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
+            let t = percpu::load_field::<{ percpu::offsets::HPTE_R }>();
+            // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
+            // boot::init_cpu_mmu before the CPU takes hash faults).
+            let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };
+            t.r(pte)
         }
     }
 }
@@ -121,15 +173,19 @@ pub mod fake {
     use std::sync::Mutex;
 
     pub struct FakeHpt {
+        pub geo: HptGeometry,
         pub entries: Mutex<Vec<Hpte>>,
         pub refuse: std::sync::atomic::AtomicBool,
         rnd: AtomicU64,
     }
 
     impl FakeHpt {
-        pub fn new(groups: usize) -> FakeHpt {
+        /// An HPT of 2^`shift` bytes.
+        pub fn new(shift: u32) -> FakeHpt {
+            let geo = HptGeometry::new(shift).expect("a geometry the kernel accepts");
             FakeHpt {
-                entries: Mutex::new(vec![Hpte { v: 0, r: 0 }; groups * 8]),
+                geo,
+                entries: Mutex::new(vec![Hpte { v: 0, r: 0 }; geo.entries() as usize]),
                 refuse: std::sync::atomic::AtomicBool::new(false),
                 rnd: AtomicU64::new(0x1234_5678),
             }
@@ -148,9 +204,12 @@ pub mod fake {
     }
 
     impl HashBackend for FakeHpt {
+        fn geometry(&self) -> HptGeometry {
+            self.geo
+        }
         fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, InsertError> {
             if self.refuse.load(Relaxed) {
-                return Err(InsertError::Refused(-4));
+                return Err(InsertError::Refused(HcallError::Parameter));
             }
             let mut e = self.entries.lock().unwrap();
             for i in 0..8 {
@@ -162,17 +221,9 @@ pub mod fake {
             }
             Err(InsertError::Full)
         }
-        fn evict(&self, group_ptex: u64, start: u64) -> Option<Hpte> {
-            let mut e = self.entries.lock().unwrap();
-            for i in 0..8 {
-                let p = (group_ptex & !7) + ((start + i) & 7);
-                let h = e[p as usize];
-                if h.is_valid() && !h.is_bolted() {
-                    e[p as usize] = Hpte { v: 0, r: 0 };
-                    return Some(h);
-                }
-            }
-            None
+        fn read_group(&self, group_ptex: u64) -> Result<[Hpte; 8], HcallError> {
+            let e = self.entries.lock().unwrap();
+            Ok(core::array::from_fn(|i| e[(group_ptex & !7) as usize + i]))
         }
         fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
             let mut e = self.entries.lock().unwrap();
@@ -188,11 +239,20 @@ pub mod fake {
             h.r |= hprot_flags & (0x3 | 0x4 | 0xe00);
             Ok(())
         }
-        fn invalidate(&self, ptex: u64, avpn: u64) -> Result<Hpte, NotFound> {
+        fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError> {
             let mut e = self.entries.lock().unwrap();
             let h = e[ptex as usize];
             if !h.is_valid() || !avpn_eq(h.v, avpn) {
-                return Err(NotFound);
+                return Err(RemoveError::NotFound);
+            }
+            e[ptex as usize] = Hpte { v: 0, r: 0 };
+            Ok(h)
+        }
+        fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
+            let mut e = self.entries.lock().unwrap();
+            let h = e[ptex as usize];
+            if !h.is_valid() || h.is_bolted() {
+                return Err(RemoveError::NotFound);
             }
             e[ptex as usize] = Hpte { v: 0, r: 0 };
             Ok(h)

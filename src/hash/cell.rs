@@ -20,15 +20,21 @@ pub enum Take {
     /// BUSY was set by us; `old` is the value we replaced.
     Taken { old: Pte, new: Pte },
     /// Someone else holds BUSY: change nothing, re-execute the access.
-    Busy(Pte),
+    Busy,
     /// The access is not allowed: nothing was written.
     Denied(Pte),
+    /// The reservation was lost (the PTE changed between ldarx and stdcx.): nothing was
+    /// written; re-execute the access, which takes a fresh look.
+    Lost,
 }
 
 pub trait PteCell {
     fn load(&self) -> Pte;
-    /// hash_page's atomic check-and-take; `stcx_fails` counts lost reservations.
-    fn take(&self, access: Access, stcx_fails: &mut u64) -> Take;
+    /// hash_page's atomic check-and-take: one attempt. On BUSY or a denial the ppc64 version
+    /// leaves its reservation on the PTE word in place: every exception exit clears any
+    /// reservation (`stdcx.` in boot/vectors.S, as Linux does), and every `stdcx.` in the
+    /// kernel follows its own `ldarx`, so a leftover reservation cannot complete anything.
+    fn take(&self, access: Access) -> Take;
     /// Final store by the BUSY holder (release: the HPTE work happens-before the new PTE).
     fn publish(&self, v: Pte);
     /// `new = f(old)` atomically, waiting while BUSY is set; returns the old value.
@@ -60,6 +66,47 @@ mod ppc64 {
 
     const BUSY: u64 = PteFlags::BUSY.bits();
 
+    /// hash_page's atomic step. `$check` sets CR0 non-zero when the reserved value `{old}`
+    /// lacks a bit of `need` (for a fetch, in `old ^ GUARDED`, so a GUARDED page is refused).
+    /// Falls through with (old, new) when taken; BUSY and a denial leave through the labels.
+    macro_rules! take_asm {
+        ($cell:expr, $need:expr, $set:expr, $lost:block, $busy:block, $denied:block, [$($check:literal),+] $(, $extra:ident = $op:ident($cls:ident) $val:expr)?) => {{
+            let (old, new): (u64, u64);
+            // SAFETY: the cell is an aligned 8-byte PTE word (ldarx/stdcx. need natural
+            // alignment). The asm writes the PTE only with stdcx. of `old | set` after both
+            // checks passed on the reserved value; BUSY and a denial leave with the reservation
+            // still held (see `PteCell::take`). `isync` after a successful stdcx. gives the
+            // acquire ordering of a lock.
+            unsafe {
+                asm!(
+                    "ldarx {old}, 0, {p}",
+                    "andi. {t}, {old}, {busybit}",
+                    "bne- {busy}",
+                    $($check,)+
+                    "bne- {denied}",
+                    "or {new}, {old}, {set}",
+                    "stdcx. {new}, 0, {p}",
+                    "bne- {lost}",
+                    "isync",
+                    p = in(reg_nonzero) &$cell.0 as *const AtomicU64,
+                    need = in(reg) $need,
+                    set = in(reg) $set,
+                    $($extra = $op($cls) $val,)?
+                    busybit = const BUSY,
+                    old = out(reg) old,
+                    new = out(reg) new,
+                    t = out(reg) _,
+                    lost = label $lost,
+                    busy = label $busy,
+                    denied = label $denied,
+                    out("cr0") _,
+                    options(nostack),
+                )
+            };
+            (old, new)
+        }};
+    }
+
     impl PteCell for PteSlot {
         #[inline(always)]
         fn load(&self) -> Pte {
@@ -67,64 +114,25 @@ mod ppc64 {
         }
 
         #[inline(always)]
-        fn take(&self, access: Access, stcx_fails: &mut u64) -> Take {
+        fn take(&self, access: Access) -> Take {
             let need = access.bits();
-            // DIRTY only for stores: RW in the access selects it.
-            let set = BUSY | PteFlags::ACCESSED.bits() | if need & PteFlags::RW.bits() != 0 { PteFlags::DIRTY.bits() } else { 0 };
-            let (old, new, status, fails): (u64, u64, u64, u64);
-            // SAFETY: self.0 is an aligned 8-byte PTE word (ldarx/stdcx. need natural alignment).
-            // The loop writes the PTE only with stdcx. of `old | set` after both checks passed on
-            // the reserved value; on BUSY or denial it kills the reservation by storing the
-            // unchanged value conditionally (a no-op if anything changed meanwhile).
-            // status: 0 taken, 1 busy, 2 denied. `isync` after a successful stdcx. gives the
-            // acquire ordering of a lock.
-            unsafe {
-                asm!(
-                    "li {fails}, 0",
-                    "2:",
-                    "ldarx {old}, 0, {p}",
-                    "andi. {t}, {old}, {busy}",
-                    "bne- 3f",
-                    "andc. {t}, {need}, {old}",
-                    "bne- 4f",
-                    "or {new}, {old}, {set}",
-                    "stdcx. {new}, 0, {p}",
-                    "bne- 5f",
-                    "isync",
-                    "li {st}, 0",
-                    "b 9f",
-                    "5:",
-                    "addi {fails}, {fails}, 1",
-                    "b 2b",
-                    "3:",
-                    "stdcx. {old}, 0, {p}",
-                    "li {st}, 1",
-                    "b 8f",
-                    "4:",
-                    "stdcx. {old}, 0, {p}",
-                    "li {st}, 2",
-                    "8:",
-                    "mr {new}, {old}",
-                    "9:",
-                    p = in(reg_nonzero) &self.0 as *const AtomicU64,
-                    need = in(reg) need,
-                    set = in(reg) set,
-                    busy = const BUSY,
-                    old = out(reg) old,
-                    new = out(reg) new,
-                    t = out(reg) _,
-                    st = out(reg) status,
-                    fails = out(reg) fails,
-                    out("cr0") _,
-                    options(nostack),
-                )
+            // DIRTY only for stores: RW in the access selects it (branch-free: RW >> 2 is DIRTY).
+            const _: () = assert!(PteFlags::RW.bits() >> 2 == PteFlags::DIRTY.bits());
+            let set = BUSY | PteFlags::ACCESSED.bits() | (need & PteFlags::RW.bits()) >> 2;
+            // BUSY and denials are rare and read the value again for the caller (only the
+            // taken path needs the exact reserved value).
+            let (old, new) = if access.contains(Access::EXEC) {
+                // A fetch also needs GUARDED clear: test it as a needed bit of `old ^ GUARDED`.
+                // Data faults (the hot path) never ask: no xor for them.
+                let need = need | PteFlags::GUARDED.bits();
+                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy },
+                          { return Take::Denied(self.load()) },
+                          ["xor {t}, {old}, {g}", "andc. {t}, {need}, {t}"], g = in(reg) PteFlags::GUARDED.bits())
+            } else {
+                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy },
+                          { return Take::Denied(self.load()) }, ["andc. {t}, {need}, {old}"])
             };
-            *stcx_fails += fails;
-            match status {
-                0 => Take::Taken { old: Pte(old), new: Pte(new) },
-                1 => Take::Busy(Pte(old)),
-                _ => Take::Denied(Pte(old)),
-            }
+            Take::Taken { old: Pte(old), new: Pte(new) }
         }
 
         #[inline(always)]
@@ -214,17 +222,15 @@ impl<A: Atomic64> PteCell for CasCell<A> {
         Pte(self.0.load_acquire())
     }
 
-    fn take(&self, access: Access, stcx_fails: &mut u64) -> Take {
-        loop {
-            let old = Pte(self.0.load_acquire());
-            match decide(old, access) {
-                Step::Retry => return Take::Busy(old),
-                Step::Deny(_) => return Take::Denied(old),
-                Step::Take { new } => match self.0.cas_weak(old.0, new.0) {
-                    Ok(_) => return Take::Taken { old, new },
-                    Err(_) => *stcx_fails += 1,
-                },
-            }
+    fn take(&self, access: Access) -> Take {
+        let old = Pte(self.0.load_acquire());
+        match decide(old, access) {
+            Step::Retry => Take::Busy,
+            Step::Deny(_) => Take::Denied(old),
+            Step::Take { new } => match self.0.cas_weak(old.0, new.0) {
+                Ok(_) => Take::Taken { old, new },
+                Err(_) => Take::Lost,
+            },
         }
     }
 

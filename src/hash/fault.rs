@@ -1,163 +1,310 @@
-//! The hash-fault entry: 0x300 (data storage) and 0x400 (instruction storage) come here from
-//! exception_entry; 0x380/0x480 come here right after installing the segment when the page has
-//! no HPTE yet, instead of taking a second exception.
+//! The hash-fault entry. The 0x300 vector (boot/vectors.S) saves the volatile registers in
+//! this CPU's hash frame and calls the selected design's `do_hash_fault*` with (DAR, DSISR,
+//! SRR1); a non-zero return sends the fault down the full exception path
+//! (`exception::hash_fault_slow_path` → `handle`), which decides between a fixup, a user-mode
+//! fault and an oops. 0x400 comes through the generic path to `handle` directly.
 //!
 //! `hash_page=lockfree` (default) runs the protocol with no lock at all.
 //! `hash_page=locked` is the 2003 design kept on purpose: the same protocol under
 //! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
+//! The design is chosen by patching the vector's call (`select`), so the default path pays
+//! nothing for the others.
 
-use super::access::{Access, Denied};
+use super::access::Access;
 use super::backend::Pseries;
-use super::protocol::{hash_pte, Outcome};
-use super::stats::{self, Counter};
+use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
+use super::reason::FaultReason;
+use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
-use crate::arch::ppc64::reg::Dsisr;
-use crate::arch::ppc64::{boot, percpu};
+use crate::arch::ppc64::reg::{Dsisr, IsiSrr1, Msr};
+use crate::arch::ppc64::{hcall, insn, percpu};
 use crate::mm::pgtable;
-use crate::mm::slbe::{kernel_vsid, region_of, Region};
+use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
-static LOCKED: AtomicBool = AtomicBool::new(false);
-static ASM: AtomicBool = AtomicBool::new(false);
-
-pub fn set_locked_mode(on: bool) {
-    LOCKED.store(on, Relaxed);
-    retarget_all();
+/// The hash_page designs. The discriminant is the design's slot in the assembly table
+/// `hash_fault_designs` (boot/vectors.S).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Design {
+    LockFree = 0,
+    Locked = 1,
 }
 
-/// hash_page=asm: the 0x300 vector goes to the hand-written fast path (boot/hashfast.S) for
-/// plain inserts; everything else still reaches the Rust path. Never in locked mode.
-pub fn set_asm_fast_path(on: bool) {
-    ASM.store(on, Relaxed);
-    retarget_all();
-}
+static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 
-pub fn asm_fast_path() -> bool {
-    ASM.load(Relaxed) && !LOCKED.load(Relaxed)
-}
-
-/// Fills the per-CPU fields hash_fast reads, and points the CPU's 0x300 vector.
-pub fn init_cpu(cpu: usize) {
-    let p = percpu::paca(cpu);
-    p.hash_mask.store(boot::hpt().hash_mask(), Relaxed);
-    p.stats_row.store(stats::of(cpu) as *const _ as u64, Relaxed);
-    p.pt_roots.store(pgtable::roots_addr(), Relaxed);
-    retarget(cpu);
-}
-
-fn retarget(cpu: usize) {
-    let p = percpu::paca(cpu);
-    if p.hash_mask.load(Relaxed) == 0 {
-        return; // not initialised yet
-    }
-    let t = if asm_fast_path() { boot::hash_fast_addr() } else { p.exc_common.load(Relaxed) };
-    p.t300.store(t, Relaxed);
-}
-
-fn retarget_all() {
-    for cpu in 0..percpu::MAX_CPUS {
-        retarget(cpu);
+pub fn design() -> Design {
+    match DESIGN.load(Relaxed) {
+        1 => Design::Locked,
+        _ => Design::LockFree,
     }
 }
 
 pub fn locked_mode() -> bool {
-    LOCKED.load(Relaxed)
+    design() == Design::Locked
+}
+
+pub fn set_locked_mode(on: bool) {
+    select(if on { Design::Locked } else { Design::LockFree });
+}
+
+extern "C" {
+    static hash_fault_call: u32;
+    static hash_fault_designs: [u32; 2];
+}
+
+/// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
+/// faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
+pub fn select(d: Design) {
+    DESIGN.store(d as u8, Relaxed);
+    let site = &raw const hash_fault_call as u64;
+    // SAFETY: reads one word of the (never executed) table of assembled calls.
+    let (slot, insn) = unsafe {
+        let slot = (&raw const hash_fault_designs as *const u32).add(d as usize);
+        (slot as u64, slot.read())
+    };
+    let target = slot.wrapping_add(branch_disp(insn) as u64);
+    let new = 0x4800_0001 | ((target.wrapping_sub(site) as u32) & 0x03ff_fffc);
+    // SAFETY: `site` is the `bl` of hash_fault_entry, in the bolted, writable kernel text; the
+    // store is one aligned word, so a CPU fetching it sees either call; the caller guarantees
+    // no hash fault is in flight. sync_icache makes the new call visible to instruction fetch.
+    unsafe {
+        core::ptr::write_volatile(site as *mut u32, new);
+        insn::sync_icache(site, 4);
+    }
+}
+
+/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`).
+pub fn call_target() -> u64 {
+    let site = &raw const hash_fault_call as u64;
+    // SAFETY: one aligned word of kernel text.
+    let insn = unsafe { core::ptr::read_volatile(site as *const u32) };
+    site.wrapping_add(branch_disp(insn) as u64)
+}
+
+/// The signed displacement of an I-form branch (`b`/`bl`).
+fn branch_disp(insn: u32) -> i64 {
+    (((insn & 0x03ff_fffc) << 6) as i32 >> 6) as i64
 }
 
 /// DSISR bits hash_page can resolve; anything else (DABR match, storage key, ...) is not a hash
-/// fault.
+/// miss. Every cause bit Book III-S defines lies in DSISR's upper half (bits 32:47; 48:63 are
+/// reserved), so the fast path tests that half only: one `andis.`.
 const HASHABLE: u32 = Dsisr::NOPTE.bits() | Dsisr::PROTFAULT.bits() | Dsisr::ISSTORE.bits();
+const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 
+/// 0x300, lock-free (the default). See boot/vectors.S for the calling convention: translation
+/// on, EE = RI = 0, on this CPU's hash stack, only the volatile registers saved. The access is
+/// re-executed unless the function leaves a verdict (`FaultReason::encode`, never 0) in this
+/// CPU's `hash_verdict`: then the slow path takes over. (A verdict in memory rather than a
+/// return value spares the common case a value kept alive across its hypervisor call.)
+#[no_mangle]
+pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false>(dar, dsisr, srr1)
+}
+
+/// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<true>(dar, dsisr, srr1)
+}
+
+#[inline(always)]
+fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
+    let dsisr = dsisr as u32;
+    if dsisr & NOT_HASHABLE_HI != 0 {
+        return not_hash_miss();
+    }
+    // No table is no case of its own here: the walk ends on a zero PTE, the take says "not
+    // present", and the slow path tells the two apart (`slow_reason`).
+    let pte = pgtable::walk_translated(ea);
+    let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
+    if LOCKED {
+        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        if !matches!(o, Outcome::Inserted { .. }) {
+            not_inserted(o)
+        }
+    } else {
+        hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+    }
+}
+
+/// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
+/// right in the cold function that produced it (see `protocol::Finish`).
+#[derive(Clone, Copy)]
+struct Verdict;
+
+impl Finish for Verdict {
+    type Out = ();
+    #[inline(always)]
+    fn inserted(self) {}
+    #[inline(always)]
+    fn busy(self, count: u64) {
+        if count % 8 == 0 {
+            confer();
+        }
+    }
+    #[inline(always)]
+    fn finish(self, o: Outcome) {
+        // The slow ones in a function of their own: an insert or update just returns.
+        if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
+            not_inserted(o)
+        }
+    }
+}
+
+/// The fault's address, read back from this CPU's hash frame (the entry stored DAR there),
+/// and its VSID from the SLB: a slow path finds them again instead of the fast path keeping
+/// them in registers across its hypervisor call.
+struct FromHashFrame;
+
+impl FaultAddr for FromHashFrame {
+    #[inline(always)]
+    fn ea(&self) -> u64 {
+        crate::arch::ppc64::exception::hash_frame().dar
+    }
+    #[inline(always)]
+    fn vsid(&self) -> u64 {
+        segment_vsid(self.ea())
+    }
+    #[inline(always)]
+    fn vsid_of(&self, ea: u64) -> u64 {
+        segment_vsid(ea)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_inserted(o: Outcome) {
+    match o {
+        Outcome::Inserted { .. } | Outcome::Updated => {}
+        Outcome::Retry(why) => retry(why),
+        Outcome::Denied(d) => slow(FaultReason::Denied(d)),
+        Outcome::AllBolted => slow(FaultReason::AllBolted),
+        Outcome::Refused(call, e) => slow(FaultReason::Refused(call, e)),
+    }
+}
+
+/// Hands the fault to the slow path (see `do_hash_fault`).
+#[cold]
+#[inline(never)]
+fn slow(why: FaultReason) {
+    percpu::this().hash_verdict.store(why.encode(), Relaxed);
+}
+
+#[cold]
+#[inline(never)]
+fn not_hash_miss() {
+    slow(FaultReason::NotHashMiss)
+}
+
+/// The verdict `why` for the fault at `ea`, refined now that speed does not matter: a "not
+/// present" on an address without page tables is reported as such.
+pub fn slow_reason(why: FaultReason, ea: u64) -> FaultReason {
+    match why {
+        FaultReason::Denied(super::access::Denied::NotPresent) if pgtable::walk(ea).is_none() => FaultReason::NoPageTable,
+        w => w,
+    }
+}
+
+/// The 2003 design: the protocol under page_table_lock. The fast entry does not store DSISR
+/// and r1 in the hash frame; here they go there, so a deadlock report can show the whole
+/// fault and walk the interrupted stack.
+#[inline(never)]
+fn locked(f: impl FnOnce() -> Outcome, dsisr: u32) -> Outcome {
+    let p = percpu::this();
+    let frame = (p.hash_frame.load(Relaxed) + crate::arch::ppc64::exception::HDR_SIZE as u64) as *mut ExcFrame;
+    // SAFETY: this CPU's hash frame, in use by this very fault (we run on the hash stack); the
+    // ABI header before it holds the back chain, i.e. the interrupted r1.
+    unsafe {
+        (*frame).dsisr = dsisr as u64;
+        (*frame).gpr[1] = *((frame as u64 - crate::arch::ppc64::exception::HDR_SIZE as u64) as *const u64);
+    }
+    p.stats.count(Counter::LockedFaults);
+    let _g = PAGE_TABLE_LOCK.lock();
+    f()
+}
+
+/// The VSID of the segment `ea` is in, as the SLB holds it (`slbfee.`): the MMU just used that
+/// entry to translate `ea`, so it is there, and it is the VSID the HPTE must carry.
+#[inline(always)]
+fn segment_vsid(ea: u64) -> u64 {
+    let rs: u64;
+    // SAFETY: slbfee. only reads the SLB (and sets CR0).
+    unsafe { core::arch::asm!("slbfee. {rs}, {ea}", rs = lateout(reg) rs, ea = in(reg) ea, out("cr0") _, options(nomem, nostack)) };
+    // Kernel VSIDs are 36 bits (mm/slbe.rs): saying so lets the hash skip its wider mask.
+    (rs >> crate::mm::slbe::SLB_VSID_SHIFT) & crate::mm::slbe::VSID_MODULUS
+}
+
+/// The BUSY holder runs with interrupts off and never waits, so it finishes quickly — unless
+/// the hypervisor preempted its vCPU. Every 8th BUSY re-execution on this CPU gives the
+/// physical CPU away (H_CONFER), as a shared-processor LPAR should; the count is the
+/// `busy_retries` counter the protocol bumps, so this costs no state of its own.
+#[inline(always)]
+fn retry(why: Retry) {
+    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+        confer();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn confer() {
+    stats::this().count(Counter::Confers);
+    hcall::h_confer_all();
+}
+
+/// 0x400, from the generic path (with the full frame).
 pub fn handle(f: &mut ExcFrame) -> Handled {
     let user = f.from_user();
     let (ea, access) = if f.trap == 0x400 {
+        if IsiSrr1::from_bits_truncate(f.msr).intersects(IsiSrr1::NOEXEC_GUARD | IsiSrr1::IAMR) {
+            // The HPTE itself forbids the fetch (N or G, set only from the PTE, whose changes
+            // flush the HPTE), or a storage key does: no HPTE can fix that.
+            return Handled::Bad(FaultReason::Other("instruction fetch from a no-execute or guarded page (HPTE N/G or key, SRR1)"));
+        }
         (f.nip, Access::from_instruction_fault(user))
     } else {
+        // A 0x300 reaches the generic path only as an unrecoverable one (see boot/vectors.S).
         let d = f.dsisr as u32;
         if d & !HASHABLE != 0 {
-            return Handled::Bad("data storage fault that is not a hash miss (DSISR)");
+            return Handled::Bad(FaultReason::NotHashMiss);
         }
         (f.dar, Access::from_data_fault(d, user))
     };
-    let st = stats::this();
-    st.count(Counter::Faults);
-    if percpu::this().depth.load(Relaxed) > 1 {
-        st.count(Counter::IrqFaults);
-    }
     match hash_page(ea, access) {
         Ok(()) => Handled::Done,
         Err(why) => Handled::Bad(why),
     }
 }
 
-/// Inserts or updates the HPTE for a kernel vmalloc/ioremap address.
-/// Never inlined: it is the debugger's breakpoint for the hash-fault path (scripts/gdb-test.sh
-/// breaks here in release builds too).
+/// Inserts or updates the HPTE for a kernel vmalloc/ioremap address (the 0x400 version of
+/// `fast`). Never inlined: it is the debugger's breakpoint for that path.
 #[inline(never)]
-pub fn hash_page(ea: u64, access: Access) -> Result<(), &'static str> {
-    let st = stats::this();
-    // The walk checks the region itself; the reason is worked out only on the way to an oops.
+pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
+    let p = percpu::this();
     let Some(slot) = pgtable::walk(ea) else {
-        st.count(Counter::BadAccess);
-        return Err(match region_of(ea) {
-            Some(Region::Vmalloc) | Some(Region::Io) => "no page table covers this address",
-            Some(Region::Linear) => "hash fault in the linear mapping (outside the bolted zone)",
-            None => "hash fault on an address in no kernel region",
-        });
+        p.stats.count(Counter::BadAccess);
+        return Err(FaultReason::NoPageTable);
     };
-    let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
-    let outcome = if LOCKED.load(Relaxed) {
-        st.count(Counter::LockedFaults);
+    let outcome = if locked_mode() {
+        p.stats.count(Counter::LockedFaults);
         let _g = PAGE_TABLE_LOCK.lock();
-        hash_pte(slot, ea, vsid, access, geo, &Pseries, st)
+        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
     } else {
-        hash_pte(slot, ea, vsid, access, geo, &Pseries, st)
+        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
     };
-    if outcome == Outcome::Retry {
-        // The BUSY holder runs with interrupts off and never waits, so it finishes quickly —
-        // unless the hypervisor preempted its vCPU. After a streak of re-executions, give the
-        // physical CPU away (H_CONFER), as a shared-processor LPAR should.
-        let p = percpu::this();
-        let streak = p.busy_streak.fetch_add(1, Relaxed) + 1;
-        if streak % 8 == 0 {
-            st.count(Counter::Confers);
-            crate::arch::ppc64::hcall::h_confer_all();
-        }
-        return Ok(());
-    }
-    percpu::this().busy_streak.store(0, Relaxed);
     match outcome {
-        Outcome::Inserted { .. } | Outcome::Updated | Outcome::Retry => Ok(()),
-        Outcome::Denied(d) => Err(denied_str(d)),
-        Outcome::Refused(_) => Err("the hypervisor refused the HPTE (or both groups are all bolted)"),
-    }
-}
-
-fn denied_str(d: Denied) -> &'static str {
-    match d {
-        Denied::NotPresent => "access to a page that is not present (unmapped, guard page or swap entry)",
-        Denied::UserToKernel => "problem-state access to a kernel page",
-        Denied::WriteToReadOnly => "store to a read-only page",
-        Denied::NoExec => "instruction fetch from a no-execute page",
-    }
-}
-
-/// After a segment miss: hash the page at once if its PTE is present but has no HPTE, so the
-/// re-executed access does not take a second exception. A load-type access is assumed (the
-/// data-segment interrupt does not say whether it was a store): a store then faults once more
-/// to set DIRTY, exactly as on a clean page. Denials are left to the real fault, which reports
-/// them with the right DSISR.
-pub fn prefault_after_segment_miss(ea: u64, instr: bool, user: bool) {
-    let Some(slot) = pgtable::walk(ea) else { return };
-    let p = crate::hash::cell::PteCell::load(slot);
-    if !p.is_present() || p.has_hashpte() {
-        return;
-    }
-    let access = if instr { Access::from_instruction_fault(user) } else { Access::from_data_fault(0, user) };
-    if hash_page(ea, access).is_ok() {
-        stats::this().count(Counter::SegThenHash);
+        Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
+        Outcome::Retry(why) => {
+            retry(why);
+            Ok(())
+        }
+        Outcome::Denied(d) => Err(FaultReason::Denied(d)),
+        Outcome::AllBolted => Err(FaultReason::AllBolted),
+        Outcome::Refused(call, e) => Err(FaultReason::Refused(call, e)),
     }
 }

@@ -6,6 +6,7 @@ pub mod access;
 pub mod backend;
 pub mod cell;
 pub mod protocol;
+pub mod reason;
 pub mod stats;
 #[cfg(target_os = "none")]
 pub mod fault;

@@ -1,10 +1,12 @@
 //! In-kernel benchmarks (`bench=hash|smp|vmalloc|all`). Every figure is printed as a
 //! machine-readable line `BENCH name value unit` (scripts/bench.sh collects them).
 //!
-//! Path lengths come from PMC5, which counts completed instructions under TCG once MMCR0's
-//! freeze bit is clear. Each path is measured as (PMC5 delta across one faulting access) minus
-//! (delta across the same access when it does not fault), so the result is the instructions
-//! from the vector to `rfid`, with the hypercall's `sc` counted as one.
+//! Path lengths are counted outside the guest, exactly: each measured access is bracketed by
+//! `count_mark(tag)` … `count_mark(0)`, and the instruction-counting TCG plugin
+//! (tools/insncount, `--count-insns` in the runner) counts every exception window (vector to
+//! `rfid`) that begins inside the bracket. The kernel prints `BENCHTAG tag name` so the host
+//! can name them, and checks through its own counters that each access really took the path
+//! the name promises (a bench whose setup went wrong fails instead of printing a wrong figure).
 
 use crate::arch::ppc64::{boot, hcall, insn, percpu, timer};
 use crate::hash::cell::PteCell;
@@ -14,40 +16,11 @@ use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL};
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
 use crate::println;
+use alloc::string::String;
 use alloc::vec::Vec;
-use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
-fn pmc_on() {
-    // SAFETY: MMCR0 = 0 un-freezes the counters; no interrupts are enabled (PMAE=0).
-    unsafe { insn::mtmmcr0(0) };
-}
-
-/// PMC5 delta across one load from `a` (the load included).
-#[inline(never)]
-fn pmc_load(a: u64) -> u64 {
-    let (s, e): (u64, u64);
-    // SAFETY: callers pass a mapped address; the load may fault and be resolved by hash_page.
-    unsafe { asm!("mfspr {s}, 775", "ld {t}, 0({p})", "mfspr {e}, 775", s = out(reg) s, e = out(reg) e, t = out(reg) _, p = in(reg_nonzero) a, options(nostack)) };
-    e.wrapping_sub(s)
-}
-
-#[inline(never)]
-fn pmc_store(a: u64) -> u64 {
-    let (s, e): (u64, u64);
-    // SAFETY: as pmc_load, for a writable mapping.
-    unsafe { asm!("mfspr {s}, 775", "std {s}, 0({p})", "mfspr {e}, 775", s = out(reg) s, e = out(reg) e, p = in(reg_nonzero) a, options(nostack)) };
-    e.wrapping_sub(s)
-}
-
-#[inline(never)]
-fn pmc_probe(a: u64) -> u64 {
-    let s = insn::mfpmc5();
-    let _ = crate::arch::ppc64::exception::probe_read(a);
-    insn::mfpmc5().wrapping_sub(s)
-}
-
-fn e(x: vmalloc::VmError) -> alloc::string::String {
+fn e(x: vmalloc::VmError) -> String {
     alloc::format!("{x}")
 }
 
@@ -57,9 +30,14 @@ fn unhash(a: u64) {
     vmalloc::set_pte_raw(a, u64::MAX, Pte::new(old.pfn(), PAGE_KERNEL).raw()).expect("remap");
 }
 
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v[v.len() / 2]
+fn load(a: u64) -> u64 {
+    // SAFETY: callers pass a mapped, readable address; the load may fault and be resolved.
+    unsafe { core::ptr::read_volatile(a as *const u64) }
+}
+
+fn store(a: u64, v: u64) {
+    // SAFETY: callers pass a mapped, writable address.
+    unsafe { core::ptr::write_volatile(a as *mut u64, v) }
 }
 
 fn fill_group(g: u64, bolted: bool, out: &mut Vec<(u64, u64)>, k: &mut u64) {
@@ -83,77 +61,86 @@ fn drop_dummies(d: &mut Vec<(u64, u64)>) {
 
 const REPS: usize = 9;
 
-/// Instruction counts of each hash-fault path, for the current hash_page mode.
-fn hash_paths(tag: &str) -> Result<(), alloc::string::String> {
-    pmc_on();
-    let a = vmalloc::vmalloc(4096).map_err(e)?;
-    let _ = pmc_load(a);
-    let base_load = median((0..REPS).map(|_| pmc_load(a)).collect());
-    let base_store = median((0..REPS).map(|_| pmc_store(a)).collect());
-    let base_probe = median((0..REPS).map(|_| pmc_probe(a)).collect());
+/// The hash-fault paths, in tag order (tag = design * 16 + 1 + index).
+pub const PATHS: [&str; 9] = [
+    "insert_primary",
+    "insert_secondary",
+    "insert_after_eviction",
+    "hpte_update",
+    "busy_reexecution",
+    "bad_access",
+    "segment_miss",
+    "segment_miss_then_hash",
+    "insert_after_eviction_bolted_primary",
+];
 
-    // (a) insert into the primary group.
-    let ins: Vec<u64> = (0..REPS).map(|_| { unhash(a); pmc_load(a) - base_load }).collect();
-    // (d) HPTE update: store to a clean page whose HPTE is read-only.
-    let upd: Vec<u64> = (0..REPS).map(|_| { unhash(a); let _ = pmc_load(a); pmc_store(a) - base_store }).collect();
-    // (f) bad access: a guard page (probe absorbs the fault).
-    let guard = a + 4096;
-    let bad: Vec<u64> = (0..REPS).map(|_| pmc_probe(guard).saturating_sub(base_probe)).collect();
-    // (g) 0x380 segment miss on a page that is hashed already.
-    let seg: Vec<u64> = (0..REPS).map(|_| {
-        // SAFETY: a vmalloc segment, never bolted.
-        unsafe { insn::slbie(a) };
-        pmc_load(a) - base_load
-    }).collect();
-    // (g') 0x380 and the page not hashed either: one exception does both.
-    let seg_hash: Vec<u64> = (0..REPS).map(|_| {
-        unhash(a);
-        // SAFETY: as above.
-        unsafe { insn::slbie(a) };
-        pmc_load(a) - base_load
-    }).collect();
+fn tag(design: usize, path: usize) -> u8 {
+    (design * 16 + 1 + path) as u8
+}
 
-    // (b) secondary insert and (c) insert after eviction.
-    let geo = boot::info().hpt();
-    let hash = hash_4k(kernel_vsid(a), a);
-    let (pg, sg) = (geo.group_base(hash, false), geo.group_base(hash, true));
-    let mut dummies = Vec::new();
-    let mut k = 0;
-    let mut sec = Vec::new();
-    let mut evict = Vec::new();
-    for _ in 0..REPS {
-        unhash(a);
-        fill_group(pg, true, &mut dummies, &mut k);
-        sec.push(pmc_load(a) - base_load);
-        unhash(a);
-        fill_group(sg, false, &mut dummies, &mut k);
-        let ev0 = stats::this().get(Counter::Evictions);
-        let n = pmc_load(a) - base_load;
-        if stats::this().get(Counter::Evictions) > ev0 {
-            evict.push(n);
+/// Runs `f` once per repetition inside the bracket of `tag`, and checks with `moved` that the
+/// counters show the path was taken every time.
+fn measured(tag: u8, mut prep: impl FnMut(), access: impl Fn(), check: impl Fn(&stats::Snapshot) -> bool, what: &str) -> Result<(), String> {
+    for i in 0..REPS {
+        prep();
+        let s0 = stats::this().snapshot();
+        insn::count_mark(tag);
+        access();
+        insn::count_mark(0);
+        let d = stats::this().snapshot().since(&s0);
+        if !check(&d) {
+            return Err(alloc::format!("bench: repetition {i} of {what} did not take that path: {d:?}"));
         }
-        drop_dummies(&mut dummies);
-    }
-    vmalloc::vfree(a).map_err(e)?;
-
-    let rows = [
-        ("insert_primary", ins),
-        ("insert_secondary", sec),
-        ("insert_after_eviction", evict),
-        ("hpte_update", upd),
-        ("bad_access", bad),
-        ("segment_miss", seg),
-        ("segment_miss_then_hash", seg_hash),
-    ];
-    for (name, v) in rows {
-        if v.is_empty() {
-            println!("BENCH hash.{}.{} n/a insns", tag, name);
-            continue;
-        }
-        let (mn, mx) = (*v.iter().min().unwrap(), *v.iter().max().unwrap());
-        println!("BENCH hash.{}.{} {} insns (min {} max {} of {})", tag, name, median(v.clone()), mn, mx, v.len());
     }
     Ok(())
+}
+
+/// Every hash-fault path, for the current design.
+fn hash_paths(design: usize, name: &str) -> Result<(), String> {
+    for (i, p) in PATHS.iter().enumerate() {
+        println!("BENCHTAG {} hash.{}.{}", tag(design, i), name, p);
+    }
+    let a = vmalloc::vmalloc(4096).map_err(e)?;
+    let _ = load(a);
+    let geo = boot::hpt();
+    let hash = hash_4k(kernel_vsid(a), a);
+    let (pg, sg) = (geo.group_base(hash, false), geo.group_base(hash, true));
+    let c = |d: &stats::Snapshot, k: Counter| d.get(k);
+
+    measured(tag(design, 0), || unhash(a), || { load(a); },
+             |d| c(d, Counter::InsertPrimary) == 1 && d.faults() == 1, "insert_primary")?;
+    measured(tag(design, 3), || { unhash(a); load(a); }, || store(a, 1),
+             |d| c(d, Counter::Updates) == 1 && d.faults() == 1, "hpte_update")?;
+    let guard = a + 4096;
+    measured(tag(design, 5), || {}, || { let _ = crate::arch::ppc64::exception::probe_read(guard); },
+             |d| c(d, Counter::BadAccess) >= 1, "bad_access")?;
+    // SAFETY (both): vmalloc segments are never bolted; the next access misses and reloads.
+    measured(tag(design, 6), || unsafe { insn::slbie(a) }, || { load(a); },
+             |d| c(d, Counter::DsegMiss) == 1 && d.faults() == 0, "segment_miss")?;
+    measured(tag(design, 7), || { unhash(a); unsafe { insn::slbie(a) } }, || { load(a); },
+             |d| c(d, Counter::DsegMiss) == 1 && c(d, Counter::InsertPrimary) == 1, "segment_miss_then_hash")?;
+
+    let mut dummies = Vec::new();
+    let mut k = 0;
+    measured(tag(design, 1), || { drop_dummies(&mut dummies); unhash(a); fill_group(pg, true, &mut dummies, &mut k); }, || { load(a); },
+             |d| c(d, Counter::InsertSecondary) == 1 && d.faults() == 1, "insert_secondary")?;
+    // Both groups full of ordinary (evictable) entries: the usual eviction.
+    measured(tag(design, 2), || {
+        drop_dummies(&mut dummies);
+        unhash(a);
+        fill_group(pg, false, &mut dummies, &mut k);
+        fill_group(sg, false, &mut dummies, &mut k);
+    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction")?;
+    // The primary group all bolted: the victim search may look there first and move on.
+    measured(tag(design, 8), || {
+        drop_dummies(&mut dummies);
+        unhash(a);
+        fill_group(pg, true, &mut dummies, &mut k);
+        fill_group(sg, false, &mut dummies, &mut k);
+    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction_bolted_primary")?;
+    drop_dummies(&mut dummies);
+    vmalloc::vfree(a).map_err(e)?;
+    busy_path(tag(design, 4))
 }
 
 static BUSY_CLEAR_AT: AtomicU64 = AtomicU64::new(0);
@@ -166,55 +153,52 @@ fn busy_clearer(_c: usize) {
     slot.publish(slot.load().without(PteFlags::BUSY));
 }
 
-/// BUSY re-execution: another CPU holds BUSY for a while; each re-executed fault costs this.
-fn busy_path(tag: &str) -> Result<(), alloc::string::String> {
+/// BUSY re-execution: another CPU holds BUSY for 2 ms; each re-executed fault is one window
+/// (no hypercall; every 8th gives the CPU away with H_CONFER), and the last one inserts.
+fn busy_path(tag: u8) -> Result<(), String> {
     if crate::smp::ncpus() < 2 {
-        println!("BENCH hash.{}.busy_reexecution n/a insns (needs 2 CPUs)", tag);
+        println!("bench: busy_reexecution needs 2 CPUs");
         return Ok(());
     }
-    pmc_on();
     let a = vmalloc::vmalloc(4096).map_err(e)?;
-    let base = median((0..REPS).map(|_| pmc_load(a)).collect());
-    unhash(a);
-    let ins = pmc_load(a) - base; // plain insert for reference
-    let mut per = Vec::new();
-    for _ in 0..5 {
+    // Under the counting plugin the guest runs several times slower against the same time
+    // base: hold BUSY for 20 ms, and count only runs that did re-execute.
+    let mut runs = 0;
+    for _ in 0..10 {
         unhash(a);
         let slot = pgtable::walk(a).ok_or("no pte")?;
         slot.publish(slot.load().with(PteFlags::BUSY));
         BUSY_EA.store(a, Release);
-        BUSY_CLEAR_AT.store(insn::mftb() + timer::us_to_tb(2000), Release);
+        BUSY_CLEAR_AT.store(insn::mftb() + timer::us_to_tb(20_000), Release);
         let r0 = stats::this().get(Counter::BusyRetries);
         let t = crate::smp::run_on(1, busy_clearer);
-        let n = pmc_load(a) - base;
+        insn::count_mark(tag);
+        load(a);
+        insn::count_mark(0);
         crate::smp::wait(1, t);
-        let k = stats::this().get(Counter::BusyRetries) - r0;
-        if k == 0 || n <= ins {
-            println!("bench: busy run: {} insns, {} re-executions, plain insert {}", n, k, ins);
+        if stats::this().get(Counter::BusyRetries) > r0 {
+            runs += 1;
+            if runs == 3 {
+                break;
+            }
         }
-        if k > 0 && n > ins {
-            per.push((n - ins) / k);
-        }
+    }
+    if runs == 0 {
+        return Err("bench: no BUSY run saw a re-execution".into());
     }
     vmalloc::vfree(a).map_err(e)?;
-    if per.is_empty() {
-        println!("BENCH hash.{}.busy_reexecution n/a insns", tag);
-    } else {
-        println!("BENCH hash.{}.busy_reexecution {} insns (per re-executed fault, median of {})", tag, median(per.clone()), per.len());
-    }
     Ok(())
 }
 
-pub fn bench_hash() -> Result<(), alloc::string::String> {
-    let (was_l, was_a) = (crate::hash::fault::locked_mode(), crate::hash::fault::asm_fast_path());
-    for (tag, asm, locked) in [("lockfree", false, false), ("asm", true, false), ("locked", false, true)] {
-        crate::hash::fault::set_locked_mode(locked);
-        crate::hash::fault::set_asm_fast_path(asm);
-        hash_paths(tag)?;
-        busy_path(tag)?;
+pub fn bench_hash() -> Result<(), String> {
+    let was = crate::hash::fault::design();
+    for (i, (name, d)) in [("lockfree", crate::hash::fault::Design::LockFree), ("locked", crate::hash::fault::Design::Locked)].into_iter().enumerate() {
+        crate::hash::fault::select(d);
+        let r = hash_paths(i, name);
+        crate::hash::fault::select(was);
+        r?;
     }
-    crate::hash::fault::set_locked_mode(was_l);
-    crate::hash::fault::set_asm_fast_path(was_a);
+    println!("bench: hash paths done (counts: tools/insncount, see scripts/bench.sh)");
     Ok(())
 }
 
@@ -263,7 +247,7 @@ pub fn bench_throughput(total_ms: u64) -> Result<(), alloc::string::String> {
     for shared in [false, true] {
         T_SHARED.store(shared, Relaxed);
         T_QUIT.store(false, Release);
-        let s0: Vec<[u64; 16]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+        let s0: Vec<stats::Snapshot> = (0..n).map(|c| stats::of(c).snapshot()).collect();
         let tickets: Vec<(usize, u64)> = (1..n).map(|c| (c, crate::smp::run_on(c, touch_worker))).collect();
         let mut timed = 0u64;
         let mut rounds = 0u64;
@@ -295,12 +279,11 @@ pub fn bench_throughput(total_ms: u64) -> Result<(), alloc::string::String> {
         let (mut faults, mut inserts, mut retries) = (0, 0, 0);
         let kind = if shared { "shared" } else { "disjoint" };
         for c in 0..n {
-            let now = stats::of(c).snapshot();
-            let d = |k: Counter| now[k as usize] - s0[c][k as usize];
-            let f = d(Counter::Faults);
+            let d = stats::of(c).snapshot().since(&s0[c]);
+            let f = d.faults();
             faults += f;
-            inserts += d(Counter::InsertPrimary) + d(Counter::InsertSecondary) + d(Counter::Updates);
-            retries += d(Counter::BusyRetries);
+            inserts += d.resolved();
+            retries += d.get(Counter::BusyRetries);
             println!("BENCH fault_rate.{}.{}.smp{}.cpu{} {} faults/s", mode, kind, n, c, f * timer::tb_freq() / timed);
         }
         // Faults during vmalloc's own zeroing happen outside the timed window: count only the

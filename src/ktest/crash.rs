@@ -50,6 +50,18 @@ pub fn run(kind: Crash) -> ! {
             // SAFETY: deliberately not: the guard page after the area.
             unsafe { core::ptr::write_volatile((a + 2 * 4096) as *mut u64, 1) };
         }
+        Crash::Nested => {
+            // A hash fault whose SRR1 says MSR[RI]=0, as one inside the hash-fault handler
+            // would: the entry must refuse to return into destroyed state.
+            let a = vmalloc::vmalloc(4096).expect("vmalloc");
+            // Drop the HPTE vmalloc's zeroing left, so the load below is a hash fault.
+            vmalloc::change_protection(a, PteFlags::empty(), PteFlags::empty()).expect("flush");
+            crate::println!("crash: load from the unhashed page {a:#x} with MSR[RI]=0");
+            // SAFETY: deliberately not: `mtmsrd t, 1` clears EE and RI, then the load faults.
+            unsafe {
+                core::arch::asm!("li {t}, 0", "mtmsrd {t}, 1", "ld {t}, 0({a})", t = out(reg_nonzero) _, a = in(reg_nonzero) a, options(nostack))
+            };
+        }
     }
     let _ = PAGE_KERNEL;
     crate::exit::exit_failure("crash= kind did not crash");

@@ -76,10 +76,10 @@ fn on_decrementer(_f: &mut ExcFrame) {
         unsafe { insn::slbie(ea) };
     }
     let st = stats::this();
-    let (h0, s0) = (st.get(Counter::Faults) + st.get(Counter::SegThenHash), st.get(Counter::DsegMiss));
+    let (h0, s0) = (st.faults(), st.get(Counter::DsegMiss));
     // SAFETY: the buffer stays allocated for the whole run; this is the touch that faults.
     unsafe { core::ptr::write_volatile(ea as *mut u64, seq ^ 0xfeed_0000_0000) };
-    let faults = st.get(Counter::Faults) + st.get(Counter::SegThenHash) - h0;
+    let faults = st.faults() - h0;
     IRQ_HASH_FAULTS.fetch_add(faults, Relaxed);
     if in_crit && faults > 0 {
         CRIT_AND_FAULT.fetch_add(1, Relaxed);

@@ -36,6 +36,8 @@ static BARRIER: Barrier = Barrier::new();
 static NPART: AtomicU64 = AtomicU64::new(0);
 static OPS: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Hash faults taken inside the decrementer hook (interrupt context).
+static IRQ_FAULTS: AtomicU64 = AtomicU64::new(0);
 static IRQ_TOUCHES: AtomicU64 = AtomicU64::new(0);
 static IRQS_ON: AtomicBool = AtomicBool::new(true);
 static AGED: AtomicU64 = AtomicU64::new(0);
@@ -133,7 +135,9 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
 fn on_decrementer(_f: &mut ExcFrame) {
     let cpu = percpu::cpu_id() as u64;
     let mut r = Rng(insn::mftb() | 1);
+    let f0 = stats::this().faults();
     touch(&mut r, cpu);
+    IRQ_FAULTS.fetch_add(stats::this().faults() - f0, Relaxed);
     IRQ_TOUCHES.fetch_add(1, Relaxed);
     if !ROUND_END.load(Relaxed) {
         timer::arm(timer::us_to_tb(20) + r.next() % timer::us_to_tb(80));
@@ -294,7 +298,8 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         }
     }
     let before = stats::total();
-    let per_cpu_before: alloc::vec::Vec<[u64; 16]> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+    let per_cpu_before: alloc::vec::Vec<stats::Snapshot> = (0..n).map(|c| stats::of(c).snapshot()).collect();
+    IRQ_FAULTS.store(0, Relaxed);
     for c in 0..n {
         OPS[c].store(0, Relaxed);
     }
@@ -395,21 +400,21 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         rep.planted_at = x;
         remove_planted(x)?;
     }
-    let after = stats::total();
-    let d = |c: Counter| after[c as usize] - before[c as usize];
-    rep.faults = d(Counter::Faults);
+    let delta = stats::total().since(&before);
+    let d = |c: Counter| delta.get(c);
+    rep.faults = delta.faults();
     rep.busy_retries = d(Counter::BusyRetries);
     rep.stcx_fails = d(Counter::StcxFails);
     rep.evictions = d(Counter::Evictions);
-    rep.irq_faults = d(Counter::IrqFaults);
+    rep.irq_faults = IRQ_FAULTS.load(Relaxed);
     rep.refused = REFUSED.swap(0, Relaxed);
     rep.aged = AGED.swap(0, Relaxed);
     for c in 0..n {
-        let now = stats::of(c).snapshot();
+        let now = stats::of(c).snapshot().since(&per_cpu_before[c]);
         let d = &mut rep.per_cpu[c];
-        d[0] = now[Counter::Faults as usize] - per_cpu_before[c][Counter::Faults as usize];
-        d[1] = now[Counter::BusyRetries as usize] - per_cpu_before[c][Counter::BusyRetries as usize];
-        d[2] = now[Counter::StcxFails as usize] - per_cpu_before[c][Counter::StcxFails as usize];
+        d[0] = now.faults();
+        d[1] = now.get(Counter::BusyRetries);
+        d[2] = now.get(Counter::StcxFails);
         d[3] = OPS[c].load(Relaxed);
     }
     Ok(rep)
@@ -631,18 +636,24 @@ pub fn take_race(us: u64) -> (u64, u64, u64) {
     TOGGLE_SLOT.publish(pte);
     TOGGLE_RUN.store(true, Release);
     let t = smp::run_on(1, toggler);
-    let mut fails = 0u64;
+    let lost = AtomicU64::new(0);
     let mut taken = 0u64;
     let end = insn::mftb() + timer::us_to_tb(us);
     while insn::mftb() < end {
-        if let Take::Taken { new, .. } = TOGGLE_SLOT.take(Access::from_data_fault(0x4000_0000, false), &mut fails) {
-            taken += 1;
-            TOGGLE_SLOT.publish(new.without(PteFlags::BUSY));
+        match TOGGLE_SLOT.take(Access::from_data_fault(0x4000_0000, false)) {
+            Take::Taken { new, .. } => {
+                taken += 1;
+                TOGGLE_SLOT.publish(new.without(PteFlags::BUSY));
+            }
+            Take::Lost => {
+                lost.fetch_add(1, Relaxed);
+            }
+            _ => {}
         }
     }
     TOGGLE_RUN.store(false, Release);
     smp::wait(1, t);
-    (taken, fails, TOGGLES.load(Acquire))
+    (taken, lost.load(Relaxed), TOGGLES.load(Acquire))
 }
 
 /// hash_page's `take` on a PTE word kept in a vmalloc page that is clean and has no HPTE.
@@ -671,8 +682,15 @@ pub fn interrupted_takes(n: u64) -> Result<(u64, u64, u64), alloc::string::Strin
             result = Err(alloc::format!("change_protection: {e}"));
             break;
         }
+        // `take` reports a lost reservation instead of retrying (the fault path re-executes):
+        // retry here, counting each loss, as hash_page's callers do.
         let mut fails = 0;
-        let t = slot.take(Access::from_data_fault(0x4000_0000, false), &mut fails);
+        let t = loop {
+            match slot.take(Access::from_data_fault(0x4000_0000, false)) {
+                Take::Lost if fails < 1000 => fails += 1,
+                other => break other,
+            }
+        };
         let want = pte.raw() | PteFlags::BUSY.bits() | PteFlags::ACCESSED.bits();
         match t {
             Take::Taken { old, new } if old == pte && new.raw() == want && slot.load().raw() == want => {

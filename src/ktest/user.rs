@@ -46,7 +46,7 @@ pub fn syscall(f: &mut ExcFrame) -> Handled {
         resume_kernel(f, 0);
         return Handled::Done;
     }
-    Handled::Bad("system call from an unexpected context")
+    Handled::Bad("system call from an unexpected context".into())
 }
 
 /// A fault from problem state that the kernel will not resolve: end the user run.

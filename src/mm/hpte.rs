@@ -219,10 +219,11 @@ impl fmt::Display for Hpte {
 }
 
 /// HPT size and the index arithmetic that depends on it. The size comes from
-/// the `ibm,pft-size` property (log2 of the table in bytes).
+/// the `ibm,pft-size` property (log2 of the table in bytes). Held as the hash
+/// mask, the one value the fault path needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct HptGeometry {
-    pub shift: u32,
+    mask: u64,
 }
 
 /// Bytes per HPTE group (8 entries of 16 bytes).
@@ -232,30 +233,82 @@ pub const GROUP_ENTRIES: u64 = 8;
 /// Bytes per HPTE.
 pub const HPTE_BYTES: u64 = 16;
 
+/// Why a geometry is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum GeometryError {
+    /// Outside PAPR's 2^18..2^46.
+    OutOfRange(u32),
+    /// 2^18 (guest RAM of 32 MiB or less): see [`HptGeometry::MIN_SHIFT`].
+    TooSmall(u32),
+}
+
+impl fmt::Display for GeometryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GeometryError::OutOfRange(s) => write!(f, "ibm,pft-size {s} is outside PAPR's 18..46"),
+            GeometryError::TooSmall(s) => write!(
+                f,
+                "ibm,pft-size {s}: a {} KiB HPT has 2^11 groups, so a primary and a secondary entry \
+                 can share an AVPN and H_PROTECT/H_REMOVE could act on the wrong one; \
+                 give the guest more than 32 MiB of RAM (--mem 64M or more)",
+                (1u64 << s) >> 10
+            ),
+        }
+    }
+}
+
 impl HptGeometry {
-    /// PAPR allows 2^18 (256 KiB) up to 2^46; anything else means the device
-    /// tree is garbage and the index arithmetic below would be wrong.
-    pub const MIN_SHIFT: u32 = 18;
+    /// PAPR allows 2^18 (256 KiB) up to 2^46. The kernel needs 2^19 or more: with 2^11 groups
+    /// the hash mask covers exactly the 11 page-index bits the AVPN leaves out (EA bits 22:12),
+    /// so a page's primary group can hold another page's secondary entry with the same AVPN.
+    /// The hypervisor's AVPN check (H_PROTECT, H_REMOVE with H_AVPN) ignores the H bit, so a
+    /// stale slot could then act on the other page's entry. From 2^12 groups up, the extra
+    /// hash bit comes from AVPN bits, and equal AVPNs put the two pages' primary and
+    /// secondary groups apart (`avpn_collision_only_at_2_18` below).
+    pub const MIN_SHIFT: u32 = 19;
+    pub const PAPR_MIN_SHIFT: u32 = 18;
     pub const MAX_SHIFT: u32 = 46;
 
     pub const fn new(shift: u32) -> Option<Self> {
-        if shift >= Self::MIN_SHIFT && shift <= Self::MAX_SHIFT {
-            Some(HptGeometry { shift })
-        } else {
-            None
+        match Self::checked(shift) {
+            Ok(g) => Some(g),
+            Err(_) => None,
         }
     }
 
+    pub const fn checked(shift: u32) -> Result<Self, GeometryError> {
+        if shift < Self::PAPR_MIN_SHIFT || shift > Self::MAX_SHIFT {
+            Err(GeometryError::OutOfRange(shift))
+        } else if shift < Self::MIN_SHIFT {
+            Err(GeometryError::TooSmall(shift))
+        } else {
+            Ok(HptGeometry { mask: (1 << (shift - 7)) - 1 })
+        }
+    }
+
+    /// The geometry whose [`HptGeometry::hash_mask`] is `mask` (the per-CPU copy the fault
+    /// path keeps). Only masks of accepted geometries are valid.
+    #[inline(always)]
+    pub const fn from_hash_mask(mask: u64) -> Self {
+        HptGeometry { mask }
+    }
+
+    /// log2 of the table size in bytes.
+    pub const fn shift(self) -> u32 {
+        self.mask.trailing_ones() + 7
+    }
+
     pub const fn bytes(self) -> u64 {
-        1 << self.shift
+        (self.mask + 1) * GROUP_BYTES
     }
 
     pub const fn groups(self) -> u64 {
         self.bytes() / GROUP_BYTES
     }
 
+    #[inline(always)]
     pub const fn hash_mask(self) -> u64 {
-        self.groups() - 1
+        self.mask
     }
 
     pub const fn entries(self) -> u64 {
@@ -512,12 +565,15 @@ mod tests {
     #[test]
     fn geometry_bounds() {
         assert_eq!(HptGeometry::new(17), None);
+        assert_eq!(HptGeometry::checked(18), Err(GeometryError::TooSmall(18)));
+        assert_eq!(HptGeometry::new(18), None);
         assert_eq!(HptGeometry::new(47), None);
         assert_eq!(HptGeometry::new(0), None);
         assert_eq!(HptGeometry::new(u32::MAX), None);
-        for s in 18..=46 {
+        for s in 19..=46 {
             let g = HptGeometry::new(s).unwrap();
-            assert_eq!(g.shift, s);
+            assert_eq!(g.shift(), s);
+            assert_eq!(HptGeometry::from_hash_mask(g.hash_mask()), g);
             assert_eq!(g.bytes(), 1u64 << s);
             assert_eq!(g.groups(), 1u64 << (s - 7));
             assert_eq!(g.hash_mask(), (1u64 << (s - 7)) - 1);
@@ -527,17 +583,44 @@ mod tests {
     }
 
     #[test]
-    fn geometry_groups_for_256k() {
-        let g = HptGeometry::new(18).unwrap();
-        assert_eq!(g.bytes(), 256 * 1024);
-        assert_eq!(g.groups(), 2048);
-        assert_eq!(g.hash_mask(), 0x7ff);
-        assert_eq!(g.entries(), 16384);
+    fn geometry_groups_for_512k() {
+        let g = HptGeometry::new(19).unwrap();
+        assert_eq!(g.bytes(), 512 * 1024);
+        assert_eq!(g.groups(), 4096);
+        assert_eq!(g.hash_mask(), 0xfff);
+        assert_eq!(g.entries(), 32768);
         assert_eq!(g.group_base(0, false), 0);
-        assert_eq!(g.group_base(0, true), 0x7ff * 8);
-        assert_eq!(g.group_base(0x801, false), 8);
-        assert_eq!(g.group_base(0x801, true), (!0x801u64 & 0x7ff) * 8);
-        assert_eq!(g.group_base(0x7ff, true), 0);
+        assert_eq!(g.group_base(0, true), 0xfff * 8);
+        assert_eq!(g.group_base(0x1001, false), 8);
+        assert_eq!(g.group_base(0x1001, true), (!0x1001u64 & 0xfff) * 8);
+        assert_eq!(g.group_base(0xfff, true), 0);
+    }
+
+    /// The reason for MIN_SHIFT: two pages of one segment with the same AVPN, one hashed into
+    /// its primary group and the other into its secondary group, can meet in one group only
+    /// when the hash mask is 11 bits (2^18 bytes).
+    #[test]
+    fn avpn_collision_only_at_2_18() {
+        let vsid = 0x1234_5678u64;
+        let seg = 0xd000_0000_0000_0000u64;
+        for shift in [18u32, 19, 20, 24] {
+            let mask = (1u64 << (shift - 7)) - 1;
+            let mut collide = false;
+            // Pages sharing the AVPN: EA bits 27:23 fixed, bits 22:12 free.
+            for hi in [0u64, 7, 31] {
+                for a in 0..2048u64 {
+                    let ea_a = seg | (hi << 23) | (a << 12);
+                    let prim = hash_4k(vsid, ea_a) & mask;
+                    // The page b whose secondary group is a's primary group, if it shares the AVPN.
+                    let b = (!(prim) ^ vsid) & 0x7ff;
+                    let ea_b = seg | (hi << 23) | (b << 12);
+                    if ea_b != ea_a && avpn_for(vsid, ea_a) == avpn_for(vsid, ea_b) && (!hash_4k(vsid, ea_b) & mask) == prim {
+                        collide = true;
+                    }
+                }
+            }
+            assert_eq!(collide, shift == 18, "shift {shift}");
+        }
     }
 
     #[test]

@@ -33,6 +33,56 @@ mod kernel {
         // Low 64 KiB: the vectors (0..0x1800) and the firmware's leftovers; then the image.
         super::frame::init(bi.mem_size, bi.linear_zone_end(), &[(0, 0x10000), (kpa.0 & !0xffff, kpa.1)]);
         super::heap::init(ke);
+        if let Err(e) = super::pgtable::init() {
+            panic!("no frames for the page-table roots: {e}");
+        }
+        unmap_guard_pages();
+        protect_empty_tables();
+    }
+
+    /// Makes the shared empty page tables read-only in the HPT: every walk of an address
+    /// without tables reads them, and a store into one would "map" that page for every such
+    /// address at once. Nothing writes them after `pgtable::init` (hash_page never stores to
+    /// a PTE that is not present), so a store is a bug, and now an oops.
+    fn protect_empty_tables() {
+        use crate::arch::ppc64::hcall::{self, H_AVPN};
+        use crate::mm::hpte::h_protect_flags;
+        use crate::mm::pte::PAGE_KERNEL_RO;
+        for va in super::pgtable::empty_tables() {
+            let Some((ptex, h)) = super::vmalloc::find_hpte(va) else {
+                panic!("no bolted HPTE for the empty page table at {va:#x}");
+            };
+            if let Err(e) = hcall::h_protect(h_protect_flags(PAGE_KERNEL_RO) | H_AVPN, ptex, h.avpn()) {
+                panic!("cannot make the empty page table at {va:#x} read-only: {e}");
+            }
+        }
+    }
+
+    /// The per-CPU MMU state the fault paths read: page-table roots, hash mask, segment table.
+    pub fn init_cpu(cpu: usize) {
+        let p = crate::arch::ppc64::percpu::paca(cpu);
+        boot::init_cpu_mmu(cpu);
+        super::pgtable::install(p);
+    }
+
+    /// Removes the bolted linear HPTE of every stack's guard page, so that running off the end
+    /// of a stack faults (and oopses) instead of writing into whatever lies below.
+    fn unmap_guard_pages() {
+        use crate::arch::ppc64::hcall::{self, H_AVPN};
+        for (va, _, _) in crate::arch::ppc64::percpu::guard_pages() {
+            if let Some((ptex, h)) = super::vmalloc::find_hpte(va) {
+                if let Err(e) = hcall::h_remove(H_AVPN, ptex, h.avpn()) {
+                    panic!("cannot unmap the stack guard page at {va:#x}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The stack guard page `ea` lies in, named.
+    pub fn guard_page_of(ea: u64) -> Option<(&'static str, usize)> {
+        crate::arch::ppc64::percpu::guard_pages()
+            .find(|&(va, _, _)| ea >= va && ea < va + crate::arch::ppc64::percpu::GUARD_SIZE as u64)
+            .map(|(_, what, cpu)| (what, cpu))
     }
 
     /// One line naming what an address is, for oops reports.
@@ -41,7 +91,9 @@ mod kernel {
         Some(match region_of(ea)? {
             Region::Linear => {
                 let (ks, ke) = boot::kernel_range();
-                if ea >= ks && ea < ke {
+                if let Some((what, cpu)) = guard_page_of(ea) {
+                    alloc::format!("{ea:#x} is in the guard page below CPU {cpu}'s {what}: STACK OVERFLOW")
+                } else if ea >= ks && ea < ke {
                     alloc::format!("{ea:#x} is in the kernel image")
                 } else if ea - boot::KERNEL_BASE < boot::info().linear_zone_end() {
                     alloc::format!("{ea:#x} is in the bolted linear zone")

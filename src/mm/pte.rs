@@ -127,6 +127,12 @@ impl HptSlot {
             }
     }
 
+    /// The slot of HPTE index `ptex` in its group (the group itself is implied by the hash).
+    #[inline(always)]
+    pub const fn of_ptex(ptex: u64, secondary: bool) -> HptSlot {
+        HptSlot { secondary, index: (ptex & 7) as u8 }
+    }
+
     /// Decodes the slot bits of a raw PTE value; all other bits are ignored.
     /// Does not look at HASHPTE: use [`Pte::slot`] when validity matters.
     pub const fn from_pte_bits(raw: u64) -> HptSlot {

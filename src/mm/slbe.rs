@@ -215,6 +215,54 @@ impl fmt::Display for SlbEntry {
     }
 }
 
+/// Segments per on-demand region that the page tables can reach (2^39 bytes / 256M).
+pub const REGION_SEGMENTS: usize = 1 << (39 - SEGMENT_SHIFT);
+
+/// The `slbmte` RS word (VSID | flags) of every segment of the vmalloc and I/O regions,
+/// computed at compile time from [`kernel_vsid`]: the 0x380 handler (assembly) loads its entry
+/// instead of computing the scramble, so the VSID scheme has one definition.
+/// Index: [`SegmentTable::index`].
+#[repr(C, align(4096))]
+pub struct SegmentTable(pub [u64; 2 * REGION_SEGMENTS]);
+
+impl SegmentTable {
+    const fn build() -> SegmentTable {
+        let mut t = [0u64; 2 * REGION_SEGMENTS];
+        let mut i = 0;
+        while i < 2 * REGION_SEGMENTS {
+            let base = if i < REGION_SEGMENTS { Region::Vmalloc.base() } else { Region::Io.base() };
+            let ea = base + (((i % REGION_SEGMENTS) as u64) << SEGMENT_SHIFT);
+            t[i] = SlbEntry::kernel(ea, 0).rs();
+            i += 1;
+        }
+        SegmentTable(t)
+    }
+
+    /// The entry for `ea`: vmalloc segments first, then I/O. None outside the two regions'
+    /// page-table span. (The assembly computes `((ea >> 60) - 0xd) * REGION_SEGMENTS +
+    /// ((ea >> 28) & (REGION_SEGMENTS - 1))` after the same checks.)
+    pub const fn index(ea: u64) -> Option<usize> {
+        let r = match region_of(ea) {
+            Some(Region::Vmalloc) => 0,
+            Some(Region::Io) => 1,
+            _ => return None,
+        };
+        if (ea << 4) >> 43 != 0 {
+            return None;
+        }
+        Some(r * REGION_SEGMENTS + ((ea >> SEGMENT_SHIFT) as usize & (REGION_SEGMENTS - 1)))
+    }
+
+    pub const fn rs(&self, ea: u64) -> Option<u64> {
+        match Self::index(ea) {
+            Some(i) => Some(self.0[i]),
+            None => None,
+        }
+    }
+}
+
+pub static SEGMENTS: SegmentTable = SegmentTable::build();
+
 #[cfg(all(test, not(target_os = "none")))]
 mod tests {
     extern crate std;
@@ -433,5 +481,25 @@ mod tests {
             format!("{}", e),
             "slb[0] ea=0x0000000000000000 esid=0x0 vsid=0x0 Ks Kp N L C invalid"
         );
+    }
+
+    #[test]
+    fn segment_table_matches_the_scramble() {
+        assert_eq!(REGION_SEGMENTS, 2048);
+        for base in [Region::Vmalloc.base(), Region::Io.base()] {
+            for seg in [0u64, 1, 2, 255, 256, 1000, 2047] {
+                let ea = base + (seg << SEGMENT_SHIFT) + 0x1234_567;
+                let rs = SEGMENTS.rs(ea).unwrap();
+                assert_eq!(rs, SlbEntry::kernel(ea, 5).rs());
+                assert_eq!((rs & SLB_VSID_MASK) >> SLB_VSID_SHIFT, kernel_vsid(ea));
+                // The assembly's index formula.
+                let i = (((ea >> 60) - 0xd) as usize) * REGION_SEGMENTS + ((ea >> 28) as usize & 0x7ff);
+                assert_eq!(SegmentTable::index(ea), Some(i));
+            }
+            assert_eq!(SEGMENTS.rs(base + (1 << 39)), None, "beyond the page-table span");
+        }
+        assert_eq!(SEGMENTS.rs(0xc000_0000_0000_0000), None);
+        assert_eq!(SEGMENTS.rs(0), None);
+        assert_eq!(SEGMENTS.rs(0xf000_0000_0000_0000), None);
     }
 }

@@ -160,13 +160,30 @@ fn map_pages(list: &mut AreaList, start: u64, pfns: impl Iterator<Item = u64>, f
 }
 
 fn unmap_pages(start: u64, pages: u64) {
-    let geo = boot::hpt();
     let mut spins = 0;
     for i in 0..pages {
         let ea = start + i * PAGE_SIZE;
         if let Some(slot) = pgtable::walk(ea) {
-            protocol::clear_and_flush(slot, ea, kernel_vsid(ea), geo, &Pseries, &mut spins);
+            clear_and_flush(slot, ea, &mut spins);
         }
+    }
+}
+
+/// Clears one PTE and flushes its HPTE. If the hypervisor will not remove the entry, a
+/// translation to a frame that is about to be freed may survive: that cannot be undone, so it
+/// stops the kernel, naming the call.
+fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) -> Pte {
+    match protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Pseries, spins) {
+        Ok(old) => old,
+        Err(e) => panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed"),
+    }
+}
+
+/// Flushes the HPTE `pte` names, stopping the kernel if the hypervisor refuses (as above).
+fn flush(pte: Pte, ea: u64) -> bool {
+    match protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Pseries) {
+        Ok(removed) => removed,
+        Err(e) => panic!("H_REMOVE refused ({e}) while flushing {ea:#x}: the HPTE may outlive its PTE"),
     }
 }
 
@@ -387,7 +404,7 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
     let _list = PAGE_TABLE_LOCK.lock();
     let slot = pgtable::walk(ea)?;
     let mut spins = 0;
-    Some(protocol::clear_and_flush(slot, ea, kernel_vsid(ea), boot::hpt(), &Pseries, &mut spins))
+    Some(clear_and_flush(slot, ea, &mut spins))
 }
 
 /// Every valid HPTE that translates `ea` (primary group with H=0, secondary with H=1), read
@@ -437,7 +454,7 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
     }
     let mut spins = 0;
     let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
-    protocol::flush_hpte(old, ea, kernel_vsid(ea), boot::hpt(), &Pseries);
+    flush(old, ea);
     Ok(old)
 }
 
@@ -446,7 +463,7 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
 /// benchmarks use it to make the next touch a hash fault. Returns whether one was removed.
 pub fn evict_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
-        Some(slot) => protocol::flush_hpte(slot.load(), ea, kernel_vsid(ea), boot::hpt(), &Pseries),
+        Some(slot) => flush(slot.load(), ea),
         None => false,
     }
 }

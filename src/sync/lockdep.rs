@@ -33,7 +33,7 @@ pub fn acquire(class: &LockClass, name: &str, site: &'static Location<'static>) 
 }
 
 fn check(class: &LockClass, name: &str, site: &'static Location<'static>) {
-    let in_irq = crate::arch::ppc64::percpu::this().depth.load(Relaxed) > 0;
+    let in_irq = crate::arch::ppc64::percpu::exception_depth() > 0;
     let irqs_on = super::irq::enabled();
     let p = site as *const Location as usize;
     if in_irq {

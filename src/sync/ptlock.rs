@@ -61,7 +61,7 @@ impl<T> PtLock<T> {
 
     fn me() -> u64 {
         let p = percpu::this();
-        (p.cpu.load(Relaxed) + 1) | (p.depth.load(Relaxed) << 16)
+        (p.cpu.load(Relaxed) + 1) | (percpu::exception_depth() << 16)
     }
 
     #[track_caller]

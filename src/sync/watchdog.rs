@@ -98,28 +98,23 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     let p = percpu::paca(cpu);
     let lock = p.spinning_on.load(Relaxed);
     let holder = if lock != 0 && describe_lock(lock) == "page_table_lock" { crate::mm::vmalloc::PAGE_TABLE_LOCK.holder() } else { None };
-    let frame = p.last_frame.load(Relaxed);
-    let depth = p.depth.load(Relaxed);
     crate::smp::stop_others();
     let ms = stalled_tb * 1000 / timer::tb_freq();
     println!("==================[ DEADLOCK DETECTED ]==================");
     println!("watchdog (CPU {}): CPU {} made no progress for {} ms", percpu::cpu_id(), cpu, ms);
-    let (nip, lr) = (crate::smp::STOPPED_AT[cpu][0].load(Relaxed), crate::smp::STOPPED_AT[cpu][1].load(Relaxed));
-    if nip != 0 {
-        println!("  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, nip, lr);
-    }
-    if frame != 0 {
-        // SAFETY: last_frame points at the stuck CPU's innermost live exception frame, on its
-        // exception stack in the bolted linear mapping; that CPU is parked now.
-        let f = unsafe { &*(frame as *const ExcFrame) };
-        println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
-        println!("  exception depth: {}", depth);
-        crate::console::with_console(|w| {
-            use core::fmt::Write;
-            let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
-            crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
-        });
-    }
+    let at = crate::smp::stopped_at(cpu);
+    let (frame, depth) = match at {
+        Some(at) => {
+            println!("  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
+            // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
+            ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
+        }
+        None => {
+            println!("  CPU {} did not answer the system reset; its state as last recorded:", cpu);
+            (crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)), p.depth.load(Relaxed))
+        }
+    };
+    print_frame(cpu, frame, depth);
     println!("  spinning on: {} ({:#x})", describe_lock(lock), lock);
     println!("  held by: {}", holder_str(holder));
     println!("==========================================================");
@@ -146,15 +141,25 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
             println!("  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
             println!("  held by: {}", holder_str(Some(h)));
-            let f = percpu::this().last_frame.load(Relaxed);
-            if f != 0 {
-                // SAFETY: this CPU's own innermost exception frame.
-                let f = unsafe { &*(f as *const ExcFrame) };
-                println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
-            }
-            println!("  exception depth: {}", percpu::this().depth.load(Relaxed));
+            let me = me as usize;
+            let f = crate::arch::ppc64::exception::innermost_frame(me, percpu::sp(), percpu::this().last_frame.load(Relaxed));
+            print_frame(me, f, percpu::exception_depth());
             println!("==========================================================");
             crate::exit::exit_failure("deadlock");
         }
+    }
+}
+
+fn print_frame(cpu: usize, f: Option<&ExcFrame>, depth: u64) {
+    if let Some(f) = f {
+        println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
+        println!("  exception depth: {}", depth);
+        crate::console::with_console(|w| {
+            use core::fmt::Write;
+            let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
+            crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
+        });
+    } else {
+        println!("  exception depth: {}", depth);
     }
 }

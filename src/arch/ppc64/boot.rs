@@ -6,18 +6,9 @@ use super::exception::{ExcFrame, FRAME_TOTAL, HDR_SIZE};
 use super::of::{self, Of};
 use super::percpu::{self, offsets as po, MAX_CPUS};
 use super::hcall;
-use super::reg::{Dsisr, Msr};
-use crate::mm::hpte::{pp_bits_for, HptGeometry, HpteR, HpteV, PP_MASK, WIMG_MASK};
-use crate::mm::pte::{Pte, PteFlags, GROUP_IX_SHIFT, PAGE_KERNEL_RO};
-use crate::mm::slbe::{kernel_vsid, SlbEntry, VSID_BITS, VSID_MULTIPLIER};
-
-// The fast path copies the PTE's cache bits straight into the HPTE: they must sit at the same
-// positions in both layouts.
-const _: () = assert!(
-    PteFlags::WRITETHRU.bits() | PteFlags::NO_CACHE.bits() | PteFlags::COHERENT.bits() | PteFlags::GUARDED.bits()
-        == WIMG_MASK
-        && HpteR::W.bits() | HpteR::I.bits() | HpteR::M.bits() | HpteR::G.bits() == WIMG_MASK
-);
+use super::reg::Msr;
+use crate::mm::hpte::{HptGeometry, HpteR};
+use crate::mm::slbe::{kernel_vsid, SlbEntry, SLB_ESID_V};
 use core::mem::offset_of;
 
 pub const BOOT_STACK_SIZE: usize = 256 * 1024;
@@ -48,7 +39,7 @@ pub struct MmuHandoff {
 }
 
 core::arch::global_asm!(
-    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S"), include_str!("../../../boot/hashfast.S")),
+    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S")),
     H_VSID = const offset_of!(MmuHandoff, vsid),
     H_HMASK = const offset_of!(MmuHandoff, hash_mask),
     H_NPAGES = const offset_of!(MmuHandoff, npages),
@@ -62,52 +53,31 @@ core::arch::global_asm!(
     H_ENTRY = const offset_of!(MmuHandoff, entry),
     H_MSR = const offset_of!(MmuHandoff, msr),
     BOOT_STACK_SIZE = const BOOT_STACK_SIZE,
-    PACA_SCR = const po::SCRATCH,
+    EX_GEN = const po::EX_GEN,
+    EX_HASH = const po::EX_HASH,
+    EX_SLB = const po::EX_SLB,
     PACA_COMMON = const po::EXC_COMMON,
     PACA_EXC_BASE = const po::EXC_BASE,
     PACA_EXC_TOP = const po::EXC_TOP,
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
     PACA_USER_SP = const po::USER_SP,
-    PACA_T300 = const po::T300,
-    FS = const po::FAST_SAVE,
-    PACA_HMASK = const po::HASH_MASK,
-    PACA_STATS = const po::STATS_ROW,
-    PACA_ROOTS = const po::PT_ROOTS,
-    PACA_DEPTH = const po::DEPTH,
-    C_FAULTS = const crate::hash::stats::Counter::Faults as usize * 8,
-    C_INSERT = const crate::hash::stats::Counter::InsertPrimary as usize * 8,
-    C_STCX = const crate::hash::stats::Counter::StcxFails as usize * 8,
-    C_IRQ = const crate::hash::stats::Counter::IrqFaults as usize * 8,
-    C_ASM = const crate::hash::stats::Counter::AsmInserts as usize * 8,
-    // Bit layouts, from their one typed definition each (reg.rs, mm/pte.rs, mm/hpte.rs, slbe.rs).
-    MSR_PR = const Msr::PR.bits(),
-    DSISR_NOPTE_HI = const Dsisr::NOPTE.bits() >> 16,
-    DSISR_STORE_HI = const Dsisr::ISSTORE.bits() >> 16,
-    DSISR_PLAIN_HI = const Dsisr::NOPTE.union(Dsisr::ISSTORE).bits() >> 16,
-    P_PRESENT = const PteFlags::PRESENT.bits(),
-    P_RW = const PteFlags::RW.bits(),
-    P_DIRTY = const PteFlags::DIRTY.bits(),
-    P_EXEC = const PteFlags::EXEC.bits(),
-    P_HASHPTE = const PteFlags::HASHPTE.bits(),
-    P_HPTEFLAGS = const PteFlags::HPTEFLAGS.bits(),
-    P_TAKE = const PteFlags::BUSY.union(PteFlags::ACCESSED).bits(),
-    P_SLOW = const PteFlags::BUSY.union(PteFlags::HASHPTE).union(PteFlags::USER).bits(),
-    P_RW_DIRTY = const PteFlags::RW.union(PteFlags::DIRTY).bits(),
-    P_WIMG = const WIMG_MASK,
-    P_GIX_SHIFT = const GROUP_IX_SHIFT,
-    PFN_SHIFT = const Pte::PFN_SHIFT,
-    H_V = const HpteV::VALID.bits(),
-    H_BOLTED_V = const HpteV::BOLTED.union(HpteV::VALID).bits(),
-    H_SECONDARY = const HpteV::SECONDARY.bits(),
-    H_RC = const HpteR::R.union(HpteR::C).bits(),
-    H_N = const HpteR::N.bits(),
-    H_PP_KRO_LO = const pp_bits_for(PAGE_KERNEL_RO) & PP_MASK,
+    HASH_FRAME = const po::HASH_FRAME,
+    HASH_VERDICT = const po::HASH_VERDICT,
+    HASH_STACK_SIZE = const percpu::HASH_STACK_SIZE,
+    SEG_TABLE = const po::SEG_TABLE,
+    SLB_NEXT = const po::SLB_NEXT,
+    SLB_SIZE = const po::SLB_SIZE,
+    STATS = const po::STATS,
+    C_DSEG = const crate::hash::stats::Counter::DsegMiss as usize * 8,
+    BOLTED_SLB = const BOLTED_SLB,
+    // Bit layouts, from their one typed definition each (reg.rs, mm/hpte.rs, mm/slbe.rs).
+    MSR_RI_SHIFT = const Msr::RI.bits().trailing_zeros(),
+    SLB_V_HI = const SLB_ESID_V >> 16,
+    H_BOLTED_V = const crate::mm::hpte::HpteV::BOLTED.union(crate::mm::hpte::HpteV::VALID).bits(),
+    H_SECONDARY = const crate::mm::hpte::HpteV::SECONDARY.bits(),
     H_ENTER = const hcall::H_ENTER,
-    H_PTEG_FULL = const -6i64,
-    VSID_MUL_HI = const VSID_MULTIPLIER >> 16,
-    VSID_MUL_LO = const VSID_MULTIPLIER & 0xffff,
-    VSID_BITS = const VSID_BITS,
+    H_PTEG_FULL = const hcall::HcallError::PtegFull.rc(),
     HDR = const HDR_SIZE,
     FRAME_TOTAL = const FRAME_TOTAL,
     F_NIP = const offset_of!(ExcFrame, nip),
@@ -129,10 +99,12 @@ extern "C" {
     static __bss_end: u8;
     static vectors_block: u8;
     static vectors_block_end: u8;
+    static vvec_block: u8;
+    static vvec_block_end: u8;
+    static __vvec_image: u8;
     static exc_common: u8;
     static boot_stack_top: u8;
     static secondary_entry: u8;
-    static hash_fast: u8;
     #[link_name = ".TOC."]
     static TOC_BASE: u8;
 }
@@ -154,11 +126,6 @@ pub fn text_range() -> (u64, u64) {
 pub fn toc() -> u64 {
     // SAFETY: as above.
     unsafe { sym(&TOC_BASE) }
-}
-
-pub fn hash_fast_addr() -> u64 {
-    // SAFETY: address of an assembly label.
-    unsafe { sym(&hash_fast) }
 }
 
 pub fn secondary_entry_pa() -> u64 {
@@ -271,13 +238,15 @@ fn cstr(b: &[u8]) -> &str {
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-/// log2 of the HPT size, cached for the fault path (set once at boot).
-static HPT_SHIFT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// The HPT's hash mask, cached at boot (each CPU also keeps a copy in its per-CPU area).
+static HPT_MASK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Where the AIL vector block runs (physical; linked at KERNEL_BASE + this).
+pub const VVEC_PA: u64 = 0x4000;
 
-/// The HPT geometry without going through the boot-info `Once` (fault path).
+/// The HPT geometry without going through the boot-info `Once`.
 #[inline(always)]
 pub fn hpt() -> HptGeometry {
-    HptGeometry { shift: HPT_SHIFT.load(core::sync::atomic::Ordering::Relaxed) }
+    HptGeometry::from_hash_mask(HPT_MASK.load(core::sync::atomic::Ordering::Relaxed))
 }
 
 pub fn try_info() -> Option<&'static BootInfo> {
@@ -419,39 +388,48 @@ extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
     }
     of.quiesce();
 
-    // The firmware is gone: put the vectors at physical 0.
-    // SAFETY: after quiesce nothing else uses low memory; the block is position independent
-    // and smaller than the 0x1800 bytes below the first free page; real mode writes PA.
+    // The firmware is gone: put the real-mode vectors at PA 0 and the AIL block at PA 0x4000
+    // (0xc000000000004000, its link address), then have interrupts taken with translation on
+    // delivered there (LPCR[AIL] = 3 on every vCPU, secondaries included).
+    // SAFETY: after quiesce nothing else uses low memory (the frame allocator never hands out
+    // the first 64 KiB); real mode reaches PA n through the linear address KERNEL_BASE + n.
     unsafe {
-        let src = &vectors_block as *const u8;
         let len = sym(&vectors_block_end) - sym(&vectors_block);
-        // PA 0 through its linear address: real mode ignores the top nibble.
-        core::ptr::copy_nonoverlapping(src, KERNEL_BASE as *mut u8, len as usize);
-        // New instructions at PA 0: flush the data cache lines and the i-cache before use.
-        let mut a = 0u64;
-        while a < len {
-            core::arch::asm!("dcbst 0, {0}", in(reg) a, options(nostack));
-            a += 128;
-        }
-        core::arch::asm!("sync", options(nostack));
-        let mut a = 0u64;
-        while a < len {
-            core::arch::asm!("icbi 0, {0}", in(reg) a, options(nostack));
-            a += 128;
-        }
-        core::arch::asm!("sync", "isync", options(nostack));
+        let (vlen, vsrc) = (sym(&vvec_block_end) - sym(&vvec_block), sym(&__vvec_image));
+        core::ptr::copy_nonoverlapping(&vectors_block as *const u8, KERNEL_BASE as *mut u8, len as usize);
+        core::ptr::copy_nonoverlapping(vsrc as *const u8, (KERNEL_BASE + VVEC_PA) as *mut u8, vlen as usize);
+        super::insn::sync_icache(KERNEL_BASE, len);
+        super::insn::sync_icache(KERNEL_BASE + VVEC_PA, vlen);
+    }
+    if let Err(e) = hcall::h_set_mode_ail3() {
+        crate::println!("boot: H_SET_MODE (AIL=3) failed: {}; interrupts would arrive in real mode", e);
+        crate::exit::fail_early();
     }
 
-    let Some(geo) = HptGeometry::new(bi.pft_shift) else {
-        crate::console::early_puts("boot: no usable ibm,pft-size in the device tree\n");
-        crate::exit::fail_early();
+    let geo = match HptGeometry::checked(bi.pft_shift) {
+        Ok(g) => g,
+        Err(e) => {
+            crate::println!("boot: unusable hashed page table: {}", e);
+            crate::exit::fail_early();
+        }
     };
-    HPT_SHIFT.store(geo.shift, core::sync::atomic::Ordering::Relaxed);
+    HPT_MASK.store(geo.hash_mask(), core::sync::atomic::Ordering::Relaxed);
     let slb_size = if bi.slb_size == 0 { 32 } else { bi.slb_size.min(64) };
     // SAFETY: taking the address of exc_common only.
     let common = unsafe { sym(&exc_common) };
     percpu::init(0, toc(), common, KERNEL_MSR, slb_size as u64, BOLTED_SLB as u64);
+    init_cpu_mmu(0);
     make_handoff(0, true, crate::kmain as *const () as u64, 0)
+}
+
+/// The MMU fields of `cpu`'s per-CPU area that the fault paths read: the hash mask and the
+/// segment table (the page-table roots come later, from `mm`).
+pub fn init_cpu_mmu(cpu: usize) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let p = percpu::paca(cpu);
+    p.hash_mask.store(hpt().hash_mask(), Relaxed);
+    p.seg_table.store(&crate::mm::slbe::SEGMENTS as *const _ as u64, Relaxed);
+    p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, Relaxed);
 }
 
 /// Prepares the hand-off for `cpu`. The boot CPU also bolts the linear zone (`bolt`).

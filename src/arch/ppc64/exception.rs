@@ -1,9 +1,11 @@
-//! Exception frames, dispatch and the oops report. boot/vectors.S saves the full register
-//! state on the per-CPU exception stack and calls `exception_entry` with translation on and
-//! EE off; whatever the handler leaves in the frame is restored by `rfid`.
+//! Exception frames, dispatch and the oops report. boot/vectors.S saves the register state
+//! on the per-CPU exception stack and calls `exception_entry` with translation on and EE off
+//! (or, for a hash fault that needs more than an HPTE, `hash_fault_slow_path` on the hash
+//! stack); whatever the handler leaves in the frame is restored by `rfid`.
 
 use super::percpu;
 use super::reg::{self, Dsisr, IsiSrr1, Msr, ProgramSrr1};
+use crate::hash::reason::FaultReason;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -21,7 +23,9 @@ pub struct ExcFrame {
     pub dar: u64,
     pub dsisr: u64,
     pub trap: u64,
-    pub pad: u64,
+    /// The innermost generic exception frame this one interrupted (0 = none), kept so a report
+    /// about the interrupted state can still find it.
+    pub prev_frame: u64,
 }
 
 /// ABI stack-frame header below the frame (back chain, CR, LR save, ... 112 bytes keep the
@@ -44,6 +48,18 @@ extern "C" {
     static probe_store64_insn: u8;
     static probe_fixup: u8;
     static exc_return: u8;
+    static hash_fault_call: u8;
+    static hash_fault_slow_ret: u8;
+    static hash_nested_trap: u8;
+}
+
+/// This CPU's hash-fault frame (boot/vectors.S `hash_fault_entry` fills it: the volatile
+/// registers, CR, LR, CTR, XER, SRR0/1 and DAR of the fault being handled, or of the last one).
+pub fn hash_frame() -> &'static ExcFrame {
+    let f = percpu::this().hash_frame.load(Relaxed) + HDR_SIZE as u64;
+    // SAFETY: the fixed frame at the top of this CPU's hash stack, set up before the CPU takes
+    // faults; it is only written by this CPU's hash-fault entry.
+    unsafe { &*(f as *const ExcFrame) }
 }
 
 /// What a fault handler concluded.
@@ -51,11 +67,12 @@ pub enum Handled {
     /// Translation installed (or retry): re-execute the access.
     Done,
     /// The access is not allowed / the address is not mapped: fixup or oops.
-    Bad(&'static str),
+    Bad(FaultReason),
 }
 
-/// Reason for the pending oops (set when exception_entry asks for the slow path).
-static OOPS_WHY: [core::sync::atomic::AtomicUsize; percpu::MAX_CPUS * 2] = [const { core::sync::atomic::AtomicUsize::new(0) }; percpu::MAX_CPUS * 2];
+/// The reason for the pending oops, between `exception_entry` asking for the slow path and
+/// `exception_slow` (only this CPU touches its slot, with interrupts off).
+static OOPS_WHY: [spin::Mutex<Option<FaultReason>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
 
 /// Called by vectors.S with r14-r31 not yet saved in the frame. Returns 0 to return from the
 /// exception, 1 to have the assembly save them and call `exception_slow` (the oops).
@@ -65,13 +82,12 @@ extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
     // Plain load/store: only this CPU touches its own depth/last_frame, and nested exceptions
     // restore what they change before returning.
     let prev = p.last_frame.load(Relaxed);
+    f.prev_frame = prev;
     p.last_frame.store(f as *mut ExcFrame as u64, Relaxed);
     p.depth.store(p.depth.load(Relaxed) + 1, Relaxed);
     let r = match dispatch(f) {
         Some(why) => {
-            let cpu = p.cpu.load(Relaxed) as usize;
-            OOPS_WHY[cpu * 2].store(why.as_ptr() as usize, Relaxed);
-            OOPS_WHY[cpu * 2 + 1].store(why.len(), Relaxed);
+            *OOPS_WHY[p.cpu.load(Relaxed) as usize].lock() = Some(why);
             1
         }
         None => 0,
@@ -81,20 +97,40 @@ extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
     r
 }
 
+/// A hash fault the fast path could not resolve (a denial, an address without page tables,
+/// a DSISR that is not a hash miss): the frame on the hash stack is complete now. Returns when
+/// the access may be re-executed (a fixup, a user-mode fault handed back to the kernel, or the
+/// page became valid meanwhile); otherwise reports and stops.
+#[no_mangle]
+extern "C" fn hash_fault_slow_path(f: &mut ExcFrame, why: u64) {
+    let why = crate::hash::fault::slow_reason(FaultReason::decode(why), f.dar);
+    if !recover(f, why) {
+        oops(f, &why)
+    }
+}
+
 /// The slow path: the frame now holds every register. Never returns.
 #[no_mangle]
 extern "C" fn exception_slow(f: &mut ExcFrame) -> ! {
-    let cpu = percpu::cpu_id();
-    let (ptr, len) = (OOPS_WHY[cpu * 2].load(Relaxed), OOPS_WHY[cpu * 2 + 1].load(Relaxed));
-    // SAFETY: the pair was stored from a `&'static str` by exception_entry on this CPU.
-    let why = unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(ptr as *const u8, len)) };
+    let why = OOPS_WHY[percpu::cpu_id()].lock().take().unwrap_or(FaultReason::Other("(no reason recorded)"));
     percpu::this().last_frame.store(f as *mut ExcFrame as u64, Relaxed);
-    oops(f, why)
+    oops(f, &why)
 }
 
 /// Handles the exception; Some(reason) means it cannot be handled: oops.
 #[inline(always)]
-fn dispatch(f: &mut ExcFrame) -> Option<&'static str> {
+fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
+    // MSR[RI] = 0 in the interrupted context: it was exception entry or exit code, or the
+    // hash-fault handler, whose state this exception may have destroyed. Only the system
+    // reset that stops the machine is expected there.
+    if f.trap == 0x700 && f.nip == &raw const hash_nested_trap as u64 {
+        return Some(FaultReason::Other(
+            "a hash fault inside the hash-fault handler or exception entry/exit (MSR[RI]=0): unrecoverable",
+        ));
+    }
+    if !f.msr().contains(Msr::RI) && !(f.trap == 0x100 && crate::smp::stopping()) {
+        return Some(FaultReason::Other("unrecoverable exception (MSR[RI]=0: it interrupted exception entry/exit or the hash-fault handler)"));
+    }
     let outcome = match f.trap {
         0x380 => crate::mm::slb::handle_miss(f, f.dar, false),
         0x480 => crate::mm::slb::handle_miss(f, f.nip, true),
@@ -106,14 +142,18 @@ fn dispatch(f: &mut ExcFrame) -> Option<&'static str> {
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
         0x100 if crate::smp::stopping() => crate::smp::system_reset(f),
-        _ => Handled::Bad("unexpected exception"),
+        _ => Handled::Bad(FaultReason::Other("unexpected exception")),
     };
-    if let Handled::Bad(why) = outcome {
-        if !try_fixup(f) && !crate::ktest::user::user_fault(f) {
-            return Some(why);
-        }
+    match outcome {
+        Handled::Bad(why) if !recover(f, why) => Some(why),
+        _ => None,
     }
-    None
+}
+
+/// A fault the kernel will not resolve may still be expected: a probe's fixup, or the end of
+/// a test's problem-state run. Rewrites the frame to resume there.
+fn recover(f: &mut ExcFrame, _why: FaultReason) -> bool {
+    try_fixup(f) || crate::ktest::user::user_fault(f)
 }
 
 /// A fault on a probe instruction resumes at `probe_fixup` (returns 1) and records the fault.
@@ -132,6 +172,19 @@ fn try_fixup(f: &mut ExcFrame) -> bool {
     p.probe_fault[3].store(1, Relaxed);
     f.nip = fix;
     true
+}
+
+/// The innermost exception frame of CPU `cpu` whose code was running with stack pointer `sp`:
+/// its hash frame if `sp` is on its hash stack (a hash fault in progress), else the innermost
+/// generic frame `generic` (0 = none).
+pub fn innermost_frame(cpu: usize, sp: u64, generic: u64) -> Option<&'static ExcFrame> {
+    let p = percpu::paca(cpu);
+    let f = if percpu::on_hash_stack(cpu, sp) { p.hash_frame.load(Relaxed) + HDR_SIZE as u64 } else { generic };
+    // SAFETY: both are frames of that CPU on its bolted stacks; the hash frame is a fixed
+    // location that always holds a (possibly old) frame; a generic last_frame stays valid
+    // while that exception is in progress, which the callers (reports about a stopped or
+    // spinning CPU) ensure.
+    (f != 0).then(|| unsafe { &*(f as *const ExcFrame) })
 }
 
 /// Details of the last fault a probe absorbed on this CPU.
@@ -172,7 +225,7 @@ pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
 }
 
 /// Print everything a developer needs and fail the run.
-pub fn oops(f: &ExcFrame, why: &str) -> ! {
+pub fn oops(f: &ExcFrame, why: &dyn core::fmt::Display) -> ! {
     crate::console::emergency();
     crate::smp::stop_others();
     let cpu = percpu::cpu_id();
@@ -191,6 +244,11 @@ pub fn oops(f: &ExcFrame, why: &str) -> ! {
             }
             0x700 => {
                 let _ = writeln!(w, "program check reason: {}", ProgramSrr1::from_bits_truncate(f.msr));
+                if f.nip == &raw const hash_nested_trap as u64 {
+                    let h = hash_frame();
+                    let _ = writeln!(w, "the hash fault (this CPU's hash frame): NIP {:#018x}  DAR {:#018x}", h.nip, h.dar);
+                    let _ = writeln!(w, "its SRR1: {}", Msr::from_bits_retain(h.msr));
+                }
             }
             _ => {
                 let _ = writeln!(w, "DAR: {:#018x}  DSISR: {:#010x}", f.dar, f.dsisr);
@@ -219,9 +277,13 @@ pub fn oops(f: &ExcFrame, why: &str) -> ! {
 /// Walks the ELFv2 back chain from stack pointer `sp`. A return address into `exc_return`
 /// marks an exception frame: the walk prints the interrupted NIP and continues there.
 pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
-    // SAFETY: address of a label. exception_entry's prologue saves its return address — the
-    // `nop` right before `exc_return` — in the LR slot of the exception header.
-    let marker = unsafe { &exc_return as *const u8 as u64 } - 4;
+    // The exception entries call their Rust handler with `bl`; its prologue saves the return
+    // address in the LR slot of the exception header, so these mark exception frames.
+    let markers = [
+        &raw const exc_return as u64,
+        &raw const hash_fault_call as u64 + 4,
+        &raw const hash_fault_slow_ret as u64,
+    ];
     if let Some(pc) = first {
         let _ = writeln!(w, "  [{:#018x}]", pc);
     }
@@ -244,7 +306,7 @@ pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
         if lr == 0 {
             break;
         }
-        if lr == marker {
+        if markers.contains(&lr) {
             // SAFETY: the exception header at `next` is followed by the saved frame.
             let ef = unsafe { &*((next + HDR_SIZE as u64) as *const ExcFrame) };
             let _ = writeln!(w, "  --- {} ({:#x}) at NIP {:#018x} LR {:#018x} DAR {:#018x} ---",
@@ -260,8 +322,10 @@ pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
 }
 
 fn stack_addr_ok(sp: u64) -> bool {
+    // Every kernel stack (boot, thread, exception, hash) is a static in the image; the guard
+    // pages between them are unmapped, and a fault while reporting would bury the report.
     let (ks, ke) = super::boot::kernel_range();
-    sp & 7 == 0 && sp >= ks && sp + 32 <= ke
+    sp & 7 == 0 && sp >= ks && sp + 32 <= ke && crate::mm::guard_page_of(sp).is_none() && crate::mm::guard_page_of(sp + 31).is_none()
 }
 
 /// Called (from assembly) when the exception stack would overflow.

@@ -3,77 +3,8 @@
 //! only way the kernel touches it.
 
 use core::arch::asm;
-use core::fmt;
 
-pub const H_REMOVE: u64 = 0x04;
-pub const H_ENTER: u64 = 0x08;
-pub const H_READ: u64 = 0x0c;
-pub const H_PROTECT: u64 = 0x18;
-pub const H_PUT_TERM_CHAR: u64 = 0x58;
-pub const H_EOI: u64 = 0x64;
-pub const H_CPPR: u64 = 0x68;
-pub const H_IPI: u64 = 0x6c;
-pub const H_XIRR: u64 = 0x74;
-pub const H_CEDE: u64 = 0xe0;
-pub const H_CONFER: u64 = 0xe4;
-pub const H_PROD: u64 = 0xe8;
-pub const H_SET_MODE: u64 = 0x31c;
-pub const KVMPPC_H_RTAS: u64 = 0xf000;
-
-/// H_ENTER/H_READ flag: use exactly the given PTE index.
-pub const H_EXACT: u64 = 1 << (63 - 24);
-/// H_READ flag: read 4 consecutive entries.
-pub const H_READ_4: u64 = 1 << (63 - 26);
-/// H_REMOVE/H_PROTECT flag: only act if the AVPN matches.
-pub const H_AVPN: u64 = 1 << (63 - 32);
-/// H_REMOVE flag: only act if (v & avpn) == 0 (used with the BOLTED bit as the mask).
-pub const H_ANDCOND: u64 = 1 << (63 - 33);
-
-/// A hypervisor refusal, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HcallError {
-    Busy,
-    Hardware,
-    Function,
-    Privilege,
-    Parameter,
-    BadMode,
-    PtegFull,
-    NotFound,
-    Other(i64),
-}
-
-impl HcallError {
-    pub fn from_rc(rc: i64) -> HcallError {
-        match rc {
-            1 => HcallError::Busy,
-            -1 => HcallError::Hardware,
-            -2 => HcallError::Function,
-            -3 => HcallError::Privilege,
-            -4 => HcallError::Parameter,
-            -5 => HcallError::BadMode,
-            -6 => HcallError::PtegFull,
-            -7 => HcallError::NotFound,
-            x => HcallError::Other(x),
-        }
-    }
-}
-
-impl fmt::Display for HcallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HcallError::Busy => f.write_str("H_BUSY"),
-            HcallError::Hardware => f.write_str("H_HARDWARE"),
-            HcallError::Function => f.write_str("H_FUNCTION"),
-            HcallError::Privilege => f.write_str("H_PRIVILEGE"),
-            HcallError::Parameter => f.write_str("H_PARAMETER"),
-            HcallError::BadMode => f.write_str("H_BAD_MODE"),
-            HcallError::PtegFull => f.write_str("H_PTEG_FULL"),
-            HcallError::NotFound => f.write_str("H_NOT_FOUND"),
-            HcallError::Other(rc) => write!(f, "hcall status {rc}"),
-        }
-    }
-}
+pub use super::papr::*;
 
 pub type HResult<T> = Result<T, HcallError>;
 
@@ -117,6 +48,60 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
              options(nostack))
     };
     (r3 as i64, [r4, r5, r6, r7, r8, r9, r10, r11])
+}
+
+/// `sc 1` for the hash-fault path, keeping CR2-CR4 itself: PAPR lets the hypervisor clobber
+/// all of CR, and a function that makes an hcall would otherwise have to save those three
+/// fields (non-volatile in the ELFv2 ABI) in its prologue for the whole function. Here only
+/// the call keeps them, in this CPU's `hcall_cr` word: four instructions on the call's path
+/// and none elsewhere. Returns (status, r4).
+///
+/// Only for code that runs with interrupts off (the hash fault): an interrupt between the
+/// store and the load whose handler made the same kind of call would overwrite the word.
+#[inline(always)]
+fn hcall_keep_cr(op: u64, a: [u64; 4]) -> (i64, u64) {
+    let (r3, r4): (u64, u64);
+    debug_assert!(!crate::sync::irq::enabled(), "hcall_keep_cr with interrupts on");
+    // SAFETY: as `hcall`; CR is parked in this CPU's `hcall_cr` word (r13 = per-CPU area) and
+    // CR2-CR4 are restored with mtcrf 0x38; the other fields are declared clobbered.
+    unsafe {
+        asm!("mfcr 0",
+             "stw 0, {cr}(13)",
+             "sc 1",
+             "lwz 0, {cr}(13)",
+             "mtcrf 0x38, 0",
+             cr = const super::percpu::offsets::HCALL_CR,
+             inlateout("r3") op => r3,
+             inlateout("r4") a[0] => r4,
+             inlateout("r5") a[1] => _,
+             inlateout("r6") a[2] => _,
+             inlateout("r7") a[3] => _,
+             out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+             out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+             out("ctr") _, out("xer") _,
+             options(nostack))
+    };
+    (r3 as i64, r4)
+}
+
+/// H_ENTER(0, group, v, r) for the hash-fault path (interrupts off): the raw status (so the
+/// caller can test for H_PTEG_FULL first), or the index used.
+#[inline(always)]
+pub fn h_enter_fault_path(group: u64, v: u64, r: u64) -> Result<u64, i64> {
+    match hcall_keep_cr(H_ENTER, [0, group, v, r]) {
+        (0, ptex) => Ok(ptex),
+        (rc, _) => Err(rc),
+    }
+}
+
+/// H_REMOVE(H_ANDCOND, ptex, BOLTED) for the hash-fault path (interrupts off): removes the
+/// entry unless it is bolted. Raw status on failure.
+#[inline(always)]
+pub fn h_remove_unbolted_fault_path(ptex: u64, bolted_bit: u64) -> Result<(), i64> {
+    match hcall_keep_cr(H_REMOVE, [H_ANDCOND, ptex, bolted_bit, 0]) {
+        (0, _) => Ok(()),
+        (rc, _) => Err(rc),
+    }
 }
 
 fn check(rc: i64) -> HResult<()> {
@@ -171,6 +156,12 @@ pub fn h_cede() {
 /// H_CONFER(-1): give this vCPU's time to the others (the BUSY holder may be preempted).
 pub fn h_confer_all() {
     let _ = hcall(H_CONFER, [u64::MAX, 0, 0, 0]);
+}
+
+/// H_SET_MODE(resource 3, mflags 3): deliver interrupts taken with translation on at
+/// 0xc000000000004000 + vector, translated (LPCR[AIL] = 3 on every vCPU).
+pub fn h_set_mode_ail3() -> HResult<()> {
+    check(hcall(H_SET_MODE, [AIL_0XC000000000004000, H_SET_MODE_RESOURCE_ADDR_TRANS_MODE, 0, 0]).0)
 }
 
 pub fn h_prod(cpu: u64) -> HResult<()> {

@@ -37,7 +37,6 @@ macro_rules! spr_r {
 spr_rw!(mfdec, mtdec, "22");
 spr_r!(mfpvr, "287");
 spr_rw!(mfmmcr0, mtmmcr0, "795");
-spr_r!(mfpmc5, "775");
 
 #[inline(always)]
 pub fn mfmsr() -> u64 {
@@ -125,4 +124,58 @@ pub fn slbmfe(index: u64) -> (u64, u64) {
 pub unsafe fn slbie(ea: u64) {
     // SAFETY: delegated to the caller.
     unsafe { asm!("slbie {0}", "isync", in(reg) ea, options(nostack, preserves_flags)) };
+}
+
+/// Makes instructions just written to [start, start+len) visible to instruction fetch on this
+/// CPU (and, through icbi's broadcast, on the others): flush the data cache blocks, invalidate
+/// the instruction cache blocks, and discard prefetched instructions.
+///
+/// # Safety
+/// The range must be mapped (or, in real mode, be physical memory) and must hold the
+/// instructions the caller means to run.
+pub unsafe fn sync_icache(start: u64, len: u64) {
+    const BLOCK: u64 = 128;
+    let end = start + len;
+    let mut a = start & !(BLOCK - 1);
+    while a < end {
+        // SAFETY: the caller guarantees the range is mapped; dcbst only writes back.
+        unsafe { asm!("dcbst 0, {0}", in(reg) a, options(nostack)) };
+        a += BLOCK;
+    }
+    sync();
+    let mut a = start & !(BLOCK - 1);
+    while a < end {
+        // SAFETY: as above; icbi only invalidates.
+        unsafe { asm!("icbi 0, {0}", in(reg) a, options(nostack)) };
+        a += BLOCK;
+    }
+    sync();
+    isync();
+}
+
+// `tdi 0,0,N` traps never (TO = 0): a no-op that an instruction-counting TCG plugin
+// (tools/insncount) sees and reads N from. One stub per tag, so the tag can be a run-time value.
+core::arch::global_asm!(
+    ".section .text.count_marks, \"ax\"",
+    ".balign 8",
+    ".globl count_marks",
+    "count_marks:",
+    ".set count_mark_n, 0",
+    ".rept 256",
+    "tdi 0, 0, count_mark_n",
+    "blr",
+    ".set count_mark_n, count_mark_n + 1",
+    ".endr",
+);
+
+/// Tells the instruction-counting plugin that the exceptions this CPU takes from now on belong
+/// to measurement `tag` (0: to none). Free without the plugin: one call to a no-op.
+#[inline(never)]
+pub fn count_mark(tag: u8) {
+    extern "C" {
+        static count_marks: [u64; 256];
+    }
+    let stub = &raw const count_marks as u64 + 8 * tag as u64;
+    // SAFETY: the stub is `tdi 0,0,tag; blr`: it changes nothing but LR and CTR, declared.
+    unsafe { asm!("mtctr {s}", "bctrl", s = in(reg) stub, out("ctr") _, out("lr") _, options(nostack, nomem, preserves_flags)) };
 }

@@ -1,5 +1,6 @@
 //! 64-bit PowerPC (Book III-S, hash MMU) on the PAPR pseries platform. `reg` is pure and
 //! host-tested; the rest runs only on the target.
+pub mod papr;
 pub mod reg;
 
 #[cfg(target_os = "none")]

@@ -52,7 +52,7 @@ pub fn decrementer_interrupt(f: &mut ExcFrame) {
 }
 
 pub fn external_interrupt(_f: &mut ExcFrame) -> Handled {
-    Handled::Bad("unexpected external interrupt (no interrupt controller driver)")
+    Handled::Bad("unexpected external interrupt (no interrupt controller driver)".into())
 }
 
 /// Busy-waits `us` microseconds on the time base.
