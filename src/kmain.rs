@@ -152,7 +152,11 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
 
 fn default_run() -> ! {
     memory_map();
-    println!("hash_page: {}", crate::hash::fault::design().describe());
+    let design = crate::hash::fault::design();
+    println!("hash_page: {}", design.describe());
+    if let Some(m) = design.model_says() {
+        println!("hash_page: {}", m);
+    }
     if let Err(e) = vmalloc_selfcheck() {
         println!("{}", e);
         crate::exit::exit_failure("self-check failed");

@@ -51,6 +51,16 @@ impl Design {
         }
     }
 
+    /// What the model check (model/, `three_designs_against_clear_and_flush`) concluded about
+    /// a design the 2003 review found wanting; the default run prints it.
+    pub const fn model_says(self) -> Option<&'static str> {
+        match self {
+            Design::Patch2003 => Some("the model finds the 2003 counterexample: a clear between the A/D update and the slot update flushes nothing, and the HPTE inserted in between outlives vfree (a stale translation of a freed frame); the review2003:: tests replay it, and this run's SMP stress fails when it catches one"),
+            Design::Cas2 => Some("the model finds its own counterexample: the second CAS fails and the HPTE is removed, but only after vfree's flush has returned and the frame is free; correct only if the flusher waits for every hash_page in flight before freeing (the model passes then). On QEMU the stress also catches a permanent one: the PTE cleared, remapped and re-hashed into the same slot makes the old second CAS succeed (ABA), leaving the other HPTE unnamed. review2003:: replays the first; this run's SMP stress fails when it catches either"),
+            _ => None,
+        }
+    }
+
     /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
     pub const fn has_busy(self) -> bool {
         matches!(self, Design::LockFree | Design::Locked)
