@@ -426,10 +426,11 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         while insn::mftb() < end {
             crate::sync::watchdog::touch();
             let x = r.next();
-            match x % 8 {
+            // Hunting a stale HPTE, this CPU does nothing but replace the hot page's area: the
+            // page every other CPU keeps faulting on is freed under them as often as possible.
+            let what = if STOP_AT_STALE.load(Relaxed) { 0 } else { x % 8 };
+            match what {
                 0 | 1 => {
-                    // Hunting a stale HPTE, replace the hot page's area: the page every CPU
-                    // keeps faulting on is freed under them.
                     let k = if STOP_AT_STALE.load(Relaxed) { 0 } else { (x >> 8) as usize % SLOTS };
                     if replace_area(k, &mut r, &mut f) {
                         rep.replaced += 1;
