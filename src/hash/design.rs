@@ -1,7 +1,8 @@
 //! The hash_page designs of the 2003 review, as the few steps in which they differ. The
-//! protocol (`protocol::hash_pte_at`: walk, take, insert or update, record) is one generic
-//! function; a design only says how to take the PTE, what to check after the take, how to
-//! record the HPTE's slot, and how to hand the PTE back after a refusal.
+//! protocol (`protocol::hash_pte_at`: take, insert or update, record) is one generic function;
+//! a design only says what it holds for the whole fault, how to take the PTE, what to check
+//! after the take, how to record the HPTE's slot (and what a failed record means), and how to
+//! hand the PTE back after a refusal.
 //!
 //! - [`Busy`] (the default, and what Linux settled on): one `ldarx`/`stdcx.` checks the access
 //!   and sets BUSY|ACCESSED(|DIRTY); the slot is recorded by the BUSY holder's release store.
