@@ -72,6 +72,8 @@ impl<T> PtLock<T> {
         if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
             let p = percpu::this();
             let addr = self as *const Self as *const u8 as u64;
+            use crate::trace::{code, Event};
+            crate::trace_point!(code(Event::LockContended, 0), addr, self.state.load(Relaxed), self.site.load(Relaxed));
             p.spinning_on.store(addr, Relaxed);
             let start = insn::mftb();
             loop {
@@ -86,11 +88,14 @@ impl<T> PtLock<T> {
             p.spinning_on.store(0, Relaxed);
         }
         self.site.store(site as *const Location as usize, Relaxed);
+        crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self, site as *const Location, me);
         PtGuard { lock: self }
     }
 
     pub fn try_lock(&self) -> Option<PtGuard<'_, T>> {
-        if self.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
+        let me = Self::me();
+        if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_ok() {
+            crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self, 0u64, me);
             Some(PtGuard { lock: self })
         } else {
             None
@@ -135,5 +140,6 @@ impl<T> Drop for PtGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.site.store(0, Relaxed);
         self.lock.state.store(FREE, Release);
+        crate::trace_point!(crate::trace::code(crate::trace::Event::LockRelease, 0), self.lock as *const PtLock<T>);
     }
 }
