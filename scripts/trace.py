@@ -3,7 +3,7 @@
 
   scripts/trace.py json LOG [-o OUT.json] [--elf ELF]
   scripts/trace.py svg LOG [-o OUT.svg] [--window auto|all|FROM:TO] [--title TEXT] [--elf ELF]
-  scripts/trace.py check LOG --expect deadlock|completes [--json OUT.json] [--svg OUT.svg] [--elf ELF]
+  scripts/trace.py check LOG --expect deadlock|completes|oops|valid [--json OUT.json] [--svg OUT.svg] [--elf ELF]
   scripts/trace.py validate JSON [--deadlock-cpu N]
   scripts/trace.py text LOG [--elf ELF]
 
@@ -28,7 +28,9 @@ check     the tests of scripts/ci.sh: --expect deadlock requires a dump taken in
           report, the rings of every CPU, and on the stuck CPU a thread-context lock acquire,
           then a decrementer, then a 0x300 inside it, then the lock contended, with no release
           between (and the system reset that stopped it); --expect completes requires the 0x300
-          inside a lock hold to complete, and no deadlock. Both validate the JSON.
+          inside a lock hold to complete, and no deadlock; --expect oops a dump taken by an oops
+          with the faulting exception still open on that CPU; --expect valid any dump with
+          events. All of them validate the JSON.
 validate  checks a JSON file: it parses, every B has its E on the same track in order, and
           every B without one is marked (args.open).
 text      one line per event, decoded.
@@ -345,16 +347,15 @@ class Timeline:
                             if e.b:
                                 s.args["verdict"] = "%#x (slow path)" % e.b
                             break
-        # What is still open was never left: say why.
+        # What is still open was never left: say why. A CPU other than the dumper that took the
+        # system reset stopping the machine was parked inside everything it had open.
         stuck = d.stuck
-        in_reset = False
+        parked = str(cpu) != d.header.get("dumper") and any(s.key == ("exc", 0x100) for s in stack)
         for s in stack:
-            if s.key == ("exc", 0x100):
-                in_reset = True
             if d.reason == "deadlock" and cpu == stuck:
                 s.open = "deadlocked: CPU %d never returned from this (the dump was taken in the deadlock report)" % cpu
-            elif in_reset:
-                s.open = "parked: CPU %d was stopped here by the system reset (H_SIGNAL_SYS_RESET) before the dump" % cpu
+            elif parked:
+                s.open = "parked: CPU %d was stopped inside this by the system reset (H_SIGNAL_SYS_RESET) before the dump" % cpu
             elif d.header.get("stopped") == "1":
                 s.open = "stopped: still open when recording stopped (trace.stop=)"
             else:
@@ -568,20 +569,30 @@ def slice_color(s):
 
 
 class TimeMap:
-    """Time (ticks) to x, piecewise linear: idle gaps much longer than the activity around them
-    are drawn as fixed-width breaks."""
+    """Time (ticks) to x, piecewise linear. When a linear axis would crowd the events together
+    (a quarter of the gaps between them under 12 px), the longest gaps, each at least ten
+    times the median gap, are drawn as fixed-width breaks instead (the 200 ms the watchdog
+    waits, a timer interrupt the host delivered late), one by one until the rest spreads out."""
 
-    BREAK_PX = 46
+    BREAK_PX = 50
 
     def __init__(self, times, t_from, t_to, x0, width):
         pts = sorted(set([t_from, t_to] + [t for t in times if t_from <= t <= t_to]))
         span = max(t_to - t_from, 1)
-        gaps = [(b - a, a, b) for a, b in zip(pts, pts[1:])]
-        busy = sorted(g for g, _, _ in gaps)
-        # A gap is a break if it is over a fifth of the window and 50 times the median gap.
-        med = busy[len(busy) // 2] if busy else span
-        self.breaks = [(a, b) for g, a, b in gaps if g > span / 5 and g > 50 * max(med, 1)]
-        linear = span - sum(b - a for a, b in self.breaks)
+        gaps = sorted(((b - a, a, b) for a, b in zip(pts, pts[1:])), reverse=True)
+        med = gaps[len(gaps) // 2][0] if gaps else span
+        short = gaps[len(gaps) * 3 // 4][0] if gaps else span
+        self.breaks = []
+        broken = 0
+        for g, a, b in gaps:
+            linear = span - broken
+            scale = (width - self.BREAK_PX * len(self.breaks)) / max(linear, 1)
+            if short * scale >= 12 or g <= 10 * max(med, 1) or width - self.BREAK_PX * (len(self.breaks) + 1) < width / 2:
+                break
+            self.breaks.append((a, b))
+            broken += g
+        self.breaks.sort()
+        linear = span - broken
         avail = width - self.BREAK_PX * len(self.breaks)
         self.scale = avail / max(linear, 1)
         self.t_from, self.t_to, self.x0, self.width = t_from, t_to, x0, width
@@ -619,11 +630,15 @@ def nice_step(span_us, px, min_px=90):
 
 
 def fmt_us(v):
-    if abs(v) >= 1000:
-        return "%.3g ms" % (v / 1000)
-    if abs(v) >= 1 or v == 0:
-        return "%g µs" % round(v, 2)
-    return "%g ns" % round(v * 1000)
+    """A duration or time in µs, in the unit that suits it, to about four digits."""
+    a = abs(v)
+    if a >= 1e6:
+        return "%.4g s" % (v / 1e6)
+    if a >= 1000:
+        return "%.4g ms" % (v / 1000)
+    if a >= 1 or v == 0:
+        return "%.4g µs" % v
+    return "%.3g ns" % (v * 1000)
 
 
 def fmt_tick(v, step):
@@ -761,7 +776,7 @@ def to_svg(tl, window="auto", title=None, width=1400):
             add('<g><title>%s</title><rect x="%.1f" y="%d" width="%.1f" height="%d" rx="2" fill="%s"%s stroke="%s"/></g>' % (
                 escape(tip), x1, sy, w, row - 4, fill, opacity, "#b71c1c" if s.end is None else "none"))
             # The longest label that fits: name and what became of it, the name, the vector.
-            full = s.name + ("  — never returns" if s.end is None else "")
+            full = s.name + (" — never returns" if s.end is None else "")
             if s.cat == "exception" and "outcome" in s.args:
                 full += " → " + s.args["outcome"]
             candidates = [full, s.name, s.name.split(" ")[0] if s.cat == "exception" else s.name[:6]]
@@ -813,13 +828,27 @@ def to_svg(tl, window="auto", title=None, width=1400):
 
 def check(d, tl, expect, say):
     problems = []
+    ncpus = int(d.header.get("cpus", 0))
+    say("dump: reason=%s stuck=%s dumper=%s cpus=%d, events per CPU: %s" % (
+        d.reason, d.stuck, d.header.get("dumper"), ncpus, ", ".join("CPU %d %d" % (c, len(v)) for c, v in sorted(d.events.items()))))
+    if expect in ("valid", "oops"):
+        if not any(d.events.values()):
+            problems.append("the dump holds no events")
+        if expect == "oops":
+            dumper = int(d.header.get("dumper", -1))
+            if d.reason != "oops":
+                problems.append("the dump was not taken by an oops (reason=%s)" % d.reason)
+            opened = [s for s in tl.slices if s.end is None and s.cpu == dumper and s.cat == "exception"]
+            if not opened:
+                problems.append("no exception left open on the CPU that oopsed (CPU %d)" % dumper)
+            else:
+                say("CPU %d oopsed inside %s (DAR %s), still open in the dump: %s" % (
+                    dumper, opened[-1].name, opened[-1].args.get("dar"), opened[-1].open))
+        return problems
     lock = page_table_lock(d)
     if lock is None:
         problems.append("the dump names no page_table_lock (no lock events: was trace=lock or all on?)")
         return problems
-    ncpus = int(d.header.get("cpus", 0))
-    say("dump: reason=%s stuck=%s dumper=%s cpus=%d, events per CPU: %s" % (
-        d.reason, d.stuck, d.header.get("dumper"), ncpus, ", ".join("CPU %d %d" % (c, len(v)) for c, v in sorted(d.events.items()))))
     if expect == "deadlock":
         if d.reason != "deadlock" or d.stuck is None:
             problems.append("the dump is not a deadlock dump (reason=%s stuck=%s)" % (d.reason, d.stuck))
@@ -922,7 +951,7 @@ def main(argv=None):
             p.add_argument("--window", default="auto")
             p.add_argument("--title")
         if name == "check":
-            p.add_argument("--expect", required=True, choices=["deadlock", "completes"])
+            p.add_argument("--expect", required=True, choices=["deadlock", "completes", "oops", "valid"])
             p.add_argument("--json")
             p.add_argument("--svg")
             p.add_argument("--title")

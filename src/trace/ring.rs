@@ -219,8 +219,12 @@ pub(super) fn from_site(ev: Event, payload: u32, x: u64, y: u64, z: u64) {
         Event::Hcall => record_at(ev, depth, payload, x, y),
         Event::PteTake => record_at(ev, depth, x as u32, y, z),
         Event::PtePublish => record_at(ev, depth, x as u32, y, 0),
-        Event::LockAcquire => record_at(ev, depth, z as u32, x, y),
-        Event::LockContended => record_at(ev, depth, y as u32, x, z),
+        Event::LockAcquire | Event::LockContended => {
+            // SAFETY: lock trace points pass the lock's address (sync::ptlock).
+            let h = unsafe { crate::sync::ptlock::LockHead::at(x) };
+            // Acquire: we hold it now (state and site are ours). Contended: the holder's.
+            record_at(ev, depth, h.state.load(Relaxed) as u32, x, h.site.load(Relaxed) as u64)
+        }
         Event::LockRelease => record_at(ev, depth, 0, x, 0),
         Event::Vmalloc => record_at(ev, depth, payload, x, y),
         Event::Vfree => record_at(ev, depth, payload, x, 0),

@@ -26,11 +26,40 @@ const _: () = assert!(STUB_FRAME % 16 == 0 && STUB_FRAME >= 288 + 112 + 20 * 8);
 /// `$hi`/`$lo` the names of two `const` operands holding the trace code's halves
 /// (`trace::code`). Labels 90 and 91 are local to the point, so an asm block may hold several
 /// points, but must not use those numbers itself.
+#[cfg(not(any(feature = "trace-points-none", feature = "trace-points-double")))]
 #[macro_export]
 macro_rules! trace_site_asm {
     ($hi:literal, $lo:literal, $x:literal, $y:literal, $z:literal) => {
+        $crate::trace_site_text!("90: nop\n", $hi, $lo, $x, $y, $z)
+    };
+}
+
+/// scripts/trace-cost.sh's build with two nops per trace point: against the normal build, the
+/// extra instructions on a path are the number of trace points it passes.
+#[cfg(feature = "trace-points-double")]
+#[macro_export]
+macro_rules! trace_site_asm {
+    ($hi:literal, $lo:literal, $x:literal, $y:literal, $z:literal) => {
+        $crate::trace_site_text!("nop\n90: nop\n", $hi, $lo, $x, $y, $z)
+    };
+}
+
+/// scripts/trace-cost.sh's build without trace points: the operands are named in a comment
+/// only (asm! wants every operand used), so the code is what it would be without the trace.
+#[cfg(feature = "trace-points-none")]
+#[macro_export]
+macro_rules! trace_site_asm {
+    ($hi:literal, $lo:literal, $x:literal, $y:literal, $z:literal) => {
+        concat!("# no trace point: ", $x, " ", $y, " ", $z, " {", $hi, "} {", $lo, "}\n")
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! trace_site_text {
+    ($nop:literal, $hi:literal, $lo:literal, $x:literal, $y:literal, $z:literal) => {
         concat!(
-            "90: nop\n",
+            $nop,
             ".pushsection .text.trace_stubs, \"ax\", @progbits\n",
             "91: stdu 1, -560(1)\n",
             "std ", $x, ", 128(1)\n",
@@ -60,6 +89,7 @@ macro_rules! trace_site_asm {
 /// (`trace::code(Event, c)`, a constant) with the values x, y, z (anything `as u64` gives).
 /// Off: one `nop`, and the values must be in registers there (pass values the code has at
 /// hand — a pointer rather than fields loaded from it).
+#[cfg(not(feature = "trace-points-none"))]
 #[macro_export]
 macro_rules! trace_point {
     ($code:expr, $x:expr) => {
@@ -85,6 +115,15 @@ macro_rules! trace_point {
                 options(nostack, readonly, preserves_flags),
             )
         }
+    };
+}
+
+/// scripts/trace-cost.sh's build without trace points: nothing, not even the values.
+#[cfg(feature = "trace-points-none")]
+#[macro_export]
+macro_rules! trace_point {
+    ($($t:tt)*) => {
+        ()
     };
 }
 
