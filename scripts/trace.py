@@ -926,7 +926,10 @@ def load(path, elf):
     with open(path, encoding="utf-8", errors="replace") as f:
         d = parse(f.read())
     if elf:
-        d.symbols = Symbols(elf)
+        try:
+            d.symbols = Symbols(elf)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print("trace: no symbols from %s (%s): addresses stay numbers" % (elf, e), file=sys.stderr)
     return d
 
 
