@@ -123,6 +123,7 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     vmalloc::set_crit_hook(Some(in_critical_section));
     let me = percpu::cpu_id();
     watchdog::watch(me, true);
+    crate::trace::mark(crate::trace::Mark::IrqtestStart, iterations, mode as u64);
     let t0 = insn::mftb();
     irq::enable();
     if mode == IrqMode::Random {
@@ -148,6 +149,7 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     ARMED.store(false, Relaxed);
     RANDOM.store(false, Relaxed);
     irq::disable();
+    crate::trace::mark(crate::trace::Mark::IrqtestEnd, CRIT_AND_FAULT.load(Relaxed), IRQS.load(Relaxed));
     timer::arm(timer::DEC_IDLE);
     let elapsed = insn::mftb() - t0;
     watchdog::watch(me, false);
