@@ -16,6 +16,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 QUICK=0 LINUX=0
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -25,7 +26,6 @@ for a in "$@"; do
     esac
 done
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 cargo build --release -q || { echo "bench: build failed"; exit 1; }
 ELF=target/powerpc64-none/release/hashkernel
 SO=$(scripts/insncount.sh build) || { echo "bench: cannot build the instruction-counting plugin"; exit 1; }
@@ -227,8 +227,8 @@ echo
 echo "Written by \`scripts/bench.sh$( ((LINUX)) && echo ' --linux')\` on $(date -u '+%Y-%m-%d %H:%M UTC'). $(qemu-system-ppc64 --version | head -1);"
 echo "guest CPU $GUEST_CPU (pseries, TCG); host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores."
 echo "Release kernel, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')."
-echo "Host load while the time-based figures were taken (other jobs share the cores; instruction"
-echo "counts do not depend on it): load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+echo "Host load average (1, 5, 15 min) when the run started: ${LOAD_AT_START:-?}, at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+echo "(the time-based figures depend on it; the instruction counts do not)."
 echo
 echo "## Instructions per hash fault (exact: tools/insncount, vector entry to \`rfid\` inclusive)"
 echo
