@@ -7,7 +7,7 @@
 //! through instead of waiting for itself.
 
 use crate::arch::ppc64::{hcall, insn};
-use crate::sync::irq;
+use crate::arch::ppc64::irq;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 

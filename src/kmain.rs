@@ -28,7 +28,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     };
     banner(bi);
     // Before anything else records: the trace points are patched on the boot CPU alone.
-    crate::trace::init(cfg.trace);
+    crate::trace::control::init(cfg.trace);
     if !cfg.trace.is_empty() {
         println!("trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
                  crate::trace::event::GroupList(cfg.trace), crate::trace::site::count_on());

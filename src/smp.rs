@@ -7,7 +7,7 @@
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{boot, hcall, insn, of, percpu, rtas, timer};
 use crate::println;
-use crate::sync::irq;
+use crate::arch::ppc64::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::arch::ppc64::hcall::H_SIGNAL_SYS_RESET;

@@ -27,7 +27,7 @@
 use crate::arch::ppc64::{boot, insn, percpu};
 use crate::drivers::pci::{self, IoBar, PciError};
 use crate::mm::vmalloc::{self, VmError};
-use crate::sync::irq;
+use crate::arch::ppc64::irq;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::num::NonZeroUsize;

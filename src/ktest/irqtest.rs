@@ -18,7 +18,8 @@ use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
 use crate::hash::stats::{self, Counter};
 use crate::mm::vmalloc::{self, PAGE_TABLE_LOCK};
-use crate::sync::{irq, watchdog};
+use crate::arch::ppc64::irq;
+use crate::sync::watchdog;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 const PAGES: u64 = 16;

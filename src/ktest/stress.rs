@@ -16,7 +16,7 @@ use crate::mm::pte::PteFlags;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
 use crate::smp::{self, Barrier};
-use crate::sync::irq;
+use crate::arch::ppc64::irq;
 use crate::println;
 use alloc::collections::BTreeSet;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};

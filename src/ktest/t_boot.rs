@@ -41,7 +41,7 @@ ktest!("console", fn nested_print_does_not_deadlock() {
     // An oops in the middle of a print re-enters the console on the same CPU: the inner print
     // must go through (a deadlock would hang here until the runner's timeout), and only the
     // outer one releases the console.
-    let was_on = crate::sync::irq::enabled();
+    let was_on = crate::arch::ppc64::irq::enabled();
     let (inner_held, after_inner) = crate::console::with_console(|w| {
         use core::fmt::Write;
         let _ = write!(w, "console: outer ");
@@ -51,7 +51,7 @@ ktest!("console", fn nested_print_does_not_deadlock() {
     });
     kassert!(inner_held && after_inner, "the nested print released the outer one's console");
     kassert!(!crate::console::held_by_me(), "console still held after the outer print");
-    kassert_eq!(crate::sync::irq::enabled(), was_on);
+    kassert_eq!(crate::arch::ppc64::irq::enabled(), was_on);
     Ok(())
 });
 

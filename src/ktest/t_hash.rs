@@ -236,9 +236,9 @@ ktest!("hash_page", fn locked_mode_works_without_interrupts() {
     // (hash_page). The report is expected here, so it is counted instead of printed.
     let class = &vmalloc::PAGE_TABLE_LOCK.class;
     // Make sure the irqs-on side is known (vmalloc with EE on).
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     let warm = vmalloc::vmalloc(4096).map_err(e);
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     vmalloc::vfree(warm?).map_err(e)?;
     let was = crate::hash::fault::design();
     crate::hash::fault::set_locked_mode(true);

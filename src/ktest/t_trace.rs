@@ -25,9 +25,9 @@ fn with_groups<R>(g: Groups, f: impl FnOnce() -> R) -> Option<R> {
         crate::println!("  (trace.stop= froze the rings for the dump: not written by this test)");
         return None;
     }
-    trace::set_groups(g);
+    trace::control::set_groups(g);
     let r = f();
-    trace::set_groups(trace::boot_groups());
+    trace::control::set_groups(trace::boot_groups());
     Some(r)
 }
 
@@ -74,7 +74,7 @@ ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
         check(Groups::empty())?;
         let entry = design_entry();
         for g in [Groups::LOCK, Groups::HASH, Groups::EXC | Groups::TIMER, Groups::all(), Groups::empty()] {
-            trace::set_groups(g);
+            trace::control::set_groups(g);
             check(g)?;
             kassert_eq!(design_entry(), entry);
         }
@@ -152,7 +152,7 @@ fn writer(me: usize) {
     START[me].store(trace::head(me), Release);
     let step = timer::us_to_tb(10);
     let give_up = insn::mftb() + timer::us_to_tb(3_000_000);
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     timer::arm(timer::us_to_tb(5));
     let mut i = 0;
     while i < WRITES {
@@ -171,7 +171,7 @@ fn writer(me: usize) {
         trace::mark(Mark::Test, MAGIC | me as u64, i);
         i += 1;
     }
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     timer::arm(timer::DEC_IDLE);
     WRITTEN[me].store(i, Release);
 }

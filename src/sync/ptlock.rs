@@ -11,15 +11,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 const FREE: u64 = 0;
 
-/// `repr(C)`, `state` and `site` first: a trace point passes only the lock's address, and the
-/// trace reads who holds it and from where through `LockHead`.
+/// `repr(C)` with the head first: a trace point and the watchdog pass only the lock's address,
+/// and read who holds it, from where, and the lock's name through `LockHead`, whatever `T` is.
 #[repr(C)]
 pub struct PtLock<T> {
-    /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
-    state: AtomicU64,
-    /// The `&'static Location` of the holder's `lock()` call (0: none or `try_lock`).
-    site: AtomicUsize,
-    pub name: &'static str,
+    head: LockHead,
     pub class: LockClass,
     data: UnsafeCell<T>,
 }
@@ -27,21 +23,38 @@ pub struct PtLock<T> {
 // SAFETY: `data` is only reached through a guard, which exists only while `state` is ours.
 unsafe impl<T: Send> Sync for PtLock<T> {}
 
-/// The first fields of every `PtLock<T>`, whatever its `T` (both are `repr(C)`).
+/// The part of every `PtLock<T>` that does not depend on `T`.
 #[repr(C)]
 pub struct LockHead {
+    /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
     pub state: AtomicU64,
+    /// The `&'static Location` of the holder's `lock()` call (0: none or `try_lock`).
     pub site: AtomicUsize,
+    pub name: &'static str,
 }
 
 impl LockHead {
-    /// The head of the lock at `addr` (a trace point's value).
+    /// The head of the lock at `addr` (a trace point's value, a CPU's `spinning_on`).
     ///
     /// # Safety
     /// `addr` must be the address of a live `PtLock<T>`.
     pub unsafe fn at<'a>(addr: u64) -> &'a LockHead {
-        // SAFETY: delegated; a PtLock<T> starts with the two fields of LockHead (repr(C)).
+        // SAFETY: delegated; a PtLock<T> starts with its LockHead (repr(C)).
         unsafe { &*(addr as *const LockHead) }
+    }
+
+    pub fn holder(&self) -> Option<Holder> {
+        let s = self.state.load(Relaxed);
+        if s == FREE {
+            return None;
+        }
+        let site = self.site.load(Relaxed);
+        Some(Holder {
+            cpu: (s & 0xffff) - 1,
+            depth: s >> 16,
+            // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
+            site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
+        })
     }
 }
 
@@ -78,7 +91,11 @@ pub struct Holder {
 
 impl<T> PtLock<T> {
     pub const fn new(name: &'static str, v: T) -> Self {
-        PtLock { name, state: AtomicU64::new(FREE), site: AtomicUsize::new(0), class: LockClass::new(), data: UnsafeCell::new(v) }
+        PtLock {
+            head: LockHead { state: AtomicU64::new(FREE), site: AtomicUsize::new(0), name },
+            class: LockClass::new(),
+            data: UnsafeCell::new(v),
+        }
     }
 
     fn me() -> u64 {
@@ -89,32 +106,32 @@ impl<T> PtLock<T> {
     #[track_caller]
     pub fn lock(&self) -> PtGuard<'_, T> {
         let site = Location::caller();
-        crate::sync::lockdep::acquire(&self.class, self.name, site);
+        crate::sync::lockdep::acquire(&self.class, self.head.name, site);
         let me = Self::me();
-        if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
+        if self.head.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
             let p = percpu::this();
             let addr = self as *const Self as *const u8 as u64;
             crate::trace_point!(crate::trace::code(crate::trace::Event::LockContended, 0), addr);
             p.spinning_on.store(addr, Relaxed);
             let start = insn::mftb();
             loop {
-                while self.state.load(Relaxed) != FREE {
+                while self.head.state.load(Relaxed) != FREE {
                     insn::cpu_relax();
                     crate::sync::watchdog::spinning(addr, start, self.holder());
                 }
-                if self.state.compare_exchange_weak(FREE, me, Acquire, Relaxed).is_ok() {
+                if self.head.state.compare_exchange_weak(FREE, me, Acquire, Relaxed).is_ok() {
                     break;
                 }
             }
             p.spinning_on.store(0, Relaxed);
         }
-        self.site.store(site as *const Location as usize, Relaxed);
+        self.head.site.store(site as *const Location as usize, Relaxed);
         crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
         PtGuard { lock: self }
     }
 
     pub fn try_lock(&self) -> Option<PtGuard<'_, T>> {
-        if self.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
+        if self.head.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
             crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
             Some(PtGuard { lock: self })
         } else {
@@ -123,21 +140,15 @@ impl<T> PtLock<T> {
     }
 
     pub fn holder(&self) -> Option<Holder> {
-        let s = self.state.load(Relaxed);
-        if s == FREE {
-            return None;
-        }
-        let site = self.site.load(Relaxed);
-        Some(Holder {
-            cpu: (s & 0xffff) - 1,
-            depth: s >> 16,
-            // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
-            site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
-        })
+        self.head.holder()
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.head.name
     }
 
     pub fn is_locked(&self) -> bool {
-        self.state.load(Relaxed) != FREE
+        self.head.state.load(Relaxed) != FREE
     }
 }
 
@@ -158,8 +169,8 @@ impl<T> DerefMut for PtGuard<'_, T> {
 
 impl<T> Drop for PtGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.site.store(0, Relaxed);
-        self.lock.state.store(FREE, Release);
+        self.lock.head.site.store(0, Relaxed);
+        self.lock.head.state.store(FREE, Release);
         crate::trace_point!(crate::trace::code(crate::trace::Event::LockRelease, 0), self.lock as *const PtLock<T>);
     }
 }

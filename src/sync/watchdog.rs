@@ -7,7 +7,7 @@
 //! With a single CPU there is nobody to watch: then the lock itself reports (`spinning`), when
 //! it has spun for the same time on a lock that this very CPU holds in an interrupted context.
 
-use super::ptlock::Holder;
+use super::ptlock::{Holder, LockHead};
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, reg, timer};
 use crate::println;
@@ -69,14 +69,16 @@ pub fn stop() {
     }
 }
 
+/// The name of the lock at `addr`: a CPU's `spinning_on` or a lock trace event's address,
+/// which only `PtLock` stores (0: none).
 pub fn describe_lock(addr: u64) -> &'static str {
-    if addr == &crate::mm::vmalloc::PAGE_TABLE_LOCK as *const _ as *const u8 as u64 {
-        "page_table_lock"
-    } else if addr == 0 {
-        "(none)"
-    } else {
-        "(unknown lock)"
-    }
+    lock_at(addr).map_or("(none)", |h| h.name)
+}
+
+fn lock_at(addr: u64) -> Option<&'static LockHead> {
+    // SAFETY: nonzero values come from `PtLock::lock` (spinning_on, trace events) and locks
+    // are statics, so `addr` is a live `PtLock<T>`.
+    (addr != 0).then(|| unsafe { LockHead::at(addr) })
 }
 
 fn holder_str(h: Option<Holder>) -> alloc::string::String {
@@ -97,7 +99,7 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     DETECTED_AT.store(insn::mftb(), Relaxed);
     let p = percpu::paca(cpu);
     let lock = p.spinning_on.load(Relaxed);
-    let holder = if lock != 0 && describe_lock(lock) == "page_table_lock" { crate::mm::vmalloc::PAGE_TABLE_LOCK.holder() } else { None };
+    let holder = lock_at(lock).and_then(LockHead::holder);
     crate::trace::record(crate::trace::Event::Watchdog, cpu as u32, stalled_tb, lock);
     crate::smp::stop_others();
     let ms = stalled_tb * 1000 / timer::tb_freq();

@@ -9,10 +9,16 @@
 
 pub mod event;
 #[cfg(target_os = "none")]
+pub mod control;
+#[cfg(target_os = "none")]
+pub mod dump;
+#[cfg(target_os = "none")]
 pub mod ring;
 #[cfg(target_os = "none")]
 pub mod site;
 
 pub use event::{code, Event, Groups, Mark};
+#[cfg(target_os = "none")]
+pub use dump::dump;
 #[cfg(target_os = "none")]
 pub use ring::*;

@@ -14,7 +14,6 @@
 //! fault (EE = RI = 0), real mode (the kernel's addresses work untranslated, the top nibble
 //! being ignored there).
 
-use super::event::{code_event, code_payload};
 
 /// Bytes below the interrupted stack pointer that a stub uses: its save area plus the
 /// protected zone it must not touch.
@@ -250,14 +249,6 @@ pub fn traced_hash_entry() -> u64 {
     let at = &raw const trace_hash_fault_call as u64;
     // SAFETY: one aligned word of kernel text (never executed).
     branch_target(at, unsafe { core::ptr::read_volatile(at as *const u32) })
-}
-
-/// Called by `trace_stub_common` from a patched trace point.
-#[no_mangle]
-extern "C" fn trace_from_site(code: u64, x: u64, y: u64, z: u64) {
-    if let Some(ev) = code_event(code) {
-        super::ring::from_site(ev, code_payload(code), x, y, z);
-    }
 }
 
 /// Whether the trace point at `s` is on (patched to its stub).
