@@ -59,25 +59,7 @@ pub enum Retry {
     SlotChanged,
 }
 
-/// The hypervisor call an outcome refers to (for the oops that reports a refusal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hcall {
-    Enter,
-    Protect,
-    Read,
-    Remove,
-}
-
-impl Hcall {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Hcall::Enter => "H_ENTER",
-            Hcall::Protect => "H_PROTECT",
-            Hcall::Read => "H_READ",
-            Hcall::Remove => "H_REMOVE",
-        }
-    }
-}
+pub use super::reason::Hcall;
 
 /// The flags the HPTE gets for a PTE: like Linux, a clean page is mapped read-only so the first
 /// store faults and hash_page can set DIRTY (then upgrades the HPTE with H_PROTECT).

@@ -4,9 +4,28 @@
 //! and counted once.
 
 use super::access::Denied;
-use super::protocol::Hcall;
 use crate::arch::ppc64::papr::HcallError;
 use core::fmt;
+
+/// The hypervisor call an outcome refers to (for the oops that reports a refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hcall {
+    Enter,
+    Protect,
+    Read,
+    Remove,
+}
+
+impl Hcall {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hcall::Enter => "H_ENTER",
+            Hcall::Protect => "H_PROTECT",
+            Hcall::Read => "H_READ",
+            Hcall::Remove => "H_REMOVE",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultReason {

@@ -8,6 +8,8 @@ pub mod cell;
 pub mod design;
 #[path = "../../../src/hash/protocol.rs"]
 pub mod protocol;
+#[path = "../../../src/hash/reason.rs"]
+pub mod reason;
 #[path = "../../../src/hash/stats.rs"]
 pub mod stats;
 #[cfg(test)]
