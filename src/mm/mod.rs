@@ -17,8 +17,7 @@ pub mod slb;
 #[cfg(target_os = "none")]
 pub mod vmalloc;
 
-/// The linear mapping: VA = KERNEL_BASE + PA.
-pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+pub use layout::{linear_pa, linear_va, KERNEL_BASE};
 
 #[cfg(target_os = "none")]
 mod kernel {

@@ -15,7 +15,7 @@ pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 /// The linear (bolted) zone ends here or at the end of RAM: kernel image, heap, stacks,
 /// per-CPU areas and page tables live below it; RAM above it is reached only through vmalloc.
 pub const LINEAR_ZONE_MAX: u64 = 64 << 20;
-pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+pub use crate::mm::layout::KERNEL_BASE;
 /// MSR for kernel code: SF | ME | IR | DR | RI (EE off until the kernel enables it).
 pub const KERNEL_MSR: u64 = Msr::SF.union(Msr::ME).union(Msr::IR).union(Msr::DR).union(Msr::RI).bits();
 /// SLB slots 0..BOLTED_SLB hold bolted kernel segments and are never victimised.

@@ -12,7 +12,7 @@ extern "C" {
 /// Physical address of a kernel object (linear mapping: VA = 0xc000... + PA; the boot stack is
 /// addressed physically already).
 pub fn pa<T: ?Sized>(p: *const T) -> u64 {
-    (p as *const u8 as u64) & 0x0fff_ffff_ffff_ffff
+    crate::mm::layout::linear_pa(p as *const u8 as u64)
 }
 
 #[repr(C, align(8))]
