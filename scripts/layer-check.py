@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that the kernel's modules import only downward across the layers in docs/layers.txt.
 
-    scripts/layer-check.py [--layers FILE] [--src DIR] [--graph] [--quiet]
+    scripts/layer-check.py [--layers FILE] [--src DIR] [--graph] [--quiet] [--self-test]
 
 Reads every `crate::…` path in src/ (use lines, grouped uses, inline paths and exported macros),
 outside `#[cfg(test)]` modules and comments, resolves it to the file that defines it, and
@@ -29,9 +29,9 @@ def strip_comments(text):
 
 
 def strip_test_modules(text):
-    """Removes `#[cfg(test)] mod x { ... }` blocks (host unit tests may reach anywhere)."""
+    """Removes `#[cfg(test)]` and `#[cfg(feature = "ktests")]` modules: tests may reach anywhere."""
     out, i = [], 0
-    pat = re.compile(r"#\[cfg\(test\)\]\s*(pub\s+)?mod\s+\w+\s*\{")
+    pat = re.compile(r"#\[cfg\((test|feature\s*=\s*\"ktests\")\)\]\s*(pub\s+)?mod\s+\w+\s*\{")
     while True:
         m = pat.search(text, i)
         if not m:
@@ -194,7 +194,10 @@ def main():
     ap.add_argument("--src", default=os.path.join(root, "src"))
     ap.add_argument("--graph", action="store_true", help="print every edge")
     ap.add_argument("--quiet", action="store_true", help="only the summary lines")
+    ap.add_argument("--self-test", action="store_true", help="check this script on a small tree")
     a = ap.parse_args()
+    if a.self_test:
+        return self_test()
     os.chdir(os.path.dirname(os.path.abspath(a.src)))
     src = os.path.relpath(a.src)
     layers, seams = load_layers(a.layers)
@@ -255,6 +258,49 @@ def main():
           f"{len(seam_edges)} through declared seams, {len(unlayered)} unlayered; "
           f"{len(circles)} circles, largest {biggest} files")
     return 1 if up or unlayered else 0
+
+
+def self_test():
+    """A tree with one downward import, one seam, one upward import hidden in each way the
+    scanner must see (grouped use, inline path, super:: in an inline module, exported macro),
+    and imports it must not count (comments, host tests, in-kernel tests)."""
+    import subprocess
+    import tempfile
+    files = {
+        "src/main.rs": "mod low; mod high; mod mid;\n",
+        "src/low/mod.rs": "pub mod a;\nmod inner { use super::a::X; }\n",
+        "src/low/a.rs": "pub struct X;\n#[macro_export]\nmacro_rules! lowmac { () => {} }\n",
+        "src/mid.rs": "use crate::low::a::X;\nfn f() { crate::lowmac!(); }\n",
+        "src/high.rs": "use crate::{low::a::X, mid};\n",
+    }
+    cases = [
+        ("clean", {}, 0, "0 upward"),
+        ("grouped use", {"src/low/a.rs": "use crate::{mid, low};\npub struct X;\n"}, 1, "UPWARD    src/low/a.rs (layer 0) -> src/mid.rs (layer 1)"),
+        ("inline path", {"src/mid.rs": "fn f() { crate::high::g(); }\n"}, 1, "UPWARD    src/mid.rs (layer 1) -> src/high.rs (layer 2)"),
+        ("macro", {"src/low/a.rs": "#[macro_export]\nmacro_rules! lowmac { () => {} }\n", "src/high.rs": "#[macro_export]\nmacro_rules! himac { () => {} }\n", "src/mid.rs": "fn f() { crate::himac!(); }\n"}, 1, "-> src/high.rs (layer 2)"),
+        ("comment, host test, ktests", {"src/low/a.rs": "// crate::high::g\n#[cfg(test)]\nmod tests { use crate::high; }\n#[cfg(feature = \"ktests\")]\nmod kt { use crate::mid; }\npub struct X;\n#[macro_export]\nmacro_rules! lowmac { () => {} }\n"}, 0, "0 upward"),
+        ("seam", {"src/low/a.rs": "use crate::high;\npub struct X;\n#[macro_export]\nmacro_rules! lowmac { () => {} }\n"}, 0, "1 through declared seams"),
+        ("unlayered", {"src/other.rs": "\n"}, 1, "UNLAYERED src/other.rs"),
+    ]
+    layers = "0 src/low/*\n1 src/mid.rs\n2 src/high.rs\n2 src/main.rs\n"
+    failed = 0
+    for name, change, want_rc, want_text in cases:
+        with tempfile.TemporaryDirectory() as d:
+            for path, text in {**files, **change}.items():
+                os.makedirs(os.path.dirname(os.path.join(d, path)), exist_ok=True)
+                open(os.path.join(d, path), "w").write(text)
+            extra = "seam src/low/a.rs -> src/high.rs\n" if name == "seam" else ""
+            open(os.path.join(d, "layers.txt"), "w").write(layers + extra)
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--layers",
+                                os.path.join(d, "layers.txt"), "--src", os.path.join(d, "src")],
+                               capture_output=True, text=True)
+            ok = r.returncode == want_rc and want_text in r.stdout
+            failed += not ok
+            print(f"self-test {name}: {'ok' if ok else 'FAILED'} (exit {r.returncode})")
+            if not ok:
+                print(r.stdout + r.stderr)
+    print(f"layer-check self-test: {len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
