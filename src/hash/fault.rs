@@ -31,6 +31,10 @@ use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 pub enum Design {
     LockFree = 0,
     Locked = 1,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
+    /// selects it, and selects the previous design back.
+    Ceiling = 2,
 }
 
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
@@ -38,6 +42,7 @@ static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 pub fn design() -> Design {
     match DESIGN.load(Relaxed) {
         1 => Design::Locked,
+        2 => Design::Ceiling,
         _ => Design::LockFree,
     }
 }
@@ -52,7 +57,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 2];
+    static hash_fault_designs: [u32; 3];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
