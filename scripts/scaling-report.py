@@ -3,6 +3,7 @@
 figures against each other, and writes BENCH lines and the Markdown of docs/BENCHMARKS.md.
 
     scripts/scaling-report.py WORK --insert N --vcpus "1 2 4 8" --cvcpus "1 2 4" --boots K
+    scripts/scaling-report.py --self-test      the cross-checks on made-up runs (CI)
 
 Files in WORK (TAG.lines: the kernel's BENCH lines; TAG.sched: scripts/qemu-sched.sh):
     ceilingN            bench=ceiling at N vCPUs
@@ -111,17 +112,9 @@ def median(xs):
     return statistics.median(xs) if xs else 0.0
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("work")
-    ap.add_argument("--insert", type=int, required=True)
-    ap.add_argument("--vcpus", default="1 2 4 8")
-    ap.add_argument("--cvcpus", default="1 2 4")
-    ap.add_argument("--boots", type=int, default=3)
-    a = ap.parse_args()
-    W = a.work
-    vcpus = [int(x) for x in a.vcpus.split()]
-    cvcpus = [int(x) for x in a.cvcpus.split()]
+def report(W, insert, vcpus, cvcpus, boots):
+    """Writes W/scaling.lines and W/scaling.md; returns the failed cross-checks."""
+    a = argparse.Namespace(insert=insert, boots=boots)
     out_lines, md, failures = [], [], []
 
     def bench(name, value, unit, extra=""):
@@ -146,7 +139,7 @@ def main():
                 out_lines.append(t.replace(f"BENCH {name}", f"BENCH boot{b}.{name}", 1))
 
     def smp_vals(n, key):
-        return [l[key][0] for l in smp[n] if key in l]
+        return [l[key][0] for l in smp.get(n, []) if key in l]
 
     md.append("## SMP scaling against the platform's own ceiling")
     md.append("")
@@ -165,7 +158,7 @@ def main():
     md.append("")
     md.append("| vCPUs | ceiling, iterations/s (all vCPUs) | per vCPU | × 1 vCPU | exception alone | `H_READ` alone | DSI ceiling | ceiling, interleaved with the faults (median of boots) |")
     md.append("|---|---|---|---|---|---|---|---|")
-    c1 = ceil.get(vcpus[0], {}).get(f"ceiling.smp{vcpus[0]}.total", (0,))[0] or 0
+    c1 = ceil.get(vcpus[0], {}).get(f"ceiling.smp{vcpus[0]}.total", (0,))[0] or 0 if vcpus else 0
     for n in vcpus:
         if n not in ceil:
             continue
@@ -211,9 +204,9 @@ def main():
     md.append("")
     md.append("| vCPUs | ceiling | lock-free disjoint | lock-free shared | locked disjoint | locked shared | lock-free disjoint / DSI ceiling | lock-free disjoint scaling / ceiling scaling |")
     md.append("|---|---|---|---|---|---|---|---|")
-    n0 = vcpus[0]
+    n0 = vcpus[0] if vcpus else 1
     lf1 = median(rate.get(("lockfree", "disjoint", n0), [0]))
-    ce1 = median(smp_vals(n0, f"smp.ceiling.smp{n0}.total"))
+    ce1 = median(smp_vals(n0, f"smp.ceiling.smp{n0}.total")) if vcpus else 0
     goal = []
     for n in vcpus:
         cells = []
@@ -230,14 +223,21 @@ def main():
         goal.append((n, median(frac.get(("lockfree", "disjoint", n), [0])), scal))
         md.append(f"| {n} | {fmt_int(ce)}/s | " + " | ".join(cells) + f" | {fr(median(dsifrac.get(n, [0])))} | {fr(scal)} |")
     md.append("")
-    met = all(f >= 0.9 for _, f, _ in goal)
-    met_scal = all(s >= 0.9 for _, _, s in goal)
+    met = bool(goal) and all(f >= 0.9 for _, f, _ in goal)
+    met_scal = bool(goal) and all(s >= 0.9 for _, _, s in goal)
     md.append(f"**Target: lock-free disjoint ≥ 0.9 of the ceiling at every vCPU count — {'met' if met else '**missed**'}**"
               f" ({', '.join(f'{n}: {f:.2f}' for n, f, _ in goal)}). "
               f"Normalised to one vCPU (how the faults scale against how the ceiling scales) it is "
               f"{'met' if met_scal else 'missed'} ({', '.join(f'{n}: {s:.2f}' for n, _, s in goal)}).")
     bench("target.fraction_of_ceiling", "met" if met else "missed", "", " ".join(f"smp{n}={f:.3f}" for n, f, _ in goal))
     md.append("")
+    # The same in time per iteration, one vCPU, from the same boots (medians).
+    d1 = median(smp_vals(n0, f"smp.ceiling_dsi.smp{n0}.total"))
+    if ce1 and d1 and lf1:
+        md.append(f"Per iteration on {n0} vCPU: a ceiling iteration takes {1e6 / ce1:.2f} µs, a DSI-ceiling iteration "
+                  f"{1e6 / d1:.2f} µs, a lock-free fault {1e6 / lf1:.2f} µs. The ceiling itself, against one vCPU: "
+                  + ", ".join(f"{n} vCPUs ×{median(smp_vals(n, f'smp.ceiling.smp{n}.total')) / ce1:.2f}" for n in vcpus if n != n0) + ".")
+        md.append("")
 
     # ------------------------------------------------------------ contention, in instructions
     md.append("### Contention in guest instructions (exact counter, not time)")
@@ -409,6 +409,61 @@ def main():
 
     open(f"{W}/scaling.lines", "w").write("\n".join(out_lines) + "\n")
     open(f"{W}/scaling.md", "w").write("\n".join(md) + "\n")
+    return failures
+
+
+def self_test():
+    """The cross-checks on made-up runs: consistent figures pass; a counter window more or less
+    than the kernel's faults, or an uncontended fault longer than the primary insert, fail."""
+    import tempfile
+    base = {
+        "ceiling1.lines": "BENCH ceiling.smp1.total 1000 iter/s (iterations=1000)\nBENCH ceiling_trap.smp1.total 2000 iter/s\n"
+                          "BENCH ceiling_hcall.smp1.total 3000 iter/s\nBENCH ceiling_dsi.smp1.total 600 iter/s\n",
+        "smp1.1.lines": "BENCH smp.ceiling.smp1.total 1000 iter/s (iterations=1000)\nBENCH smp.ceiling_dsi.smp1.total 600 iter/s\n"
+                        + "".join(f"BENCH fault_rate.{m}.{k}.smp1.total 400 resolved/s (resolved=400)\n"
+                                  f"BENCH fault_rate.{m}.{k}.smp1.cpu0 400 resolved/s (resolved=400 busy_us=1000 wall_us=1000)\n"
+                                  for m, k in CONFIGS),
+        "cont1.lines": "".join(f"BENCHTAG {64 + d * 8 + i} contention.{dn}.{sc}.smp1\n"
+                               f"BENCH contention.{dn}.{sc}.smp1 10 resolved (faults=10 busy=0 lost=0 confers=0 updates=0 tag={64 + d * 8 + i})\n"
+                               for d, dn in enumerate(("lockfree", "locked")) for i, sc in enumerate(SCENARIOS)),
+        "cont1.counts": "".join(f"S {64 + d * 8 + i} 0x300 10 {c} {c} {10 * c}\n" for d, c in ((0, 144), (1, 274)) for i in range(3)),
+    }
+    prof = "Type Object Call site Wait Time (s) Count Average (us)\nBQL mutex  0x1  accel/tcg/cpu-exec.c:700  {w}  {c}  0.1\n"
+    base["prof1.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=100 wall_us=1000)\nBENCH profile.harness.smp2 100 hcalls\n"
+    base["prof3.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=300 wall_us=3000)\nBENCH profile.harness.smp2 300 hcalls\n"
+    base["prof1.prof"] = prof.format(w="0.001", c=200)
+    base["prof3.prof"] = prof.format(w="0.003", c=600)
+    cases = [
+        ("consistent", {}, []),
+        ("a window the kernel did not count", {"cont1.counts": base["cont1.counts"].replace("S 65 0x300 10 ", "S 65 0x300 11 ")},
+         ["contention.lockfree.shared.smp1: the counter saw 11 0x300 windows, the kernel counted 10 faults"]),
+        ("an uncontended fault off the insert path", {"cont1.counts": base["cont1.counts"].replace("S 64 0x300 10 144 144", "S 64 0x300 10 144 150")},
+         ["contention.lockfree.disjoint.smp1: uncontended lock-free faults took 144-150 instructions, the primary insert 144"]),
+    ]
+    bad = 0
+    for name, change, want in cases:
+        with tempfile.TemporaryDirectory() as d:
+            for f, text in {**base, **change}.items():
+                open(os.path.join(d, f), "w").write(text)
+            got = report(d, 144, [1], [1], 1)
+            per_fault = open(os.path.join(d, "scaling.lines")).read()
+        ok = got == want and "lockprofile.bql_per_fault 2.00" in per_fault
+        print(f"self-test {'ok' if ok else 'FAILED'}: {name}" + ("" if ok else f": got {got}, want {want}"))
+        bad += not ok
+    return 1 if bad else 0
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--insert", type=int, required=True)
+    ap.add_argument("--vcpus", default="1 2 4 8")
+    ap.add_argument("--cvcpus", default="1 2 4")
+    ap.add_argument("--boots", type=int, default=3)
+    a = ap.parse_args()
+    failures = report(a.work, a.insert, [int(x) for x in a.vcpus.split()], [int(x) for x in a.cvcpus.split()], a.boots)
     for f in failures:
         print(f"bench: {f}")
     return 1 if failures else 0
