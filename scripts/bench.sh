@@ -397,22 +397,26 @@ runs `spapr_hypercall` inside `powerpc_excp`); `rfid` stores the MSR, which call
 is handled under the BQL once more in `cpu_handle_interrupt`. So a fault takes it five times —
 the 0x300, the `H_ENTER`, three for the `rfid` — and so does a ceiling iteration (system call,
 `rfid`, `H_READ`); the page's `H_REMOVE` between rounds adds one more, and the TLB flush it
-requests of the other vCPU one on that vCPU's thread. How long vCPUs *wait* for it depends
-mostly on whether the holder's host thread is running: with other processes on the host, a
-holder preempted by the host scheduler holds everyone up.
+asks of the other vCPU wakes that vCPU's thread, which takes it again (less than once per
+fault: one wake-up runs several queued flushes). How long vCPUs *wait* for it depends mostly on
+whether the holder's host thread is running: with other processes on the host, a holder that
+the host scheduler preempts holds every other vCPU up.
 
 **Per vCPU: why vCPU 0 used to do 3× the faults of vCPU 1.** It did not: the old benchmark
 counted each CPU's faults from before the round's `vmalloc`s, and `vmalloc` zeroes every new
 page through its mapping — a hash fault per page, all on CPU 0, which allocated the areas. With
 2048 pages per area and one area per vCPU, CPU 0 counted 2048 × (1 + n) faults per round to the
 others' 2048: exactly 3.00× at 2 vCPUs and 5.00× at 4 (the earlier raw lines: 707197 / 235732
-and 288936 / 57787), all divided by the same time. Counted inside each vCPU's own window the
+and 288936 / 57787 in docs/BENCHMARKS.md as of commit 9d0b824), all divided by the same time. Counted inside each vCPU's own window the
 vCPUs take the same number of faults on disjoint pages (the kernel now fails the benchmark if a
 window holds anything but its touches), and the faults outside the windows are printed apart
 (`smp.outside_windows`: CPU 0's zeroing). Placement plays no part (every page is a primary
 insert into a group of its own). The thread schedule does: the per-vCPU table shows each
-thread's time on a host core and time waiting for one, and how the harness's waiting vCPUs wait
-changes how evenly the working ones run (the cede/spin table).
+thread's time on a host core and time waiting for one. vCPU 0 also prepares every round (the
+`H_REMOVE`s, in thread context, outside the windows), so its thread runs the most; when the host
+is short of cores its windows are the ones that stretch. And how the harness's waiting vCPUs
+wait matters (the cede/spin table): a vCPU spinning with `or 1,1,1` leaves QEMU's execution
+loop at every such instruction and takes the BQL on its way back in.
 TXT
 echo
 echo "## Other figures"
