@@ -1,6 +1,7 @@
 //! `/chosen/bootargs` (QEMU `-append`) parsed into a typed configuration. Unknown keys and bad
 //! values are errors that name what is valid, never silently ignored.
 
+use crate::trace::event::{parse_groups, Groups, GROUPS_HELP};
 use core::fmt;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -48,6 +49,15 @@ pub enum BenchWait {
     Relax,
 }
 
+/// When the trace stops recording (`trace.stop=`), so the rings keep that part of the run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TraceStop {
+    /// Records until the dump.
+    Never,
+    /// Stops when the default run's interrupt scenario (irqtest) ends.
+    Irqtest,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
     /// Run the in-kernel tests whose name contains this (empty string: all).
@@ -64,6 +74,9 @@ pub struct Config<'a> {
     pub bench_wait: BenchWait,
     pub watchdog_ms: u64,
     pub quiet: bool,
+    /// Event groups to trace (`trace=`; none by default).
+    pub trace: Groups,
+    pub trace_stop: TraceStop,
 }
 
 impl Default for Config<'_> {
@@ -80,6 +93,8 @@ impl Default for Config<'_> {
             bench_wait: BenchWait::Cede,
             watchdog_ms: 200,
             quiet: false,
+            trace: Groups::empty(),
+            trace_stop: TraceStop::Never,
         }
     }
 }
@@ -88,11 +103,13 @@ impl Default for Config<'_> {
 pub enum BootargError<'a> {
     UnknownKey(&'a str),
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    /// `trace=` named something that is not an event group.
+    BadTraceGroup { value: &'a str, group: &'a str },
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
 hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet";
+bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest";
 
 /// The `bench=` kinds (src/ktest/bench.rs).
 pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
@@ -104,6 +121,9 @@ impl fmt::Display for BootargError<'_> {
             BootargError::UnknownKey(k) => write!(f, "unknown bootarg '{k}'; valid: {KEYS}"),
             BootargError::BadValue { key, value, expected } => {
                 write!(f, "bad value '{value}' for bootarg '{key}': expected {expected}")
+            }
+            BootargError::BadTraceGroup { value, group } => {
+                write!(f, "bad value '{value}' for bootarg 'trace': unknown event group '{group}'; expected {GROUPS_HELP}")
             }
         }
     }
@@ -173,6 +193,20 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 }
             }
             "quiet" => c.quiet = true,
+            "trace" => {
+                let v = val(GROUPS_HELP)?;
+                c.trace = parse_groups(v).map_err(|e| match e {
+                    crate::trace::event::GroupError::Unknown(group) => BootargError::BadTraceGroup { value: v, group },
+                    crate::trace::event::GroupError::Empty => BootargError::BadValue { key: k, value: v, expected: GROUPS_HELP },
+                })?;
+            }
+            "trace.stop" => {
+                c.trace_stop = match val("never|irqtest")? {
+                    "never" => TraceStop::Never,
+                    "irqtest" => TraceStop::Irqtest,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "never|irqtest" }),
+                }
+            }
             _ => return Err(BootargError::UnknownKey(k)),
         }
     }
@@ -248,5 +282,30 @@ mod tests {
         for k in BENCH_KINDS {
             assert_eq!(parse(&format!("bench={k}")).unwrap().bench, Some(k));
         }
+    }
+
+    #[test]
+    fn trace_groups() {
+        assert_eq!(parse("").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=all").unwrap().trace, Groups::all());
+        assert_eq!(parse("trace=off").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=exc,lock,hash").unwrap().trace, Groups::EXC | Groups::LOCK | Groups::HASH);
+        assert_eq!(parse("trace=all trace.stop=irqtest").unwrap().trace_stop, TraceStop::Irqtest);
+        assert_eq!(parse("").unwrap().trace_stop, TraceStop::Never);
+    }
+
+    #[test]
+    fn bad_trace_values_say_what_is_valid() {
+        let e = parse("trace=exc,lokc").unwrap_err();
+        assert_eq!(e, BootargError::BadTraceGroup { value: "exc,lokc", group: "lokc" });
+        let msg = format!("{e}");
+        assert_eq!(msg, "bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog");
+        for bad in ["trace", "trace=", "trace=exc,", "trace=,exc"] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, BootargError::BadValue { key: "trace", .. }), "{bad}: {e:?}");
+            assert!(format!("{e}").contains("exc,hash,hcall,lock,mm,timer,watchdog"), "{bad}: {e}");
+        }
+        assert!(matches!(parse("trace.stop=later"), Err(BootargError::BadValue { key: "trace.stop", .. })));
+        assert!(KEYS.contains("trace=all|off|GROUP"));
     }
 }
