@@ -371,9 +371,9 @@ the middle of a translated block it must find that block and the faulting instru
 (`cpu_restore_state`; the `tcg_tb_lookup` row of the lock profile) before it delivers the 0x300;
 after the `rfid` the store misses the TLB once more and QEMU searches the table a second time to
 fill it. The *DSI ceiling* column measures the first half of that — a real 0x300 with the hash
-fault's own vector, entry and exit (as in the breakdown above) around the same `H_READ`, no hash_page, no second
-search; hash_page's walk, take, `H_ENTER` instead of `H_READ` and publish, and the re-executed
-store make up the rest of the way down to the faults. None of that work is serialised, none of
+fault's own vector, entry and exit (as in the breakdown above) around the same `H_READ`, no
+hash_page, no second search; hash_page's walk, take, `H_ENTER` instead of `H_READ` and publish,
+and the re-executed store make up the rest of the way down to the faults. None of that work is serialised, none of
 it depends on the vCPU count, and no path that takes a real data storage interrupt avoids it:
 the DSI ceiling, not the system-call ceiling, bounds what a hash fault can reach here. What the
 vCPU count changes is the platform itself — the ceiling's own *× 1 vCPU* column — and the last
