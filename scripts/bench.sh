@@ -236,7 +236,9 @@ prun() {
 }
 QMS=()
 ((SMPQUICK)) && QMS=(bench.ms=60)
-for n in $VCPUS; do krun "ceiling$n" "$n" bench=ceiling "${QMS[@]}" || exit 1; done
+for n in $VCPUS; do
+    for b in $(seq "$BOOTS"); do krun "ceiling$n.$b" "$n" bench=ceiling "${QMS[@]}" || exit 1; done
+done
 for n in $VCPUS; do
     for b in $(seq "$BOOTS"); do krun "smp$n.$b" "$n" bench=smp "${QMS[@]}" || exit 1; done
 done
