@@ -646,7 +646,7 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
 /// Rounds of each configuration are spread over this many passes, each pass measuring the
 /// ceiling and then every configuration: a change in what else the host runs then moves the
 /// ceiling and the faults alike, and their ratio stays meaningful.
-const PASSES: u64 = 3;
+const PASSES: u64 = 6;
 
 /// The fault configurations of `bench=smp`: design and whether the pages are shared.
 const CONFIGS: [(Design, &str, bool); 4] =
