@@ -736,6 +736,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
             return Err(alloc::format!("bench: smp.ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores", r.iters));
         }
     }
+    println!("BENCH smp.passes.smp{n} {PASSES} passes");
     print_ceiling("smp.ceiling", ceiling.as_ref().expect("measured"));
     print_ceiling("smp.ceiling_dsi", &dsi);
     let mut window_faults = vec![0u64; n];
