@@ -296,6 +296,8 @@ hash_fault_slow_ret:
 hash_fault_designs:
     bl      do_hash_fault
     bl      do_hash_fault_locked
+    bl      do_hash_fault_patch2003
+    bl      do_hash_fault_cas2
     bl      do_hash_fault_ceiling
 
 /* ---------------------------------------------------------------- the generic path */

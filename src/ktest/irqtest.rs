@@ -62,6 +62,7 @@ fn rand() -> u64 {
 
 /// The decrementer handler of the test driver (interrupt context, EE off).
 fn on_decrementer(_f: &mut ExcFrame) {
+    let t_in = insn::mftb();
     let me = percpu::cpu_id() as u64;
     IRQS.fetch_add(1, Relaxed);
     let in_crit = matches!(PAGE_TABLE_LOCK.holder(), Some(h) if h.cpu == me && h.depth == 0);
@@ -88,7 +89,11 @@ fn on_decrementer(_f: &mut ExcFrame) {
     vmalloc::evict_hpte(ea);
     FIRED.store(true, Release);
     if RANDOM.load(Relaxed) {
-        timer::arm(timer::us_to_tb(3) + rand() % timer::us_to_tb(40));
+        // At least twice this handler's own time until the next one: on a slow or loaded
+        // host (the time base is host time) a fixed interval could leave the interrupted
+        // thread no time at all, and the watchdog would rightly call that no progress.
+        let busy = insn::mftb() - t_in;
+        timer::arm(timer::us_to_tb(3) + rand() % timer::us_to_tb(40) + 2 * busy);
     }
 }
 
