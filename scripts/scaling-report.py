@@ -349,6 +349,29 @@ def report(W, insert, vcpus, cvcpus, boots):
                   f"{(bql_wait / dr) / fault_time * 100 if fault_time else 0:.1f}% of it.")
         bench("lockprofile.bql_per_fault", f"{bql_per:.2f}", "acquisitions", f"wait_ns_per_fault={bql_wait / dr * 1e9:.0f} fault_us={fault_time * 1e6:.3f}")
         md.append("")
+        # Cross-check, QEMU's count against the guest's: every exception QEMU delivers passes
+        # cpu-exec.c:700 once (interrupts go through cpu_handle_interrupt instead), and the guest
+        # counted its own: each 0x300 (faults, BUSY re-executions included), one hypercall per
+        # resolved fault (H_ENTER for an insert, H_PROTECT for an update; an eviction would add
+        # three more and break the equality, but a disjoint page has a group to itself), every
+        # H_CONFER, every segment miss, and the harness's hypercalls outside the windows.
+        def d(key):
+            return int(L3[k][1].get(key, 0)) - int(L1[k][1].get(key, 0))
+        df = d("faults") if "faults" in L3[k][1] else dr
+        guest = df + dr + d("confers") + d("dseg") + int(dh)
+        site = "accel/tcg/cpu-exec.c:700"
+        qemu = P3.get(site, ("", 0.0, 0))[2] - P1.get(site, ("", 0.0, 0))[2]
+        same = abs(qemu - guest) <= 0.001 * guest
+        bench("lockprofile.crosscheck.exceptions", f"{qemu}", "acquisitions", f"at {site}; the guest's own count of the exceptions it caused: {guest} "
+              f"(0x300s {df} + hypercalls of resolved faults {dr} + H_CONFERs {d('confers')} + segment misses {d('dseg')} + harness hypercalls {int(dh)})")
+        md.append(f"**Cross-check, QEMU's count against the guest's:** every exception QEMU delivers takes the BQL at `{site}` once; between")
+        md.append(f"the two runs that site counted {fmt_int(qemu)} acquisitions, and the guest counted {fmt_int(guest)} exceptions of its own making —")
+        md.append(f"{fmt_int(df)} 0x300s, {fmt_int(dr)} hypercalls of the resolved faults (one `H_ENTER` each), "
+                  f"{d('confers')} `H_CONFER`s, {d('dseg')} segment misses and {fmt_int(int(dh))} harness hypercalls"
+                  f" ({'equal' if qemu == guest else ('within 0.1%' if same else '**they differ**')}).")
+        md.append("")
+        if not same:
+            failures.append(f"lock profile: {qemu} BQL acquisitions at {site}, but the guest caused {guest} exceptions")
     else:
         failures.append("no lock profile (prof1/prof3)")
 
@@ -441,16 +464,19 @@ def self_test():
         "cont1.counts": "".join(f"S {64 + d * 8 + i} 0x300 10 {c} {c} {10 * c}\n" for d, c in ((0, 144), (1, 274)) for i in range(3)),
     }
     prof = "Type Object Call site Wait Time (s) Count Average (us)\nBQL mutex  0x1  accel/tcg/cpu-exec.c:700  {w}  {c}  0.1\n"
-    base["prof1.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=100 wall_us=1000)\nBENCH profile.harness.smp2 100 hcalls\n"
-    base["prof3.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=300 wall_us=3000)\nBENCH profile.harness.smp2 300 hcalls\n"
+    # 200 more faults, each a 0x300 and an H_ENTER, 100 more harness hypercalls: 500 exceptions.
+    base["prof1.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=100 faults=100 wall_us=1000)\nBENCH profile.harness.smp2 100 hcalls\n"
+    base["prof3.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=300 faults=300 wall_us=3000)\nBENCH profile.harness.smp2 200 hcalls\n"
     base["prof1.prof"] = prof.format(w="0.001", c=200)
-    base["prof3.prof"] = prof.format(w="0.003", c=600)
+    base["prof3.prof"] = prof.format(w="0.003", c=700)
     cases = [
         ("consistent", {}, []),
         ("a window the kernel did not count", {"cont1.counts": base["cont1.counts"].replace("S 65 0x300 10 ", "S 65 0x300 11 ")},
          ["contention.lockfree.shared.smp1: the counter saw 11 0x300 windows, the kernel counted 10 faults"]),
         ("an uncontended fault off the insert path", {"cont1.counts": base["cont1.counts"].replace("S 64 0x300 10 144 144", "S 64 0x300 10 144 150")},
          ["contention.lockfree.disjoint.smp1: uncontended lock-free faults took 144-150 instructions, the primary insert 144"]),
+        ("an exception QEMU delivered that the guest did not cause", {"prof3.prof": prof.format(w="0.003", c=701)},
+         ["lock profile: 501 BQL acquisitions at accel/tcg/cpu-exec.c:700, but the guest caused 500 exceptions"]),
     ]
     bad = 0
     for name, change, want in cases:
@@ -459,7 +485,7 @@ def self_test():
                 open(os.path.join(d, f), "w").write(text)
             got = report(d, 144, [1], [1], 1)
             per_fault = open(os.path.join(d, "scaling.lines")).read()
-        ok = got == want and "lockprofile.bql_per_fault 2.00" in per_fault
+        ok = got == want and "lockprofile.bql_per_fault 2.50" in per_fault
         print(f"self-test {'ok' if ok else 'FAILED'}: {name}" + ("" if ok else f": got {got}, want {want}"))
         bad += not ok
     return 1 if bad else 0
