@@ -440,8 +440,9 @@ insert into a group of its own). The thread schedule does: the per-vCPU table sh
 thread's time on a host core and time waiting for one. vCPU 0 also prepares every round (the
 `H_REMOVE`s, in thread context, outside the windows), so its thread runs the most; when the host
 is short of cores its windows are the ones that stretch. And how the harness's waiting vCPUs
-wait matters (the cede/spin table): a vCPU spinning with `or 1,1,1` leaves QEMU's execution
-loop at every such instruction and takes the BQL on its way back in.
+wait can matter (the cede/spin table): a vCPU spinning with `or 1,1,1` leaves QEMU's execution
+loop at every such instruction and takes the BQL on its way back in, and its thread competes
+for a host core.
 TXT
 echo
 echo "## Other figures"
