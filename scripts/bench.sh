@@ -263,7 +263,7 @@ krun relax2 2 bench=faults "bench.ms=$pms1" bench.wait=relax || exit 1
 python3 scripts/scaling-report.py "$WORK" --insert "$INSERT" --vcpus "$VCPUS" --cvcpus "$CVCPUS" --boots "$BOOTS"
 report_rc=$?
 cat "$WORK/scaling.lines" >>"$OUT"
-grep -E '^BENCH (fraction\.|scaling_vs|target\.|insns_per_resolved|lockprofile\.bql|host\.)' "$WORK/scaling.lines"
+grep -E '^BENCH (fraction\.|scaling_vs|target\.|insns_per_resolved|lockprofile\.(bql|crosscheck)|host\.)' "$WORK/scaling.lines"
 ((report_rc)) && { echo "bench: SMP cross-checks failed"; exit 1; }
 if ((SMPQUICK)); then
     echo "bench: smp quick check ok: $(awk '$2 == "fraction.lockfree.disjoint.smp2" {print "lock-free disjoint at 2 vCPUs", $3, "of the ceiling"}' "$WORK/scaling.lines"), $(awk '$2 == "lockprofile.bql_per_fault" {print $3, "BQL acquisitions per fault"}' "$WORK/scaling.lines"); contention windows = faults, uncontended faults $INSERT instructions"
