@@ -55,7 +55,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         crate::ktest::run_and_exit(filter);
     }
     if let Some(b) = cfg.bench {
-        match crate::ktest::bench::run(b) {
+        match crate::ktest::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
             Ok(()) => crate::exit::exit_success(),
             Err(e) => {
                 println!("bench: {}", e);

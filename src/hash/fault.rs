@@ -36,6 +36,10 @@ pub enum Design {
     Locked = 1,
     Patch2003 = 2,
     Cas2 = 3,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
+    /// selects it, and selects the previous design back.
+    Ceiling = 4,
 }
 
 impl Design {
@@ -48,6 +52,7 @@ impl Design {
             Design::Locked => "locked",
             Design::Patch2003 => "patch2003",
             Design::Cas2 => Cas2::NAME,
+            Design::Ceiling => "ceiling",
         }
     }
 
@@ -72,6 +77,7 @@ impl Design {
             Design::Locked => "locked (2003 design)",
             Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
             Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
+            Design::Ceiling => "ceiling (bench=ceiling only: no hash_page, the access skipped)",
         }
     }
 }
@@ -83,6 +89,7 @@ pub fn design() -> Design {
         1 => Design::Locked,
         2 => Design::Patch2003,
         3 => Design::Cas2,
+        4 => Design::Ceiling,
         _ => Design::LockFree,
     }
 }
@@ -97,7 +104,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 4];
+    static hash_fault_designs: [u32; 5];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
@@ -390,7 +397,9 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
             let _g = PAGE_TABLE_LOCK.lock();
             hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome)
         }
-        Design::LockFree => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
+        // anything else that faults is hashed as by default.
+        Design::LockFree | Design::Ceiling => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
     };
