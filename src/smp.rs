@@ -1,11 +1,13 @@
-//! Secondary CPUs: started with RTAS `start-cpu` into boot/entry.S's `secondary_entry`, each
-//! with its own per-CPU area, exception and kernel stacks, bolted SLB entry and decrementer.
-//! Idle CPUs wait in H_CEDE; work is handed over through a per-CPU slot and an H_PROD.
-//! `stop_others` uses H_SIGNAL_SYS_RESET (a non-maskable system reset, vector 0x100) so even a
-//! CPU spinning with interrupts off stops — and reports where it was.
+//! Secondary CPUs: started with RTAS `start-cpu` into boot/entry.S's `secondary_entry` (on
+//! powernv: OPAL_START_CPU into `opal_secondary_entry`), each with its own per-CPU area,
+//! exception and kernel stacks, bolted SLB entry and decrementer. Idle CPUs wait in H_CEDE
+//! (powernv: poll their work slot); work is handed over through a per-CPU slot and an H_PROD.
+//! `stop_others` uses H_SIGNAL_SYS_RESET (on powernv the BMC's NMI, `powernv::nmi_all`): a
+//! non-maskable system reset, vector 0x100, so even a CPU spinning with interrupts off stops —
+//! and reports where it was.
 
 use crate::arch::ppc64::exception::ExcFrame;
-use crate::arch::ppc64::{boot, hcall, insn, of, percpu, rtas, timer};
+use crate::arch::ppc64::{boot, hcall, insn, of, percpu, platform, powernv, rtas, timer};
 use crate::println;
 use crate::sync::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
@@ -61,7 +63,12 @@ pub fn start_secondaries() -> usize {
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
         crate::mm::init_cpu(idx);
         let h = prepare_handoff(idx);
-        if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
+        let started = if platform::powernv() {
+            powernv::start_cpu(idx, id, h).map_err(|e| alloc::format!("OPAL_START_CPU: {e}"))
+        } else {
+            rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)).map_err(|e| alloc::format!("{e}"))
+        };
+        if let Err(e) = started {
             println!("smp: start-cpu {} failed: {}; not starting the CPUs after it", id, e);
             break;
         }
@@ -72,11 +79,20 @@ pub fn start_secondaries() -> usize {
         if percpu::paca(idx).online.load(Acquire) == 0 {
             // RTAS reports 0 for a halted vCPU, 2 for one that runs (here: still on its way
             // in, with its own hand-off, so nothing it uses is ever handed to another CPU).
-            let state = match rtas::query_cpu_stopped_state(id) {
-                Ok(0) => "stopped",
-                Ok(2) => "running, not online yet",
-                Ok(_) => "in an unknown state",
-                Err(_) => "state unknown",
+            let state = if platform::powernv() {
+                match crate::arch::ppc64::opal::query_cpu_status(id) {
+                    Ok(1) => "still in OPAL",
+                    Ok(2) => "started by OPAL, not online yet",
+                    Ok(_) => "in an unknown state",
+                    Err(_) => "state unknown",
+                }
+            } else {
+                match rtas::query_cpu_stopped_state(id) {
+                    Ok(0) => "stopped",
+                    Ok(2) => "running, not online yet",
+                    Ok(_) => "in an unknown state",
+                    Err(_) => "state unknown",
+                }
             };
             println!("smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it", idx, id, state);
             break;
@@ -106,8 +122,12 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
             park();
         }
         // Idle until prodded (H_CEDE turns EE on; the decrementer is parked far away).
-        hcall::h_cede();
-        irq::disable();
+        if platform::powernv() {
+            powernv::idle_until(|| WORK[me].load(Relaxed) != 0 || STOPPING.load(Relaxed));
+        } else {
+            hcall::h_cede();
+            irq::disable();
+        }
     }
 }
 
@@ -115,7 +135,9 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
 pub fn run_on(cpu: usize, f: fn(usize)) -> u64 {
     let ticket = DONE[cpu].load(Acquire) + 1;
     WORK[cpu].store(f as *const () as u64, Release);
-    let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
+    if !platform::powernv() {
+        let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
+    }
     ticket
 }
 
@@ -198,7 +220,16 @@ pub fn stop_others() {
         return;
     }
     STOPPER.store(me, Release);
-    let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
+    // With interrupts off this CPU's own system reset (powernv: the NMI reaches every CPU)
+    // cannot land in exception entry code, where it could not be returned from.
+    let on = irq::save_disable();
+    if platform::powernv() {
+        if let Err(e) = powernv::nmi_all() {
+            println!("smp: no NMI for the other CPUs ({e}); they keep running");
+        }
+    } else {
+        let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
+    }
     let start = insn::mftb();
     for c in 0..ncpus() {
         if c == me {
@@ -208,6 +239,10 @@ pub fn stop_others() {
             insn::cpu_relax();
         }
     }
+    if platform::powernv() {
+        powernv::nmi_done();
+    }
+    irq::restore(on);
 }
 
 pub fn stopping() -> bool {
@@ -236,7 +271,17 @@ fn park() -> ! {
     irq::disable();
     percpu::paca(me).online.store(2, Release);
     loop {
+        if platform::powernv() {
+            insn::cpu_relax();
+            continue;
+        }
         hcall::h_cede();
         irq::disable();
     }
+}
+
+/// Whether this CPU is the one stopping the machine: on powernv the NMI reaches every CPU,
+/// the stopper included, which then just returns from it.
+pub fn is_stopper() -> bool {
+    STOPPING.load(Acquire) && STOPPER.load(Acquire) == percpu::cpu_id()
 }

@@ -9,16 +9,19 @@
 //! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
 //! The design is chosen by patching the vector's call (`select`), so the default path pays
-//! nothing for the others.
+//! nothing for the others. Each design exists once per HPT backend: `Pseries` (hypercalls)
+//! and `Native` (powernv, the kernel's own table); `select` picks the platform's.
 
 use super::access::Access;
-use super::backend::Pseries;
+use super::backend::{HashBackend, Pseries};
+use super::hpt::Hpt;
+use super::native::{Native, NATIVE};
 use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::reg::{Dsisr, IsiSrr1, Msr};
-use crate::arch::ppc64::{hcall, insn, percpu};
+use crate::arch::ppc64::{hcall, insn, percpu, platform};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
@@ -52,17 +55,19 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 2];
+    static hash_fault_designs: [u32; 4];
 }
 
-/// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
-/// faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
+/// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table's
+/// first two calls are pseries', the next two powernv's). Call it while no other CPU takes
+/// hash faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
 pub fn select(d: Design) {
     DESIGN.store(d as u8, Relaxed);
     let site = &raw const hash_fault_call as u64;
+    let index = d as usize + if platform::powernv() { 2 } else { 0 };
     // SAFETY: reads one word of the (never executed) table of assembled calls.
     let (slot, insn) = unsafe {
-        let slot = (&raw const hash_fault_designs as *const u32).add(d as usize);
+        let slot = (&raw const hash_fault_designs as *const u32).add(index);
         (slot as u64, slot.read())
     };
     let target = slot.wrapping_add(branch_disp(insn) as u64);
@@ -102,17 +107,30 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false>(dar, dsisr, srr1)
+    fast::<false, true, Pseries>(dar, dsisr, srr1, &Pseries)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true>(dar, dsisr, srr1)
+    fast::<true, true, Pseries>(dar, dsisr, srr1, &Pseries)
 }
 
+/// 0x300 on powernv, lock-free: the same protocol, HPTEs written by the kernel itself.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, false, Native>(dar, dsisr, srr1, &NATIVE)
+}
+
+/// 0x300 on powernv under `hash_page=locked`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<true, false, Native>(dar, dsisr, srr1, &NATIVE)
+}
+
+/// `HV`: a hypervisor owns the CPU (pseries), so a BUSY re-execution may give it away.
 #[inline(always)]
-fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, const HV: bool, B: HashBackend>(ea: u64, dsisr: u64, srr1: u64, be: &B) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -122,27 +140,27 @@ fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
     let pte = pgtable::walk_translated(ea);
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
     if LOCKED {
-        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, be, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
     } else {
-        hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+        hash_pte_at(pte, ea, &FromHashFrame, access, be, &ThisCpu, Verdict::<HV>)
     }
 }
 
 /// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
-/// right in the cold function that produced it (see `protocol::Finish`).
+/// right in the cold function that produced it (see `protocol::Finish`). `HV`: see `fast`.
 #[derive(Clone, Copy)]
-struct Verdict;
+struct Verdict<const HV: bool>;
 
-impl Finish for Verdict {
+impl<const HV: bool> Finish for Verdict<HV> {
     type Out = ();
     #[inline(always)]
     fn inserted(self) {}
     #[inline(always)]
     fn busy(self, count: u64) {
-        if count % 8 == 0 {
+        if HV && count % 8 == 0 {
             confer();
         }
     }
@@ -244,7 +262,7 @@ fn segment_vsid(ea: u64) -> u64 {
 /// `busy_retries` counter the protocol bumps, so this costs no state of its own.
 #[inline(always)]
 fn retry(why: Retry) {
-    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 && !platform::powernv() {
         confer();
     }
 }
@@ -293,9 +311,9 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
     let outcome = if locked_mode() {
         p.stats.count(Counter::LockedFaults);
         let _g = PAGE_TABLE_LOCK.lock();
-        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
+        hash_pte(slot, ea, vsid, access, &Hpt, &ThisCpu)
     } else {
-        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
+        hash_pte(slot, ea, vsid, access, &Hpt, &ThisCpu)
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),

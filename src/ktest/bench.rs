@@ -8,7 +8,9 @@
 //! can name them, and checks through its own counters that each access really took the path
 //! the name promises (a bench whose setup went wrong fails instead of printing a wrong figure).
 
-use crate::arch::ppc64::{boot, hcall, insn, percpu, timer};
+use crate::arch::ppc64::{boot, insn, percpu, timer};
+use crate::hash::backend::HashBackend;
+use crate::hash::hpt::Hpt;
 use crate::hash::cell::PteCell;
 use crate::hash::stats::{self, Counter};
 use crate::mm::hpte::{avpn_for, hash_4k, HpteV};
@@ -46,7 +48,7 @@ fn fill_group(g: u64, bolted: bool, out: &mut Vec<(u64, u64)>, k: &mut u64) {
         let avpn = avpn_for(vsid, *k << 23);
         *k += 1;
         let v = avpn | HpteV::VALID.bits() | if bolted { HpteV::BOLTED.bits() } else { 0 };
-        match hcall::h_enter(0, g, v, (0x2000 << 12) | 0x10 | 0x2) {
+        match Hpt.insert(g, v, (0x2000 << 12) | 0x10 | 0x2) {
             Ok(p) => out.push((p, avpn)),
             Err(_) => break,
         }
@@ -55,7 +57,7 @@ fn fill_group(g: u64, bolted: bool, out: &mut Vec<(u64, u64)>, k: &mut u64) {
 
 fn drop_dummies(d: &mut Vec<(u64, u64)>) {
     for (p, avpn) in d.drain(..) {
-        let _ = hcall::h_remove(hcall::H_AVPN, p, avpn);
+        let _ = Hpt.remove(p, avpn);
     }
 }
 

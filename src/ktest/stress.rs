@@ -436,9 +436,9 @@ fn plant_stale_hpte(history: &mut BTreeSet<u64>) -> Result<u64, alloc::string::S
 }
 
 fn remove_planted(x: u64) -> Result<(), alloc::string::String> {
-    use crate::arch::ppc64::hcall;
+    use crate::hash::backend::HashBackend;
     if let Some((ptex, _)) = vmalloc::find_hpte(x) {
-        hcall::h_remove(hcall::H_AVPN, ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("H_REMOVE: {e}"))?;
+        crate::hash::hpt::Hpt.remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
     }
     vmalloc::vfree(x).map_err(|e| alloc::format!("vfree: {e}"))
 }

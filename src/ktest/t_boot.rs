@@ -22,14 +22,14 @@ ktest!("boot", fn hpt_size_follows_ram() {
     Ok(())
 });
 
-ktest!("of", fn rtas_tokens_found() {
+ktest!("of", only Pseries, fn rtas_tokens_found() {
     let t = boot::info().rtas;
     kassert!(t.power_off != 0 && t.os_term != 0 && t.start_cpu != 0, "{:?}", t);
     kassert!(t.read_pci_config != 0 && t.write_pci_config != 0, "{:?}", t);
     Ok(())
 });
 
-ktest!("of", fn rtas_call_round_trip() {
+ktest!("of", only Pseries, fn rtas_call_round_trip() {
     // get-time-of-day returns a plausible date.
     let t = boot::info().rtas.get_time_of_day;
     let r = crate::arch::ppc64::rtas::call::<7>(t, &[]).map_err(|e| alloc::format!("{e}"))?;

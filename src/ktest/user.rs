@@ -3,7 +3,7 @@
 //! system call, or on a fault the kernel refuses (exception.rs asks `user_fault`), by rewriting
 //! that exception's frame to resume at `user_return`.
 
-use crate::arch::ppc64::boot::KERNEL_MSR;
+use crate::arch::ppc64::boot::kernel_msr;
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::percpu;
 use crate::mm::pte::PteFlags;
@@ -38,7 +38,7 @@ fn resume_kernel(f: &mut ExcFrame, code: u64) {
     f.gpr[13] = p as *const _ as u64;
     // SAFETY: address of an assembly label.
     f.nip = unsafe { &user_return as *const u8 as u64 };
-    f.msr = KERNEL_MSR;
+    f.msr = kernel_msr();
 }
 
 pub fn syscall(f: &mut ExcFrame) -> Handled {
@@ -79,7 +79,7 @@ pub fn run_user_load(addr: u64) -> Result<UserExit, vmalloc::VmError> {
         core::arch::asm!("sync", "isync");
     }
     // SAFETY: user_enter returns through user_return with the kernel state it saved.
-    let rc = unsafe { user_enter(page, addr, (KERNEL_MSR | PR) & !crate::arch::ppc64::reg::Msr::EE.bits()) };
+    let rc = unsafe { user_enter(page, addr, (kernel_msr() | PR) & !crate::arch::ppc64::reg::Msr::EE.bits()) };
     let p = percpu::this();
     let r = if rc == 0 {
         UserExit::Syscall

@@ -58,6 +58,8 @@ pub struct Paca {
     pub hash_mask: AtomicU64,
     /// Address of `hash::protocol::HPTE_R` (HPTE second-word flags by PTE flags).
     pub hpte_r: AtomicU64,
+    /// Linear address of the HPT the kernel owns (powernv: `hash::native`); 0 on pseries.
+    pub hpt_base: AtomicU64,
     /// This CPU's hash-fault counters (written only by this CPU).
     pub stats: Stats,
     /// Generic exception nesting depth (0 = thread context). The hash fault does not count
@@ -98,6 +100,7 @@ impl Paca {
             seg_table: Z,
             hash_mask: Z,
             hpte_r: Z,
+            hpt_base: Z,
             stats: Stats::new(),
             depth: Z,
             last_frame: Z,
@@ -135,6 +138,7 @@ pub mod offsets {
     pub const SEG_TABLE: usize = offset_of!(Paca, seg_table);
     pub const HASH_MASK: usize = offset_of!(Paca, hash_mask);
     pub const HPTE_R: usize = offset_of!(Paca, hpte_r);
+    pub const HPT_BASE: usize = offset_of!(Paca, hpt_base);
     pub const STATS: usize = offset_of!(Paca, stats);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
 }

@@ -231,6 +231,37 @@ impl fmt::Display for ProgramSrr1 {
     }
 }
 
+bitflags! {
+    /// Logical Partitioning Control Register, the bits the kernel sets on powernv (POWER8,
+    /// ISA 2.07; values as QEMU's target/ppc/cpu.h `PPC_BIT(n)` = `1 << (63 - n)`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Lpcr: u64 {
+        /// Alternate interrupt location (bits 39:40); 3 = at 0xc000000000004000 + vector,
+        /// translated, for interrupts taken with MSR[IR,DR] on (HV to HV included on POWER8).
+        const AIL_3 = 3 << 23;
+        /// POWER8 power-saving exit enables: privileged doorbell, hypervisor doorbell,
+        /// external, decrementer, machine check/HMI.
+        const P8_PECE0 = 1 << 16;
+        const P8_PECE1 = 1 << 15;
+        const P8_PECE2 = 1 << 14;
+        const P8_PECE3 = 1 << 13;
+        const P8_PECE4 = 1 << 12;
+        /// External interrupts go to the partition (SRR0/1) instead of the hypervisor.
+        const LPES0 = 1 << 3;
+        /// Hypervisor decrementer interrupts enabled.
+        const HDICE = 1 << 0;
+    }
+}
+
+/// SPR numbers the powernv code uses (ISA 2.07).
+pub mod spr {
+    pub const SDR1: u16 = 25;
+    pub const HSRR0: u16 = 314;
+    pub const HSRR1: u16 = 315;
+    pub const LPCR: u16 = 318;
+    pub const PIR: u16 = 1023;
+}
+
 /// Human name of an interrupt vector offset (as passed by the entry code,
 /// without any relocation such as AIL's 0xc000000000004000).
 pub fn vector_name(vec: u64) -> &'static str {
@@ -438,5 +469,22 @@ mod tests {
         ] {
             assert_eq!(vector_name(v), "unknown", "{:#x}", v);
         }
+    }
+
+    #[test]
+    fn lpcr_values_match_qemu() {
+        const fn ppc_bit(n: u32) -> u64 {
+            1 << (63 - n)
+        }
+        assert_eq!(Lpcr::AIL_3.bits(), 3 << (63 - 40), "LPCR_AIL_SHIFT = 63 - 40");
+        assert_eq!(Lpcr::P8_PECE0.bits(), ppc_bit(47));
+        assert_eq!(Lpcr::P8_PECE1.bits(), ppc_bit(48));
+        assert_eq!(Lpcr::P8_PECE2.bits(), ppc_bit(49));
+        assert_eq!(Lpcr::P8_PECE3.bits(), ppc_bit(50));
+        assert_eq!(Lpcr::P8_PECE4.bits(), ppc_bit(51));
+        assert_eq!(Lpcr::LPES0.bits(), ppc_bit(60));
+        assert_eq!(Lpcr::HDICE.bits(), ppc_bit(63));
+        // skiboot v7.0 hands over LPCR 0x0040000000006000: a prefetch depth and PECE2|PECE3.
+        assert_eq!(0x0040000000006000 & Lpcr::all().bits(), (Lpcr::P8_PECE2 | Lpcr::P8_PECE3).bits());
     }
 }
