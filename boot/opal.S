@@ -7,7 +7,10 @@
  * may be translated or not: the MSR it had comes back after the call. Every kernel address is
  * valid in both modes (the linear mapping is PA + 0xc000..., and real mode ignores the top EA
  * bits), so the return label and the stack work on either side of the switch. EE is off for
- * the duration: OPAL must not be interrupted into the kernel's handlers.
+ * the duration: OPAL must not be interrupted into the kernel's handlers. The per-CPU opal_sp
+ * holds this r1 while OPAL runs on its own stack, so that a system reset or machine check
+ * taken inside OPAL stacks its frame below the caller's (exc_common); a nested call keeps the
+ * outer one's value in its frame.
  */
     .section .text.opal, "ax"
     .globl opal_call
@@ -19,6 +22,9 @@ opal_call:
     std     2, 32(1)
     mfmsr   11
     std     11, 40(1)
+    ld      12, {PACA_OPAL_SP}(13)
+    std     12, 48(1)
+    std     1, {PACA_OPAL_SP}(13)
     mr      0, 3                    /* token */
     mr      3, 4
     mr      4, 5
@@ -38,6 +44,8 @@ opal_call:
     mtlr    12
     hrfid
 opal_return:
+    ld      12, 48(1)
+    std     12, {PACA_OPAL_SP}(13)
     ld      2, 32(1)
     ld      11, 40(1)
     mtmsrd  11                      /* translation and EE as before the call */

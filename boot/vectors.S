@@ -342,9 +342,13 @@ hash_fault_designs:
 exc_common:
     std     12, {EX_GEN}+40(13)     /* the vector, until the frame exists */
     mfcr    9
-    mr      12, 1                   /* the stack the frame must go below */
-    ld      11, {HASH_FRAME}(13)
-    subf    10, 11, 1
+    mr      12, 1                   /* the stack the frame must go below ... */
+    ld      11, {PACA_OPAL_SP}(13)  /* ... or, inside an OPAL call (powernv), its caller's */
+    cmpdi   11, 0
+    beq+    3f
+    mr      12, 11
+3:  ld      11, {HASH_FRAME}(13)
+    subf    10, 11, 12
     addi    10, 10, {HASH_STACK_SIZE}-{FRAME_TOTAL}
     cmpldi  10, {HASH_STACK_SIZE}
     bge+    2f

@@ -251,6 +251,30 @@ pub fn stopping() -> bool {
 
 /// The 0x100 system reset: another CPU is stopping the machine. Record where we were, park.
 pub fn system_reset(f: &mut ExcFrame) -> ! {
+    record_stop(f);
+    park()
+}
+
+/// CPUs the NMI found inside OPAL (powernv): they park as soon as the call returns, so that no
+/// CPU stays parked holding one of OPAL's locks (the console's: the stopper still prints).
+static PARK_AFTER_OPAL: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+
+/// The system reset of a CPU that was running OPAL code (recoverable: MSR[RI] = 1).
+pub fn system_reset_in_firmware(f: &mut ExcFrame) -> crate::arch::ppc64::exception::Handled {
+    record_stop(f);
+    PARK_AFTER_OPAL[percpu::cpu_id()].store(true, Release);
+    crate::arch::ppc64::exception::Handled::Done
+}
+
+/// Called after every OPAL call.
+#[inline(always)]
+pub fn after_firmware_call() {
+    if STOPPING.load(Relaxed) && PARK_AFTER_OPAL[percpu::cpu_id()].load(Acquire) {
+        park()
+    }
+}
+
+fn record_stop(f: &ExcFrame) {
     let me = percpu::cpu_id();
     let sp = f.gpr[1];
     let inner = crate::arch::ppc64::exception::innermost_frame(me, sp, f.prev_frame);
@@ -263,7 +287,6 @@ pub fn system_reset(f: &mut ExcFrame) -> ! {
         frame: inner.map(|x| x as *const ExcFrame as u64).unwrap_or(0),
         depth,
     });
-    park()
 }
 
 fn park() -> ! {

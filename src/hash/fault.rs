@@ -14,7 +14,6 @@
 
 use super::access::Access;
 use super::backend::{HashBackend, Pseries};
-use super::hpt::Hpt;
 use super::native::{Native, NATIVE};
 use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
 use super::reason::FaultReason;
@@ -107,30 +106,46 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, true, Pseries>(dar, dsisr, srr1, &Pseries)
+    fast::<false, Pseries>(dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, true, Pseries>(dar, dsisr, srr1, &Pseries)
+    fast::<true, Pseries>(dar, dsisr, srr1)
 }
 
 /// 0x300 on powernv, lock-free: the same protocol, HPTEs written by the kernel itself.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_native(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, false, Native>(dar, dsisr, srr1, &NATIVE)
+    fast::<false, Native>(dar, dsisr, srr1)
 }
 
 /// 0x300 on powernv under `hash_page=locked`.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, false, Native>(dar, dsisr, srr1, &NATIVE)
+    fast::<true, Native>(dar, dsisr, srr1)
 }
 
-/// `HV`: a hypervisor owns the CPU (pseries), so a BUSY re-execution may give it away.
+/// A fast-path backend: a constant, so the path refers to it without holding a pointer, and
+/// the `Finish` of its lock-free path.
+trait FastBackend: HashBackend + 'static {
+    const IT: Self;
+    type Verdict: Finish<Out = ()> + Default;
+}
+
+impl FastBackend for Pseries {
+    const IT: Self = Pseries;
+    type Verdict = Verdict;
+}
+
+impl FastBackend for Native {
+    const IT: Self = NATIVE;
+    type Verdict = NativeVerdict;
+}
+
 #[inline(always)]
-fn fast<const LOCKED: bool, const HV: bool, B: HashBackend>(ea: u64, dsisr: u64, srr1: u64, be: &B) {
+fn fast<const LOCKED: bool, B: FastBackend>(ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -140,30 +155,49 @@ fn fast<const LOCKED: bool, const HV: bool, B: HashBackend>(ea: u64, dsisr: u64,
     let pte = pgtable::walk_translated(ea);
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
     if LOCKED {
-        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, be, &ThisCpu, ReturnOutcome), dsisr);
+        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
     } else {
-        hash_pte_at(pte, ea, &FromHashFrame, access, be, &ThisCpu, Verdict::<HV>)
+        hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
     }
 }
 
 /// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
-/// right in the cold function that produced it (see `protocol::Finish`). `HV`: see `fast`.
-#[derive(Clone, Copy)]
-struct Verdict<const HV: bool>;
+/// right in the cold function that produced it (see `protocol::Finish`).
+#[derive(Clone, Copy, Default)]
+struct Verdict;
 
-impl<const HV: bool> Finish for Verdict<HV> {
+impl Finish for Verdict {
     type Out = ();
     #[inline(always)]
     fn inserted(self) {}
     #[inline(always)]
     fn busy(self, count: u64) {
-        if HV && count % 8 == 0 {
+        if count % 8 == 0 {
             confer();
         }
     }
+    #[inline(always)]
+    fn finish(self, o: Outcome) {
+        // The slow ones in a function of their own: an insert or update just returns.
+        if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
+            not_inserted(o)
+        }
+    }
+}
+
+/// `Verdict` on powernv: a BUSY re-execution has no hypervisor to give the CPU to.
+#[derive(Clone, Copy, Default)]
+struct NativeVerdict;
+
+impl Finish for NativeVerdict {
+    type Out = ();
+    #[inline(always)]
+    fn inserted(self) {}
+    #[inline(always)]
+    fn busy(self, _count: u64) {}
     #[inline(always)]
     fn finish(self, o: Outcome) {
         // The slow ones in a function of their own: an insert or update just returns.
@@ -308,12 +342,15 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         return Err(FaultReason::NoPageTable);
     };
     let vsid = kernel_vsid(ea);
+    // The platform's backend directly (not `hpt::Hpt`, which branches on every call): the
+    // protocol's code for pseries stays the one instantiation it was.
+    let run = || if platform::powernv() { hash_pte(slot, ea, vsid, access, &NATIVE, &ThisCpu) } else { hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu) };
     let outcome = if locked_mode() {
         p.stats.count(Counter::LockedFaults);
         let _g = PAGE_TABLE_LOCK.lock();
-        hash_pte(slot, ea, vsid, access, &Hpt, &ThisCpu)
+        run()
     } else {
-        hash_pte(slot, ea, vsid, access, &Hpt, &ThisCpu)
+        run()
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),

@@ -66,6 +66,7 @@ core::arch::global_asm!(
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
     PACA_USER_SP = const po::USER_SP,
+    PACA_OPAL_SP = const po::OPAL_SP,
     HASH_FRAME = const po::HASH_FRAME,
     HASH_VERDICT = const po::HASH_VERDICT,
     HASH_STACK_SIZE = const percpu::HASH_STACK_SIZE,

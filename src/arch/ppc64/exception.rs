@@ -143,6 +143,9 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         0xc00 => crate::ktest::user::syscall(f),
         // powernv's NMI reaches the CPU that asked for it too: it just goes on.
         0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => Handled::Done,
+        0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && super::platform::powernv() && f.nip >> 60 != 0xc => {
+            crate::smp::system_reset_in_firmware(f)
+        }
         0x100 if crate::smp::stopping() => crate::smp::system_reset(f),
         _ => Handled::Bad(FaultReason::Other("unexpected exception")),
     };

@@ -118,7 +118,9 @@ mod kernel {
         // SAFETY: opal_call follows the ELFv2 calling convention (boot/opal.S); OPAL only
         // writes memory the arguments point to, which each wrapper below passes as physical
         // addresses of buffers it owns for the duration of the call.
-        unsafe { opal_call(token, a[0], a[1], a[2], a[3], a[4], a[5]) }
+        let rc = unsafe { opal_call(token, a[0], a[1], a[2], a[3], a[4], a[5]) };
+        crate::smp::after_firmware_call();
+        rc
     }
 
     pub fn poll_events() {

@@ -53,11 +53,12 @@ pub fn reserved(mem_size: u64) -> impl Iterator<Item = (u64, u64)> {
 }
 
 /// The LPCR every CPU runs with: AIL = 3 (interrupts taken with translation on arrive at
-/// 0xc000000000004000 + vector, translated, as on pseries after H_SET_MODE), no hypervisor
-/// decrementer interrupts, external interrupts to the hypervisor (HSRR: the kernel leaves them
-/// masked at the interrupt controller), power-saving exits as skiboot left them.
+/// 0xc000000000004000 + vector, translated, as on pseries after H_SET_MODE; `Lpcr::HAIL` for
+/// QEMU 7.2), no hypervisor decrementer interrupts, external interrupts to the hypervisor
+/// (HSRR: the kernel leaves them masked at the interrupt controller), power-saving exits as
+/// skiboot left them.
 pub const fn lpcr_for(entry: u64) -> u64 {
-    (entry & !(Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits())) | Lpcr::AIL_3.bits()
+    (entry & !(Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits())) | Lpcr::AIL_3.bits() | Lpcr::HAIL.bits()
 }
 
 /// This CPU's MMU registers: LPCR, SDR1, and a TLB with nothing from skiboot's time in it.

@@ -246,6 +246,13 @@ bitflags! {
         const P8_PECE2 = 1 << 14;
         const P8_PECE3 = 1 << 13;
         const P8_PECE4 = 1 << 12;
+        /// ISA 3.1's HAIL (bit 37; on POWER8 the low bit of RMLS, which only limits a guest's
+        /// real-mode accesses, never the hypervisor's). QEMU 7.2 decides whether AIL applies
+        /// to an interrupt that stays in hypervisor state by this bit on every CPU whose LPCR
+        /// mask has it, POWER8's included (its RMLS field covers bit 37), so without it every
+        /// interrupt on powernv arrives in real mode (target/ppc/excp_helper.c
+        /// ppc_excp_apply_ail). Harmless on hardware: the kernel never runs with MSR[HV] = 0.
+        const HAIL = 1 << 26;
         /// External interrupts go to the partition (SRR0/1) instead of the hypervisor.
         const LPES0 = 1 << 3;
         /// Hypervisor decrementer interrupts enabled.
@@ -483,6 +490,8 @@ mod tests {
         assert_eq!(Lpcr::P8_PECE3.bits(), ppc_bit(50));
         assert_eq!(Lpcr::P8_PECE4.bits(), ppc_bit(51));
         assert_eq!(Lpcr::LPES0.bits(), ppc_bit(60));
+        assert_eq!(Lpcr::HAIL.bits(), ppc_bit(37), "LPCR_HAIL");
+        assert_eq!(Lpcr::HAIL.bits() & (0xf << (63 - 37)), Lpcr::HAIL.bits(), "inside POWER8's LPCR_RMLS");
         assert_eq!(Lpcr::HDICE.bits(), ppc_bit(63));
         // skiboot v7.0 hands over LPCR 0x0040000000006000: a prefetch depth and PECE2|PECE3.
         assert_eq!(0x0040000000006000 & Lpcr::all().bits(), (Lpcr::P8_PECE2 | Lpcr::P8_PECE3).bits());
