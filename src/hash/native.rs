@@ -29,19 +29,25 @@ const LOCK: u64 = HpteV::LOCK.bits();
 const BOLTED: u64 = HpteV::BOLTED.bits();
 
 /// Memory operations on a hashed page table of 16-byte entries (dword 0 = v, dword 1 = r).
+/// An entry is named by a `Slot` (its address in the kernel), found once per operation.
 pub trait HptMem {
+    type Slot: Copy;
     fn geometry(&self) -> HptGeometry;
-    fn load_v(&self, ptex: u64) -> u64;
-    fn load_r(&self, ptex: u64) -> u64;
+    /// The entry at `ptex`.
+    fn slot(&self, ptex: u64) -> Self::Slot;
+    /// The entry `n` places after `s` (within its group).
+    fn next(&self, s: Self::Slot, n: u64) -> Self::Slot;
+    fn load_v(&self, s: Self::Slot) -> u64;
+    fn load_r(&self, s: Self::Slot) -> u64;
     /// Atomically replaces dword 0 `expect` (which has no LOCK bit) by `expect | LOCK`, with
     /// acquire ordering; false if dword 0 is not `expect` any more.
-    fn try_lock(&self, ptex: u64, expect: u64) -> bool;
-    fn store_r(&self, ptex: u64, r: u64);
+    fn try_lock(&self, s: Self::Slot, expect: u64) -> bool;
+    fn store_r(&self, s: Self::Slot, r: u64);
     /// Orders the stores before it before the stores after it, as seen by the MMU (`eieio`).
     fn order_stores(&self);
     /// Stores dword 0. Without LOCK in `v` this releases the lock; the caller has ordered
     /// what must precede it.
-    fn store_v(&self, ptex: u64, v: u64);
+    fn store_v(&self, s: Self::Slot, v: u64);
     /// Makes the table updates so far visible to every CPU's table walk (`ptesync`).
     fn table_sync(&self);
     /// Removes the translation for the page whose `tlbie` operand is `rb` from every CPU's TLB
@@ -84,20 +90,20 @@ pub struct NativeHpt<M: HptMem> {
 impl<M: HptMem> NativeHpt<M> {
     /// Invalidates the entry at `ptex` (dword 0 `v`, locked by us) and unlocks it empty.
     #[inline(always)]
-    fn kill_locked(&self, ptex: u64, v: u64) {
+    fn kill_locked(&self, ptex: u64, s: M::Slot, v: u64) {
         let m = &self.mem;
-        m.store_v(ptex, LOCK);
+        m.store_v(s, LOCK);
         m.invalidate(tlbie_rb(m.geometry(), ptex, v));
-        m.store_v(ptex, 0);
+        m.store_v(s, 0);
     }
 
-    /// Takes the lock of the valid entry at `ptex` for `avpn`, waiting while another CPU holds
-    /// it. `Some(v)`: locked, `v` is dword 0 without the lock; None: no such entry (and no
-    /// change to it in flight).
-    fn lock_matching(&self, ptex: u64, avpn: u64) -> Option<u64> {
+    /// Takes the lock of the valid entry `s` for `avpn`, waiting while another CPU holds it.
+    /// `Some(v)`: locked, `v` is dword 0 without the lock; None: no such entry (and no change
+    /// to it in flight).
+    fn lock_matching(&self, s: M::Slot, avpn: u64) -> Option<u64> {
         let m = &self.mem;
         loop {
-            let v = m.load_v(ptex);
+            let v = m.load_v(s);
             if v & LOCK != 0 {
                 m.relax();
                 continue;
@@ -105,7 +111,7 @@ impl<M: HptMem> NativeHpt<M> {
             if !avpn_matches(v, avpn) {
                 return None;
             }
-            if m.try_lock(ptex, v) {
+            if m.try_lock(s, v) {
                 return Some(v);
             }
         }
@@ -123,18 +129,20 @@ impl<M: HptMem> HashBackend for NativeHpt<M> {
     #[inline(always)]
     fn insert(&self, group_ptex: u64, v: u64, r: u64) -> Result<u64, InsertError> {
         let m = &self.mem;
-        let mut p = group_ptex & !7;
-        let end = p + 8;
-        while p < end {
-            let cur = m.load_v(p);
-            if cur & (VALID | LOCK) == 0 && m.try_lock(p, cur) {
-                m.store_r(p, r);
+        let g = group_ptex & !7;
+        let first = m.slot(g);
+        let mut i = 0;
+        while i < 8 {
+            let s = m.next(first, i);
+            let cur = m.load_v(s);
+            if cur & (VALID | LOCK) == 0 && m.try_lock(s, cur) {
+                m.store_r(s, r);
                 m.order_stores();
-                m.store_v(p, (v | VALID) & !LOCK);
+                m.store_v(s, (v | VALID) & !LOCK);
                 m.table_sync();
-                return Ok(p);
+                return Ok(g + i);
             }
-            p += 1;
+            i += 1;
         }
         Err(InsertError::Full)
     }
@@ -147,10 +155,11 @@ impl<M: HptMem> HashBackend for NativeHpt<M> {
     fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
         let m = &self.mem;
         m.critical(|| {
-            let v = self.lock_matching(ptex, avpn).ok_or(ProtectError::NotFound)?;
-            m.store_r(ptex, protect_r(m.load_r(ptex), hprot_flags));
+            let s = m.slot(ptex);
+            let v = self.lock_matching(s, avpn).ok_or(ProtectError::NotFound)?;
+            m.store_r(s, protect_r(m.load_r(s), hprot_flags));
             m.invalidate(tlbie_rb(m.geometry(), ptex, v));
-            m.store_v(ptex, v);
+            m.store_v(s, v);
             Ok(())
         })
     }
@@ -158,9 +167,10 @@ impl<M: HptMem> HashBackend for NativeHpt<M> {
     fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError> {
         let m = &self.mem;
         m.critical(|| {
-            let v = self.lock_matching(ptex, avpn).ok_or(RemoveError::NotFound)?;
-            let r = m.load_r(ptex);
-            self.kill_locked(ptex, v);
+            let s = m.slot(ptex);
+            let v = self.lock_matching(s, avpn).ok_or(RemoveError::NotFound)?;
+            let r = m.load_r(s);
+            self.kill_locked(ptex, s, v);
             Ok(Hpte { v, r })
         })
     }
@@ -170,16 +180,18 @@ impl<M: HptMem> HashBackend for NativeHpt<M> {
     #[inline(always)]
     fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
         let m = &self.mem;
-        let v = m.load_v(ptex);
-        if v & (VALID | LOCK | BOLTED) != VALID || !m.try_lock(ptex, v) {
+        let s = m.slot(ptex);
+        let v = m.load_v(s);
+        if v & (VALID | LOCK | BOLTED) != VALID || !m.try_lock(s, v) {
             return Err(RemoveError::NotFound);
         }
-        self.kill_locked(ptex, v);
+        self.kill_locked(ptex, s, v);
         Ok(Hpte::EMPTY)
     }
 
     fn read(&self, ptex: u64) -> Hpte {
-        Hpte { v: self.mem.load_v(ptex), r: self.mem.load_r(ptex) }
+        let s = self.mem.slot(ptex);
+        Hpte { v: self.mem.load_v(s), r: self.mem.load_r(s) }
     }
 
     fn random(&self) -> u64 {
@@ -225,52 +237,54 @@ mod kernel {
     pub type Native = NativeHpt<KernelHpt>;
     pub const NATIVE: Native = NativeHpt { mem: KernelHpt };
 
-    #[inline(always)]
-    fn addr(ptex: u64) -> u64 {
-        percpu::load_field::<{ percpu::offsets::HPT_BASE }>() + ptex * 16
-    }
-
     impl HptMem for KernelHpt {
+        /// The entry's linear address (the table is in the bolted zone).
+        type Slot = u64;
         #[inline(always)]
         fn geometry(&self) -> HptGeometry {
             HptGeometry::from_hash_mask(percpu::load_field::<{ percpu::offsets::HASH_MASK }>())
         }
         #[inline(always)]
-        fn load_v(&self, ptex: u64) -> u64 {
-            // SAFETY: the HPT is bolted kernel memory and ptex < entries (callers derive it
-            // from the geometry); a plain 8-byte load.
-            unsafe { core::ptr::read_volatile(addr(ptex) as *const u64) }
+        fn slot(&self, ptex: u64) -> u64 {
+            percpu::load_field::<{ percpu::offsets::HPT_BASE }>() + ptex * 16
         }
         #[inline(always)]
-        fn load_r(&self, ptex: u64) -> u64 {
+        fn next(&self, s: u64, n: u64) -> u64 {
+            s + n * 16
+        }
+        #[inline(always)]
+        fn load_v(&self, s: u64) -> u64 {
+            // SAFETY: `s` is an entry of the bolted HPT (callers derive its index from the
+            // geometry); a plain 8-byte load.
+            unsafe { core::ptr::read_volatile(s as *const u64) }
+        }
+        #[inline(always)]
+        fn load_r(&self, s: u64) -> u64 {
             // SAFETY: as load_v.
-            unsafe { core::ptr::read_volatile((addr(ptex) + 8) as *const u64) }
+            unsafe { core::ptr::read_volatile((s + 8) as *const u64) }
         }
         #[inline(always)]
-        fn try_lock(&self, ptex: u64, expect: u64) -> bool {
-            let ok: u64;
+        fn try_lock(&self, s: u64, expect: u64) -> bool {
             // SAFETY: ldarx/stdcx. on an aligned doubleword of the bolted HPT; `isync` after a
             // successful stdcx. keeps later accesses from running ahead of the lock (acquire).
+            // A changed dword 0 leaves through the label.
             unsafe {
                 asm!("1: ldarx {t}, 0, {a}",
                      "cmpd {t}, {e}",
-                     "li {ok}, 0",
-                     "bne- 2f",
+                     "bne- {changed}",
                      "ori {t}, {t}, {lock}",
                      "stdcx. {t}, 0, {a}",
                      "bne- 1b",
                      "isync",
-                     "li {ok}, 1",
-                     "2:",
-                     t = out(reg) _, ok = out(reg) ok, a = in(reg_nonzero) addr(ptex), e = in(reg) expect,
-                     lock = const LOCK, out("cr0") _, options(nostack))
+                     t = out(reg) _, a = in(reg_nonzero) s, e = in(reg) expect,
+                     lock = const LOCK, changed = label { return false }, out("cr0") _, options(nostack))
             };
-            ok != 0
+            true
         }
         #[inline(always)]
-        fn store_r(&self, ptex: u64, r: u64) {
+        fn store_r(&self, s: u64, r: u64) {
             // SAFETY: as load_v; the caller holds the entry's lock.
-            unsafe { core::ptr::write_volatile((addr(ptex) + 8) as *mut u64, r) }
+            unsafe { core::ptr::write_volatile((s + 8) as *mut u64, r) }
         }
         #[inline(always)]
         fn order_stores(&self) {
@@ -278,9 +292,9 @@ mod kernel {
             unsafe { asm!("eieio", options(nostack, preserves_flags)) }
         }
         #[inline(always)]
-        fn store_v(&self, ptex: u64, v: u64) {
+        fn store_v(&self, s: u64, v: u64) {
             // SAFETY: as load_v; the caller holds the entry's lock.
-            unsafe { core::ptr::write_volatile(addr(ptex) as *mut u64, v) }
+            unsafe { core::ptr::write_volatile(s as *mut u64, v) }
         }
         #[inline(always)]
         fn table_sync(&self) {
@@ -368,8 +382,16 @@ pub mod host {
     }
 
     impl HptMem for HostHpt {
+        /// The entry's index.
+        type Slot = u64;
         fn geometry(&self) -> HptGeometry {
             self.geo
+        }
+        fn slot(&self, ptex: u64) -> u64 {
+            ptex
+        }
+        fn next(&self, s: u64, n: u64) -> u64 {
+            s + n
         }
         fn load_v(&self, p: u64) -> u64 {
             self.v[p as usize].load(Acquire)

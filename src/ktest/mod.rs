@@ -12,6 +12,7 @@ mod t_mmu;
 mod t_vmalloc;
 mod t_hash;
 mod t_uart;
+mod t_powernv;
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
