@@ -135,7 +135,9 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
 pub fn run_on(cpu: usize, f: fn(usize)) -> u64 {
     let ticket = DONE[cpu].load(Acquire) + 1;
     WORK[cpu].store(f as *const () as u64, Release);
-    if !platform::powernv() {
+    if platform::powernv() {
+        powernv::kick(cpu);
+    } else {
         let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
     }
     ticket
@@ -295,7 +297,7 @@ fn park() -> ! {
     percpu::paca(me).online.store(2, Release);
     loop {
         if platform::powernv() {
-            insn::cpu_relax();
+            powernv::nap();
             continue;
         }
         hcall::h_cede();

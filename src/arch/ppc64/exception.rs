@@ -141,6 +141,16 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         }
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
+        // powernv: the end of a nap (an idle CPU's wake-up), unless the machine is stopping.
+        0x100 if !crate::smp::stopping() && super::reg::wake::reason(f.msr).is_some() => {
+            if super::reg::wake::reason(f.msr) == Some(super::reg::wake::DECREMENTER) {
+                crate::arch::ppc64::timer::decrementer_interrupt(f);
+            }
+            Handled::Done
+        }
+        // A doorbell that arrived while its CPU was not napping, with interrupts on: the
+        // wake-up it carried is in the work slot already.
+        0xe80 if super::platform::powernv() => Handled::Done,
         // powernv's NMI reaches the CPU that asked for it too: it just goes on.
         0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => Handled::Done,
         0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && super::platform::powernv() && f.nip >> 60 != 0xc => {

@@ -55,10 +55,13 @@ pub fn reserved(mem_size: u64) -> impl Iterator<Item = (u64, u64)> {
 /// The LPCR every CPU runs with: AIL = 3 (interrupts taken with translation on arrive at
 /// 0xc000000000004000 + vector, translated, as on pseries after H_SET_MODE; `Lpcr::HAIL` for
 /// QEMU 7.2), no hypervisor decrementer interrupts, external interrupts to the hypervisor
-/// (HSRR: the kernel leaves them masked at the interrupt controller), power-saving exits as
-/// skiboot left them.
+/// (HSRR: the kernel leaves them masked at the interrupt controller), and `nap` ended by a
+/// hypervisor doorbell (`kick`), the decrementer or a machine check — not by external
+/// interrupts, which nothing handles.
 pub const fn lpcr_for(entry: u64) -> u64 {
-    (entry & !(Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits())) | Lpcr::AIL_3.bits() | Lpcr::HAIL.bits()
+    let clear = Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits() | Lpcr::P8_PECE0.bits() | Lpcr::P8_PECE2.bits();
+    let set = Lpcr::AIL_3.bits() | Lpcr::HAIL.bits() | Lpcr::P8_PECE1.bits() | Lpcr::P8_PECE3.bits() | Lpcr::P8_PECE4.bits();
+    (entry & !clear) | set
 }
 
 /// This CPU's MMU registers: LPCR, SDR1, and a TLB with nothing from skiboot's time in it.
@@ -212,11 +215,33 @@ extern "C" fn powernv_secondary_mmu() {
 /// MSR the kernel runs with on powernv: pseries' plus HV, which `rfid` would otherwise clear.
 pub const KERNEL_MSR: u64 = boot::KERNEL_MSR | Msr::HV.bits();
 
-/// Idles until `wake` says so: polls (no hypervisor to cede the CPU to).
+/// Idles until `wake` says so, in `nap` (H_CEDE's counterpart on bare metal: under QEMU a
+/// napping vCPU is halted, not spinning). Interrupts stay off: what ends a nap is a system
+/// reset at 0x100 (SRR1 says why, `reg::wake`), which returns right after the `nap`. A
+/// `kick` (hypervisor doorbell) or the decrementer end it; a waker stores first, then kicks.
 pub fn idle_until(wake: impl Fn() -> bool) {
+    let on = crate::sync::irq::save_disable();
     while !wake() {
-        insn::cpu_relax();
+        nap();
     }
+    crate::sync::irq::restore(on);
+}
+
+/// One nap, until the next wake-up event.
+pub fn nap() {
+    // SAFETY: `nap` only stops this thread until a wake-up event; the wake-up's system reset
+    // returns here (exception.rs), every register kept. `sync` first: stores reach memory
+    // before the thread stops.
+    unsafe { core::arch::asm!("sync", "nap", options(nostack)) };
+}
+
+/// Ends CPU `cpu`'s nap (or makes its next one end at once): a hypervisor doorbell to its
+/// PIR (`msgsnd`, message type 5). The `sync` makes the caller's stores visible first.
+pub fn kick(cpu: usize) {
+    let pir = boot::info().cpu_ids[cpu] as u64;
+    // SAFETY: msgsnd only raises a doorbell on the addressed thread. LLVM knows msgsnd only
+    // for Book E: this is `msgsnd r3` (X-form 31/206, RB = 3) by hand.
+    unsafe { core::arch::asm!("sync", ".long 0x7c00199c", in("r3") (5u64 << 27) | pir, options(nostack, preserves_flags)) };
 }
 
 /// IPMI App requests for the BMC watchdog (IPMI v2.0, 27.6/27.7).

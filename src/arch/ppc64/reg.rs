@@ -260,6 +260,22 @@ bitflags! {
     }
 }
 
+/// SRR1 of a system reset that ends a power-saving state (`nap`, powernv): bits 46:47 say
+/// what state was kept (non-zero: it was a wake-up), bits 42:45 why (QEMU's target/ppc/cpu.h
+/// SRR1_WAKE*, as POWER8 sets them).
+pub mod wake {
+    pub const STATE: u64 = 0x0003_0000;
+    pub const REASON: u64 = 0x003c_0000;
+    pub const RESET: u64 = 0x0010_0000;
+    pub const DECREMENTER: u64 = 0x0018_0000;
+    pub const HV_DOORBELL: u64 = 0x000c_0000;
+
+    /// Why a system reset with SRR1 `srr1` happened: None when it did not end a nap.
+    pub const fn reason(srr1: u64) -> Option<u64> {
+        if srr1 & STATE == 0 { None } else { Some(srr1 & REASON) }
+    }
+}
+
 /// SPR numbers the powernv code uses (ISA 2.07).
 pub mod spr {
     pub const SDR1: u16 = 25;
@@ -476,6 +492,16 @@ mod tests {
         ] {
             assert_eq!(vector_name(v), "unknown", "{:#x}", v);
         }
+    }
+
+    #[test]
+    fn wake_reasons() {
+        // QEMU's powerpc_reset_wakeup: SRR1_WS_NOLOSS plus the reason.
+        assert_eq!(wake::reason(0x9000_0000_0000_1032), None, "an NMI outside nap");
+        assert_eq!(wake::reason(0x9000_0000_0000_1032 | 0x1_0000 | 0x18_0000), Some(wake::DECREMENTER));
+        assert_eq!(wake::reason(0x1_0000 | 0xc_0000), Some(wake::HV_DOORBELL));
+        assert_eq!(wake::reason(0x1_0000 | 0x10_0000), Some(wake::RESET));
+        assert_eq!(wake::REASON & wake::STATE, 0);
     }
 
     #[test]
