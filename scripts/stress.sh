@@ -31,8 +31,8 @@ for smp in 2 4; do
         # With 4 CPUs the race must be real in the fault path itself: BUSY re-executions and
         # lost reservations, whatever the accelerator on pseries. On powernv the path has no
         # hypercall, and one-thread TCG switches vCPUs only at its timer kick, between
-        # translation blocks: almost never inside the ~40-instruction BUSY window, so there
-        # the requirement holds for multi-threaded TCG only.
+        # translation blocks: never between the take's ldarx and stdcx. (no lost reservation
+        # in our runs), so there the requirement holds for multi-threaded TCG only.
         if ((smp == 4)) && [[ ${MOPT[1]} == pseries || $accel == mttcg ]] && { ((${b:-0} == 0)) || ((${s:-0} == 0)); }; then
             echo "stress: race not exercised with --smp 4 --accel $accel (${b:-0} BUSY re-executions, ${s:-0} stcx. failures)"
             failed=$((failed + 1))
