@@ -379,6 +379,57 @@ part gdb-session-release 600 0 --after build --slow --want '^gdb-test: PASS$' --
 part smp-stress 1200 0 --after build --want '^stress: total [0-9]+ faults .* 0 violations' \
     --reject 'INVARIANT VIOLATED' --show '^stress: total' -- scripts/stress.sh
 
+# powernv: the same kernel on bare metal under skiboot (OPAL), MSR[HV] = 1, with the HPT it
+# owns (src/hash/native.rs). The default run, every test (pseries-only ones listed as
+# skipped), 1 and 4 vCPUs, the deadlock regression (the watchdog's NMI is the BMC's), crashes,
+# the SMP stress with invariants read from the kernel's own table, gdb, and the path lengths
+# of both machines side by side.
+PNV_BANNER='^hashkernel [0-9.]+ — lock-free hash_page on ppc64 powernv$'
+part powernv-default-run 300 0 --after build --want "$PNV_BANNER" --want 'hpt: .* the kernel.s own \(SDR1 ' \
+    --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
+    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
+    --want 'vmalloc self-check: 64 pages' --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' \
+    --reject 'lockdep:' --reject 'DEADLOCK' --reject '\.\.\. FAILED' --show '^self-checks:' \
+    -- cargo run -- --machine powernv
+part powernv-kernel-tests 600 0 --after build --want "$PNV_BANNER" --want '^test native::writers_wait_for_the_hpte_lock \.\.\. ok$' \
+    --want '^test native::translation_stays_until_tlbie \.\.\. ok$' --want '^test opal::lpc_io_round_trip \.\.\. ok$' \
+    --want '^test hash_page::faults_enter_at_the_ail_block \.\.\. ok$' --want '^test of::rtas_tokens_found \.\.\. skipped \(pseries only\)$' \
+    --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo test -- --machine powernv
+part powernv-smp1 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
+    --want 'smp: 1 of 1 CPU\(s\) online' --reject 'DEADLOCK' --show '^self-checks:' -- cargo run -- --machine powernv --smp 1
+part powernv-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
+    --want 'smp: 4 of 4 CPU\(s\) online' --want 'smp stress: 4 CPUs, 20 rounds.* 0 violations' --reject 'DEADLOCK' \
+    --show '^self-checks:' -- cargo run -- --machine powernv --smp 4
+part powernv-deadlock-smp2 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'watchdog \(CPU 1\): CPU 0 made no progress' \
+    --want 'CPU 0 was spinning at NIP 0x[0-9a-f]+ LR 0x[0-9a-f]+ \(system reset\)' \
+    --show 'made no progress' -- cargo run -- --machine powernv --smp 2 hash_page=locked
+part powernv-deadlock-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock self-check \(no watchdog CPU\)' \
+    --show 'spun [0-9]+ ms' -- cargo run -- --machine powernv --smp 1 hash_page=locked
+part powernv-deadlock-soak 900 0 --after build --slow --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
+    --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh --machine powernv 3
+part powernv-crash-null 120 1 --after build \
+    --want 'Oops: data segment \(0x380\)' --want 'NULL pointer dereference' --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- --machine powernv crash=null
+part powernv-crash-nested 120 1 --after build \
+    --want 'Oops: program \(0x700\).*a hash fault inside the hash-fault handler' --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- --machine powernv crash=nested
+part powernv-crash-exec 120 1 --after build \
+    --want 'Oops: instruction storage \(0x400\).*no-execute' --want 'hashkernel: exit status 1 \(oops\)$' \
+    -- cargo run -- --machine powernv crash=exec
+part powernv-crash-user 120 1 --after build \
+    --want 'Oops: data storage \(0x300\).*problem-state access to a kernel page' --want 'MSR: .*HV.*PR' \
+    --want 'hashkernel: exit status 1 \(oops\)$' -- cargo run -- --machine powernv crash=user
+part powernv-bad-option 120 1 --after build \
+    --want "^run\.sh: --firmware is a pseries option: powernv always boots skiboot" --reject '^hashkernel [0-9]' \
+    -- cargo run -- --machine powernv --firmware slof
+part powernv-smp-stress 1200 0 --after build --slow --want '^stress: total [0-9]+ faults .* powernv\), 0 violations, 0 failed runs' \
+    --reject 'INVARIANT VIOLATED' --show '^stress: total' -- scripts/stress.sh --machine powernv 100 100000
+part powernv-gdb-session 300 0 --after build --want '^gdb-test: PASS$' --reject 'gdb-test: MISSING' \
+    -- scripts/gdb-test.sh --machine powernv
+part bench-machines 600 0 --after build --want '^bench-machines: ok: powernv insert_primary [0-9]+' \
+    --want '^BENCH stepcount.powernv.lockfree.insert_primary [0-9]+' --show '^bench-machines: ok' -- scripts/bench-machines.sh --quick
+
 # ---------------------------------------------------------------------------------------------
 ((LIST)) && exit 0
 if ((PASSED + FAILED == 0)); then

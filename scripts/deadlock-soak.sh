@@ -42,7 +42,7 @@ for smp in 2 4; do
                 echo "soak: locked run $i (--smp $smp --accel $accel) NOT caught as a deadlock (exit $rc)"; grep -E 'DEADLOCK|TIMEOUT|Oops|panic|exit status' <<<"$out" | head -3
             fi
         done
-        echo "soak: ${MOPT[1]} --smp $smp --accel $accel: lockfree $ok/$N passed; locked $caught/$N caught as deadlock"
+        echo "soak: --smp $smp --accel $accel: lockfree $ok/$N passed; locked $caught/$N caught as deadlock (${MOPT[1]})"
         echo "soak:   watchdog stall at report (guest ms): $(printf '%s\n' "${lat[@]}" | stats)"
         echo "soak:   locked run, QEMU start to exit (host s): $(printf '%s\n' "${wall[@]}" | stats)"
         echo "soak:   lockfree deterministic iterations/s: $(printf '%s\n' "${thr[@]}" | stats)"

@@ -24,7 +24,7 @@ for smp in 2 4; do
         f=$(sed -n 's/.* ms: \([0-9]*\) faults.*/\1/p' <<<"$line")
         v=$(sed -n 's/.* \([0-9]*\) violations$/\1/p' <<<"$line")
         b=$(sed -n 's/.* \([0-9]*\) BUSY re-executions.*/\1/p' <<<"$line")
-        echo "stress: ${MOPT[1]} --smp $smp --accel $accel: exit $rc: ${line:-no stress report}"
+        echo "stress: --smp $smp --accel $accel (${MOPT[1]}): exit $rc: ${line:-no stress report}"
         tr -d '\r' <"$log" | grep -a -E 'INVARIANT VIOLATED|race not exercised|FAILED|Oops|panic' | head -5
         if ((rc != 0)) || [[ -z $f ]]; then failed=$((failed + 1)); fi
         s=$(sed -n 's/.* \([0-9]*\) stcx\. failures.*/\1/p' <<<"$line")
@@ -43,5 +43,5 @@ for smp in 2 4; do
         rm -f "$log"
     done
 done
-echo "stress: ${MOPT[1]}: total $total faults ($resolved resolved, the rest BUSY re-executions) in 4 runs (smp 2/4 x mttcg/single, $ROUNDS rounds each), $viol violations, $failed failed runs"
+echo "stress: total $total faults ($resolved resolved, the rest BUSY re-executions) in 4 runs (smp 2/4 x mttcg/single, $ROUNDS rounds each, ${MOPT[1]}), $viol violations, $failed failed runs"
 ((failed == 0 && viol == 0 && resolved >= MIN)) || { echo "stress: FAILED (need >= $MIN resolved faults, 0 violations, 0 failed runs)"; exit 1; }

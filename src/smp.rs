@@ -223,9 +223,15 @@ pub fn stop_others() {
     }
     STOPPER.store(me, Release);
     // With interrupts off this CPU's own system reset (powernv: the NMI reaches every CPU)
-    // cannot land in exception entry code, where it could not be returned from.
+    // cannot land in exception entry code, where it could not be returned from; with MSR[RI]
+    // on it can be returned from even when the caller is the hash-fault slow path (which runs
+    // with RI off), so RI is on until this CPU's own NMI has come and gone. Nothing here
+    // touches memory that could take a hash fault.
     let on = irq::save_disable();
+    let ri_was = insn::mfmsr() & crate::arch::ppc64::reg::Msr::RI.bits();
     if platform::powernv() {
+        insn::mtmsrd_ee_ri(crate::arch::ppc64::reg::Msr::RI.bits());
+        OWN_NMI.store(false, Release);
         if let Err(e) = powernv::nmi_all() {
             println!("smp: no NMI for the other CPUs ({e}); they keep running");
         }
@@ -242,9 +248,20 @@ pub fn stop_others() {
         }
     }
     if platform::powernv() {
+        while !OWN_NMI.load(Acquire) && insn::mftb() - start < timer::us_to_tb(500_000) {
+            insn::cpu_relax();
+        }
         powernv::nmi_done();
+        insn::mtmsrd_ee_ri(ri_was);
     }
     irq::restore(on);
+}
+
+/// powernv: the stopper's own NMI has arrived (it returns from it: `is_stopper`).
+static OWN_NMI: AtomicBool = AtomicBool::new(false);
+
+pub fn own_nmi_arrived() {
+    OWN_NMI.store(true, Release);
 }
 
 pub fn stopping() -> bool {

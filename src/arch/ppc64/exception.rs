@@ -152,7 +152,10 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         // wake-up it carried is in the work slot already.
         0xe80 if super::platform::powernv() => Handled::Done,
         // powernv's NMI reaches the CPU that asked for it too: it just goes on.
-        0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => Handled::Done,
+        0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => {
+            crate::smp::own_nmi_arrived();
+            Handled::Done
+        }
         0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && super::platform::powernv() && f.nip >> 60 != 0xc => {
             crate::smp::system_reset_in_firmware(f)
         }
