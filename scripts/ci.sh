@@ -396,6 +396,15 @@ part powernv-kernel-tests 600 0 --after build --want "$PNV_BANNER" --want '^test
     --want '^test hash_page::faults_enter_at_the_ail_block \.\.\. ok$' --want '^test of::rtas_tokens_found \.\.\. skipped \(pseries only\)$' \
     --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' --show '^[0-9]+ passed, [0-9]+ failed$' \
     -- cargo test -- --machine powernv
+# POWER9 (ISA 3.0: the HPT is entry 0 of a partition table, PTCR; `stop` instead of `nap`)
+# and POWER10 (whose LPCR[HAIL] the kernel sets anyway for QEMU 7.2's POWER8).
+part powernv9-kernel-tests 600 0 --after build --want 'cpu: +PowerPC,POWER9 ' --want 'partition table entry 0x[0-9a-f]+, PTCR 0x' \
+    --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' --show '^[0-9]+ passed, [0-9]+ failed$' \
+    -- cargo test -- --machine powernv --cpu POWER9
+part powernv9-deadlock 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'CPU 0 was spinning at NIP 0x[0-9a-f]+ LR 0x[0-9a-f]+ \(system reset\)' \
+    -- cargo run -- --machine powernv --cpu POWER9 hash_page=locked
+part powernv10-default-run 300 0 --after build --slow --want 'cpu: +PowerPC,POWER10 ' --want '^self-checks: [1-9][0-9]* passed, 0 failed$' \
+    --want "$OK_EXIT" --reject 'DEADLOCK' --show '^self-checks:' -- cargo run -- --machine powernv --cpu POWER10
 part powernv-smp1 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
     --want 'smp: 1 of 1 CPU\(s\) online' --reject 'DEADLOCK' --show '^self-checks:' -- cargo run -- --machine powernv --smp 1
 part powernv-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \

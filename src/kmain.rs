@@ -73,7 +73,11 @@ fn banner(bi: &boot::BootInfo) {
     println!("  memory:    {} MiB", bi.mem_size >> 20);
     match crate::arch::ppc64::powernv::info() {
         Some(n) => {
-            println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+            if n.ptcr != 0 {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (partition table entry {:#x}, PTCR {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, n.ptcr, bi.hpt().groups());
+            } else {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+            }
             println!("  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts", insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(), n.lpcr_entry);
         }
         None => println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups()),

@@ -55,9 +55,9 @@ ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
         kassert!(s >= bi.linear_zone_end(), "firmware range {s:#x}..{end:#x} inside the linear zone");
     }
     kassert!(n.ipmi.is_some(), "no IPMI interface: the runner adds a BMC");
-    // POWER8 PIRs: chip << 7 | core << 3 | thread; QEMU's cores are 8, 16, ...
+    // The CPUs are the tree's threads by PIR (POWER8: chip << 7 | core << 3 | thread).
     let ids = &bi.cpu_ids[..bi.ncpus];
-    kassert!(ids.iter().all(|&p| p != 0 && p % 8 == 0), "PIRs {ids:?}");
+    kassert!(ids.iter().enumerate().all(|(i, p)| !ids[..i].contains(p)), "PIRs {ids:?}");
     kassert_eq!(ids[0] as u64, insn::mfspr::<{ spr::PIR }>()); // the boot CPU is CPU 0
     Ok(())
 });
@@ -65,8 +65,16 @@ ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
 ktest!("native", only PowerNv, fn mmu_registers_name_the_kernels_table() {
     let n = powernv::info().ok_or("no powernv boot information")?;
     let geo = boot::hpt();
-    let sdr1 = insn::mfspr::<{ spr::SDR1 }>();
+    // POWER8: SDR1; ISA 3.0: the same value as entry 0 (LPID 0) of the table PTCR names.
+    let sdr1 = if n.ptcr != 0 {
+        kassert_eq!(insn::mfspr::<{ spr::PTCR }>(), n.ptcr);
+        // SAFETY: the partition table, in the bolted zone (reserved, set up at boot).
+        unsafe { core::ptr::read_volatile((boot::KERNEL_BASE + (n.ptcr & !0xfff)) as *const u64) }
+    } else {
+        insn::mfspr::<{ spr::SDR1 }>()
+    };
     let lpcr = Lpcr::from_bits_retain(insn::mfspr::<{ spr::LPCR }>());
+    kassert!(!lpcr.intersects(Lpcr::HR | Lpcr::UPRT), "not hash mode: LPCR {:#x}", lpcr.bits());
     kassert_eq!(sdr1, n.sdr1);
     kassert_eq!(sdr1 & !0x1f, n.hpt_pa); // HTABORG
     kassert_eq!((sdr1 & 0x1f) as u32 + 18, geo.shift()); // HTABSIZE

@@ -5,6 +5,7 @@
 //! |---------------------------------------|---------------------------------------------------|
 //! | OF client interface: device tree      | flattened device tree from skiboot (`fdt`)        |
 //! | the hypervisor sizes and owns the HPT | the kernel allocates it, zeroes it, sets SDR1     |
+//! |                                       | (POWER9: a partition table entry, PTCR)           |
 //! | H_ENTER bolts the linear zone         | native inserts, in real mode, before translation  |
 //! | H_SET_MODE: AIL = 3                   | LPCR[AIL] = 3 written directly (and HDICE off)    |
 //! | hvterm console, RTAS power-off/os-term| OPAL console, power-down through OPAL and the BMC |
@@ -28,9 +29,12 @@ pub const MAX_HPT_SHIFT: u32 = 24;
 pub struct PowerNvInfo {
     pub reserved: [(u64, u64); MAX_RESERVED],
     pub nreserved: usize,
-    /// Physical address of the HPT and SDR1 as every CPU loads it.
+    /// Physical address of the HPT and SDR1 as every CPU loads it (POWER8). ISA 3.0 (POWER9)
+    /// has no SDR1: the same value is entry 0 (LPID 0) of a partition table at `ptcr`.
     pub hpt_pa: u64,
     pub sdr1: u64,
+    /// ISA 3.0: PTCR (partition table base, 4 KiB); 0 on POWER8.
+    pub ptcr: u64,
     /// LPCR as skiboot left it on the boot CPU, and as the kernel set it.
     pub lpcr_entry: u64,
     pub lpcr: u64,
@@ -44,12 +48,21 @@ pub fn info() -> Option<&'static PowerNvInfo> {
     INFO.get()
 }
 
-/// Firmware-reserved ranges inside RAM and the HPT: never handed out as frames.
+/// Firmware-reserved ranges inside RAM, the HPT and (ISA 3.0) the partition table below it:
+/// never handed out as frames.
 pub fn reserved(mem_size: u64) -> impl Iterator<Item = (u64, u64)> {
     let i = INFO.get();
     let fw = i.map(|i| &i.reserved[..i.nreserved]).unwrap_or(&[]);
-    let hpt = i.map(|i| (i.hpt_pa, i.hpt_pa + boot::hpt().bytes()));
+    let hpt = i.map(|i| (if i.ptcr != 0 { i.ptcr & PATB_MASK } else { i.hpt_pa }, i.hpt_pa + boot::hpt().bytes()));
     fw.iter().copied().filter(move |&(s, _)| s < mem_size).chain(hpt)
+}
+
+/// PTCR's partition table base field.
+const PATB_MASK: u64 = 0x0fff_ffff_ffff_f000;
+
+/// ISA 3.0 or later (POWER9 and up: PVR versions 0x004e and above): partition table, `stop`.
+pub fn isa300() -> bool {
+    (insn::mfpvr() >> 16) >= 0x004e
 }
 
 /// The LPCR every CPU runs with: AIL = 3 (interrupts taken with translation on arrive at
@@ -59,22 +72,33 @@ pub fn reserved(mem_size: u64) -> impl Iterator<Item = (u64, u64)> {
 /// hypervisor doorbell (`kick`), the decrementer or a machine check — not by external
 /// interrupts, which nothing handles.
 pub const fn lpcr_for(entry: u64) -> u64 {
-    let clear = Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits() | Lpcr::P8_PECE0.bits() | Lpcr::P8_PECE2.bits();
+    let clear = Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits() | Lpcr::P8_PECE0.bits() | Lpcr::P8_PECE2.bits()
+        | Lpcr::HR.bits() | Lpcr::UPRT.bits();
     let set = Lpcr::AIL_3.bits() | Lpcr::HAIL.bits() | Lpcr::P8_PECE1.bits() | Lpcr::P8_PECE3.bits() | Lpcr::P8_PECE4.bits();
     (entry & !clear) | set
 }
 
-/// This CPU's MMU registers: LPCR, SDR1, and a TLB with nothing from skiboot's time in it.
+/// This CPU's MMU registers: LPCR, SDR1 (ISA 3.0: PTCR, and PSSCR for `stop`), and a TLB with
+/// nothing from skiboot's time in it.
 fn cpu_mmu_setup(i: &PowerNvInfo) {
     // SAFETY: real mode, interrupts off; the values are the ones every CPU uses, the table
-    // behind SDR1 is initialised, and nothing is translated yet on this CPU.
+    // behind SDR1/PTCR is initialised, and nothing is translated yet on this CPU.
     unsafe {
         insn::mtspr::<{ spr::LPCR }>(i.lpcr);
-        insn::mtspr::<{ spr::SDR1 }>(i.sdr1);
+        if i.ptcr != 0 {
+            insn::mtspr::<{ spr::PTCR }>(i.ptcr);
+            insn::mtspr::<{ spr::PSSCR }>(PSSCR_STOP0_SRESET);
+        } else {
+            insn::mtspr::<{ spr::SDR1 }>(i.sdr1);
+        }
     }
     insn::isync();
     tlbiel_all();
 }
+
+/// PSSCR for `idle`'s `stop` on ISA 3.0: level 0, exit criterion and state loss enabled, so
+/// that a wake-up is a system reset at 0x100 as after POWER8's `nap` (PSSCR_EC | PSSCR_ESL).
+const PSSCR_STOP0_SRESET: u64 = (1 << (63 - 43)) | (1 << (63 - 42));
 
 /// Invalidates this CPU's whole TLB: `tlbiel` with IS = 3 (every entry of a congruence class)
 /// for each of POWER8's 512 classes, then `ptesync`.
@@ -139,11 +163,21 @@ extern "C" fn early_main_opal(fdt_pa: u64, opal_base: u64, opal_entry: u64) -> *
         fail(format_args!("a {} KiB HPT does not fit the {} MiB linear zone", geo.bytes() >> 10, bi.linear_zone_end() >> 20))
     };
     let lpcr_entry = insn::mfspr::<{ spr::LPCR }>();
+    // ISA 3.0: a 4 KiB partition table right below the HPT (aligned), entry 0 = SDR1's value.
+    let ptcr = if isa300() { hpt_pa - 4096 } else { 0 };
+    if ptcr != 0 {
+        // SAFETY: the page below the HPT, in the linear zone, reserved with it (`reserved`).
+        unsafe {
+            core::ptr::write_bytes((KERNEL_BASE + ptcr) as *mut u8, 0, 4096);
+            core::ptr::write_volatile((KERNEL_BASE + ptcr) as *mut u64, sdr1(hpt_pa, geo));
+        }
+    }
     let i = INFO.call_once(|| PowerNvInfo {
         reserved: f.reserved,
         nreserved: f.nreserved,
         hpt_pa,
         sdr1: sdr1(hpt_pa, geo),
+        ptcr,
         lpcr_entry,
         lpcr: lpcr_for(lpcr_entry),
         ipmi: f.ipmi_interface,
@@ -227,8 +261,13 @@ pub fn idle_until(wake: impl Fn() -> bool) {
     crate::sync::irq::restore(on);
 }
 
-/// One nap, until the next wake-up event.
+/// One nap (ISA 3.0: `stop` at level 0, set up by PSSCR), until the next wake-up event.
 pub fn nap() {
+    if isa300() {
+        // SAFETY: as below; `stop` is 19/370, which LLVM does not know for this target.
+        unsafe { core::arch::asm!("sync", ".long 0x4c0002e4", options(nostack)) };
+        return;
+    }
     // SAFETY: `nap` only stops this thread until a wake-up event; the wake-up's system reset
     // returns here (exception.rs), every register kept. `sync` first: stores reach memory
     // before the thread stops.

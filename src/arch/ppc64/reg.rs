@@ -253,6 +253,10 @@ bitflags! {
         /// interrupt on powernv arrives in real mode (target/ppc/excp_helper.c
         /// ppc_excp_apply_ail). Harmless on hardware: the kernel never runs with MSR[HV] = 0.
         const HAIL = 1 << 26;
+        /// ISA 3.0 (POWER9): the partition's table is radix (HR) / a process table is used
+        /// (UPRT). Both off for a hashed page table with the SLB.
+        const UPRT = 1 << 22;
+        const HR = 1 << 20;
         /// External interrupts go to the partition (SRR0/1) instead of the hypervisor.
         const LPES0 = 1 << 3;
         /// Hypervisor decrementer interrupts enabled.
@@ -279,6 +283,10 @@ pub mod wake {
 /// SPR numbers the powernv code uses (ISA 2.07).
 pub mod spr {
     pub const SDR1: u16 = 25;
+    /// ISA 3.0: partition table control (base | log2(size) - 12), instead of SDR1.
+    pub const PTCR: u16 = 464;
+    /// ISA 3.0: processor stop status and control, what `stop` does.
+    pub const PSSCR: u16 = 855;
     pub const HSRR0: u16 = 314;
     pub const HSRR1: u16 = 315;
     pub const LPCR: u16 = 318;
@@ -517,6 +525,8 @@ mod tests {
         assert_eq!(Lpcr::P8_PECE4.bits(), ppc_bit(51));
         assert_eq!(Lpcr::LPES0.bits(), ppc_bit(60));
         assert_eq!(Lpcr::HAIL.bits(), ppc_bit(37), "LPCR_HAIL");
+        assert_eq!(Lpcr::UPRT.bits(), ppc_bit(41));
+        assert_eq!(Lpcr::HR.bits(), ppc_bit(43));
         assert_eq!(Lpcr::HAIL.bits() & (0xf << (63 - 37)), Lpcr::HAIL.bits(), "inside POWER8's LPCR_RMLS");
         assert_eq!(Lpcr::HDICE.bits(), ppc_bit(63));
         // skiboot v7.0 hands over LPCR 0x0040000000006000: a prefetch depth and PECE2|PECE3.
