@@ -15,9 +15,11 @@ ktest!("boot", fn device_tree_facts() {
 });
 
 ktest!("boot", fn hpt_size_follows_ram() {
-    // QEMU sizes the HPT to 1/128 of RAM (power of two, at least 2^18).
+    // QEMU sizes the HPT to 1/128 of RAM (power of two, at least 2^18); on powernv the kernel
+    // does the same, within the bolted zone's means (at most 2^MAX_HPT_SHIFT).
     let bi = boot::info();
     let want = (bi.mem_size.next_power_of_two().trailing_zeros() - 7).max(18);
+    let want = if crate::arch::ppc64::platform::powernv() { want.clamp(19, crate::arch::ppc64::powernv::MAX_HPT_SHIFT) } else { want };
     kassert_eq!(bi.pft_shift, want);
     Ok(())
 });
