@@ -320,6 +320,15 @@ part model-check 900 0 --want 'loom: two hash_page CPUs x clear-and-flush: [0-9]
     --show 'interleavings explored' \
     -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture' "$ROOT"
 
+# The native backend's own model (model/native_model.rs): an insert against a table walk, a
+# flush against an eviction against a CPU using the page; two mutants it must catch.
+part model-check-native 900 0 --want 'loom: native HPT, insert x table walk: [0-9]+ interleavings' \
+    --want 'loom: native HPT, flush x eviction x a CPU using the page: [0-9]+ interleavings' \
+    --want 'loom: native HPT: the valid bit stored before the second doubleword is caught' \
+    --want 'loom: native HPT: an eviction that unlocks before its tlbie is caught' \
+    --want '^test result: ok\.' --reject '^test result: FAILED' --show 'flush x eviction' \
+    -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture native' "$ROOT"
+
 # The 2003 regression. Lock-free: the window is hit every iteration, faults served, no lockdep
 # report. Locked: the deadlock happens and is caught by the watchdog (2+ CPUs) or the lock's own
 # self-check (1 CPU) — as a deadlock report, not a timeout or a crash.

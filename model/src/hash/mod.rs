@@ -4,6 +4,8 @@ pub mod access;
 pub mod backend;
 #[path = "../../../src/hash/cell.rs"]
 pub mod cell;
+#[path = "../../../src/hash/native.rs"]
+pub mod native;
 #[path = "../../../src/hash/protocol.rs"]
 pub mod protocol;
 #[path = "../../../src/hash/stats.rs"]
@@ -11,3 +13,6 @@ pub mod stats;
 #[cfg(test)]
 #[path = "../../model.rs"]
 mod model;
+#[cfg(test)]
+#[path = "../../native_model.rs"]
+mod native_model;
