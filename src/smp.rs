@@ -228,33 +228,50 @@ pub fn stop_others() {
     // with RI off), so RI is on until this CPU's own NMI has come and gone. Nothing here
     // touches memory that could take a hash fault.
     let on = irq::save_disable();
-    let ri_was = insn::mfmsr() & crate::arch::ppc64::reg::Msr::RI.bits();
     if platform::powernv() {
-        insn::mtmsrd_ee_ri(crate::arch::ppc64::reg::Msr::RI.bits());
-        OWN_NMI.store(false, Release);
-        if let Err(e) = powernv::nmi_all() {
-            println!("smp: no NMI for the other CPUs ({e}); they keep running");
+        // The cheap way first: a CPU that is idle (napping) or waits in a barrier sees
+        // STOPPING once kicked and parks itself. The NMI costs two BMC round trips (about a
+        // second under QEMU), so it is kept for CPUs that do not answer (interrupts off, as a
+        // deadlocked one).
+        for c in (0..ncpus()).filter(|&c| c != me) {
+            powernv::kick(c);
+        }
+        if !others_parked(me, 20_000) {
+            let ri_was = insn::mfmsr() & crate::arch::ppc64::reg::Msr::RI.bits();
+            insn::mtmsrd_ee_ri(crate::arch::ppc64::reg::Msr::RI.bits());
+            OWN_NMI.store(false, Release);
+            match powernv::nmi_all() {
+                Ok(()) => {
+                    others_parked(me, 500_000);
+                    let start = insn::mftb();
+                    while !OWN_NMI.load(Acquire) && insn::mftb() - start < timer::us_to_tb(500_000) {
+                        insn::cpu_relax();
+                    }
+                }
+                Err(e) => println!("smp: no NMI for the other CPUs ({e}); they keep running"),
+            }
+            powernv::nmi_done();
+            insn::mtmsrd_ee_ri(ri_was);
         }
     } else {
         let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
-    }
-    let start = insn::mftb();
-    for c in 0..ncpus() {
-        if c == me {
-            continue;
-        }
-        while percpu::paca(c).online.load(Acquire) != 2 && insn::mftb() - start < timer::us_to_tb(500_000) {
-            insn::cpu_relax();
-        }
-    }
-    if platform::powernv() {
-        while !OWN_NMI.load(Acquire) && insn::mftb() - start < timer::us_to_tb(500_000) {
-            insn::cpu_relax();
-        }
-        powernv::nmi_done();
-        insn::mtmsrd_ee_ri(ri_was);
+        others_parked(me, 500_000);
     }
     irq::restore(on);
+}
+
+/// Waits up to `us` for every other online CPU to park; whether they all did.
+fn others_parked(me: usize, us: u64) -> bool {
+    let start = insn::mftb();
+    for c in (0..ncpus()).filter(|&c| c != me) {
+        while percpu::paca(c).online.load(Acquire) != 2 {
+            if insn::mftb() - start >= timer::us_to_tb(us) {
+                return false;
+            }
+            insn::cpu_relax();
+        }
+    }
+    true
 }
 
 /// powernv: the stopper's own NMI has arrived (it returns from it: `is_stopper`).
