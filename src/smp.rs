@@ -316,7 +316,11 @@ fn record_stop(f: &ExcFrame) {
     let inner = crate::arch::ppc64::exception::innermost_frame(me, sp, f.prev_frame);
     // This exception's own level is not part of what was interrupted.
     let depth = percpu::this().depth.load(Relaxed) - 1 + percpu::on_hash_stack(me, sp) as u64;
-    *STOPPED_AT[me].lock() = Some(StoppedAt {
+    let mut at = STOPPED_AT[me].lock();
+    if at.is_some() {
+        return; // the first system reset says where this CPU was; later ones find it parked
+    }
+    *at = Some(StoppedAt {
         nip: f.nip,
         lr: f.lr,
         sp,
@@ -337,6 +341,11 @@ fn park() -> ! {
         hcall::h_cede();
         irq::disable();
     }
+}
+
+/// Whether this CPU has parked for the stop (`park`).
+pub fn parked_here() -> bool {
+    STOPPING.load(Relaxed) && percpu::this().online.load(Relaxed) == 2
 }
 
 /// Whether this CPU is the one stopping the machine: on powernv the NMI reaches every CPU,

@@ -141,6 +141,9 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         }
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
+        // powernv: a parked CPU woken from its nap (a doorbell that was pending, the NMI, the
+        // decrementer) stays parked: back to its nap loop.
+        0x100 if crate::smp::parked_here() && super::reg::wake::reason(f.msr).is_some() => Handled::Done,
         // powernv: the end of a nap (an idle CPU's wake-up), unless the machine is stopping.
         0x100 if !crate::smp::stopping() && super::reg::wake::reason(f.msr).is_some() => {
             if super::reg::wake::reason(f.msr) == Some(super::reg::wake::DECREMENTER) {
