@@ -8,6 +8,8 @@ use crate::arch::ppc64::{platform, rtas};
 
 pub const SENTINEL: &str = "hashkernel: exit status";
 
+/// The machine's `QEMUExit` (the name is historical: on powernv the same functions end the run
+/// through OPAL).
 pub struct Pseries;
 
 impl qemu_exit::QEMUExit for Pseries {
