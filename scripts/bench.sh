@@ -15,6 +15,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 QUICK=0 LINUX=0
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -218,6 +219,8 @@ echo
 echo "Written by \`scripts/bench.sh$( ((LINUX)) && echo ' --linux')\` on $(date -u '+%Y-%m-%d %H:%M UTC'). $(qemu-system-ppc64 --version | head -1);"
 echo "guest CPU $GUEST_CPU (pseries, TCG); host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores."
 echo "Release kernel, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')."
+echo "Host load average (1, 5, 15 min) when the run started: ${LOAD_AT_START:-?}, at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+echo "(the time-based figures depend on it; the instruction counts do not)."
 echo
 echo "## Instructions per hash fault (exact: tools/insncount, vector entry to \`rfid\` inclusive)"
 echo

@@ -388,6 +388,29 @@ part gdb-session-release 600 0 --after build --slow --want '^gdb-test: PASS$' --
 part smp-stress 1200 0 --after build --want '^stress: total [0-9]+ faults .* 0 violations' \
     --reject 'INVARIANT VIOLATED' --show '^stress: total' -- scripts/stress.sh
 
+# The kernel event trace (src/trace, scripts/trace.py; its in-kernel tests run in the kernel-tests
+# parts): the script's unit tests; a bad trace= value; the dump inside the deadlock report with
+# --smp 1 (the spinning CPU reports; --smp 2, the watchdog dumping every ring, is in trace-svgs),
+# on an oops, at the exit of a whole default run with every group recorded; the two timelines
+# of the docs regenerated from real runs (each dump checked: the deadlock, resp. the fault
+# completing inside the lock hold; the JSON validated); and what the trace costs while off,
+# counted exactly per hash-fault path (at most 2 instructions per trace point, targets kept).
+part trace-script-tests 120 0 --want '^[1-9][0-9]* passed, 0 failed$' -- python3 scripts/test_trace.py
+part trace-bad-value 120 1 --after build \
+    --want "^hashkernel: bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog" \
+    --want 'hashkernel: exit status 1 \(bad bootargs\)$' -- cargo run -- trace=exc,lokc
+part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'lock self-check \(no watchdog CPU\)' \
+    --want 'slice begins/ends, valid$' \
+    -- scripts/trace-check.sh deadlock 1 --name deadlock-smp1 -- --smp 1 trace=all hash_page=locked
+part trace-oops 120 0 --after build --want '^trace-check: PASS \(oops\)' --want 'Oops: data segment' \
+    -- scripts/trace-check.sh oops 1 -- trace=all crash=null
+part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want 'self-checks: [1-9][0-9]* passed, 0 failed' \
+    --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name default-run -- trace=all
+part trace-svgs 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '^trace-check: PASS \(completes\)' \
+    --want 'watchdog \(CPU 1\): CPU 0 made no progress' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
+    -- scripts/trace-svgs.sh target/trace-svgs
+part trace-cost 900 0 --want '^trace-cost: ok: ' --reject 'more than 2 per trace point' --show '^trace-cost: ok' -- scripts/trace-cost.sh
+
 # powernv: the same kernel on bare metal under skiboot (OPAL), MSR[HV] = 1, with the HPT it
 # owns (src/hash/native.rs). The default run, every test (pseries-only ones listed as
 # skipped), 1 and 4 vCPUs, the deadlock regression (the watchdog's NMI is the BMC's), crashes,

@@ -46,6 +46,9 @@ bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   hash_page=MODE       lockfree (default) | locked (the 2003 design: hash_page takes page_table_lock)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
   bench=hash|smp|vmalloc|all   quiet
+  trace=GROUPS         record kernel events: all | off | exc,hash,hcall,lock,mm,timer,watchdog;
+                       dumped on exit, oops and deadlock (scripts/trace.py: JSON, SVG)
+  trace.stop=irqtest   stop recording when the default run's interrupt scenario ends
 USAGE
 }
 

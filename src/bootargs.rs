@@ -1,6 +1,7 @@
 //! `/chosen/bootargs` (QEMU `-append`) parsed into a typed configuration. Unknown keys and bad
 //! values are errors that name what is valid, never silently ignored.
 
+use crate::trace::event::{parse_groups, Groups, GROUPS_HELP};
 use core::fmt;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,6 +41,15 @@ impl Crash {
     ];
 }
 
+/// When the trace stops recording (`trace.stop=`), so the rings keep that part of the run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TraceStop {
+    /// Records until the dump.
+    Never,
+    /// Stops when the default run's interrupt scenario (irqtest) ends.
+    Irqtest,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
     /// Run the in-kernel tests whose name contains this (empty string: all).
@@ -52,6 +62,9 @@ pub struct Config<'a> {
     pub bench: Option<&'a str>,
     pub watchdog_ms: u64,
     pub quiet: bool,
+    /// Event groups to trace (`trace=`; none by default).
+    pub trace: Groups,
+    pub trace_stop: TraceStop,
 }
 
 impl Default for Config<'_> {
@@ -66,6 +79,8 @@ impl Default for Config<'_> {
             bench: None,
             watchdog_ms: 200,
             quiet: false,
+            trace: Groups::empty(),
+            trace_stop: TraceStop::Never,
         }
     }
 }
@@ -74,11 +89,13 @@ impl Default for Config<'_> {
 pub enum BootargError<'a> {
     UnknownKey(&'a str),
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    /// `trace=` named something that is not an event group.
+    BadTraceGroup { value: &'a str, group: &'a str },
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
 hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
+bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest";
 
 impl fmt::Display for BootargError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -86,6 +103,9 @@ impl fmt::Display for BootargError<'_> {
             BootargError::UnknownKey(k) => write!(f, "unknown bootarg '{k}'; valid: {KEYS}"),
             BootargError::BadValue { key, value, expected } => {
                 write!(f, "bad value '{value}' for bootarg '{key}': expected {expected}")
+            }
+            BootargError::BadTraceGroup { value, group } => {
+                write!(f, "bad value '{value}' for bootarg 'trace': unknown event group '{group}'; expected {GROUPS_HELP}")
             }
         }
     }
@@ -147,6 +167,20 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 c.bench = Some(v)
             }
             "quiet" => c.quiet = true,
+            "trace" => {
+                let v = val(GROUPS_HELP)?;
+                c.trace = parse_groups(v).map_err(|e| match e {
+                    crate::trace::event::GroupError::Unknown(group) => BootargError::BadTraceGroup { value: v, group },
+                    crate::trace::event::GroupError::Empty => BootargError::BadValue { key: k, value: v, expected: GROUPS_HELP },
+                })?;
+            }
+            "trace.stop" => {
+                c.trace_stop = match val("never|irqtest")? {
+                    "never" => TraceStop::Never,
+                    "irqtest" => TraceStop::Irqtest,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "never|irqtest" }),
+                }
+            }
             _ => return Err(BootargError::UnknownKey(k)),
         }
     }
@@ -209,5 +243,30 @@ mod tests {
         assert!(matches!(parse("irqtest.iterations=x"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("crash"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("bench=fast"), Err(BootargError::BadValue { .. })));
+    }
+
+    #[test]
+    fn trace_groups() {
+        assert_eq!(parse("").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=all").unwrap().trace, Groups::all());
+        assert_eq!(parse("trace=off").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=exc,lock,hash").unwrap().trace, Groups::EXC | Groups::LOCK | Groups::HASH);
+        assert_eq!(parse("trace=all trace.stop=irqtest").unwrap().trace_stop, TraceStop::Irqtest);
+        assert_eq!(parse("").unwrap().trace_stop, TraceStop::Never);
+    }
+
+    #[test]
+    fn bad_trace_values_say_what_is_valid() {
+        let e = parse("trace=exc,lokc").unwrap_err();
+        assert_eq!(e, BootargError::BadTraceGroup { value: "exc,lokc", group: "lokc" });
+        let msg = format!("{e}");
+        assert_eq!(msg, "bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog");
+        for bad in ["trace", "trace=", "trace=exc,", "trace=,exc"] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, BootargError::BadValue { key: "trace", .. }), "{bad}: {e:?}");
+            assert!(format!("{e}").contains("exc,hash,hcall,lock,mm,timer,watchdog"), "{bad}: {e}");
+        }
+        assert!(matches!(parse("trace.stop=later"), Err(BootargError::BadValue { key: "trace.stop", .. })));
+        assert!(KEYS.contains("trace=all|off|GROUP"));
     }
 }

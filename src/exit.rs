@@ -30,6 +30,7 @@ impl qemu_exit::QEMUExit for Pseries {
 
 pub fn exit_success() -> ! {
     crate::smp::stop_others();
+    crate::trace::dump("exit", None);
     crate::println!("{} 0", SENTINEL);
     if platform::powernv() {
         power_off_powernv()
@@ -40,6 +41,7 @@ pub fn exit_success() -> ! {
 
 pub fn exit_failure(why: &str) -> ! {
     crate::smp::stop_others();
+    crate::trace::dump(why, None);
     crate::println!("{} 1 ({})", SENTINEL, why);
     if platform::powernv() {
         power_off_powernv()

@@ -27,6 +27,12 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         }
     };
     banner(bi);
+    // Before anything else records: the trace points are patched on the boot CPU alone.
+    crate::trace::init(cfg.trace);
+    if !cfg.trace.is_empty() {
+        println!("trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
+                 crate::trace::event::GroupList(cfg.trace), crate::trace::site::count_on());
+    }
     crate::mm::init();
     crate::mm::init_cpu(0);
     crate::drivers::uart::init();
@@ -178,6 +184,10 @@ fn default_run() -> ! {
             println!("irqtest: FAILED: {}", e);
             crate::exit::exit_failure("irqtest failed");
         }
+    }
+    if cfg.trace_stop == bootargs::TraceStop::Irqtest && !cfg.trace.is_empty() {
+        crate::trace::freeze();
+        println!("trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit");
     }
     // The self-checks include the SMP race stress (smp::race_stress_invariants_hold, sized by
     // smp.rounds) and the irqtest variants; their reports print as they run.

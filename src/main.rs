@@ -22,6 +22,7 @@ pub mod arch;
 pub mod bootargs;
 pub mod hash;
 pub mod mm;
+pub mod trace;
 
 #[cfg(target_os = "none")]
 pub mod console;

@@ -70,6 +70,9 @@ pub fn select(d: Design) {
         (slot as u64, slot.read())
     };
     let target = slot.wrapping_add(branch_disp(insn) as u64);
+    // While exceptions or hash_page are traced the call goes through the traced entry, which
+    // calls `target` (so the untraced path has no trace point of its own).
+    let target = crate::trace::hash_fault_route(target);
     let new = 0x4800_0001 | ((target.wrapping_sub(site) as u32) & 0x03ff_fffc);
     // SAFETY: `site` is the `bl` of hash_fault_entry, in the bolted, writable kernel text; the
     // store is one aligned word, so a CPU fetching it sees either call; the caller guarantees
@@ -80,12 +83,18 @@ pub fn select(d: Design) {
     }
 }
 
-/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`).
+/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`):
+/// the design's entry, or the trace's entry in front of it (`design_entry` sees through it).
 pub fn call_target() -> u64 {
     let site = &raw const hash_fault_call as u64;
     // SAFETY: one aligned word of kernel text.
     let insn = unsafe { core::ptr::read_volatile(site as *const u32) };
     site.wrapping_add(branch_disp(insn) as u64)
+}
+
+/// The design entry the 0x300 entry ends up calling.
+pub fn design_entry() -> u64 {
+    crate::trace::hash_fault_design_entry(call_target())
 }
 
 /// The signed displacement of an I-form branch (`b`/`bl`).

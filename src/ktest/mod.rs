@@ -13,6 +13,7 @@ mod t_vmalloc;
 mod t_hash;
 mod t_uart;
 mod t_powernv;
+mod t_trace;
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
