@@ -141,16 +141,27 @@ pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
 trait FastBackend: HashBackend + 'static {
     const IT: Self;
     type Verdict: Finish<Out = ()> + Default;
+    /// `not_inserted` for this machine: with a hypervisor that owns the CPU a BUSY
+    /// re-execution may give it away (H_CONFER).
+    fn not_inserted(o: Outcome);
 }
 
 impl FastBackend for Pseries {
     const IT: Self = Pseries;
     type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
 }
 
 impl FastBackend for Native {
     const IT: Self = NATIVE;
     type Verdict = NativeVerdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<false>(o)
+    }
 }
 
 #[inline(always)]
@@ -166,7 +177,7 @@ fn fast<const LOCKED: bool, B: FastBackend>(ea: u64, dsisr: u64, srr1: u64) {
     if LOCKED {
         let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
-            not_inserted(o)
+            B::not_inserted(o)
         }
     } else {
         hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
@@ -192,7 +203,7 @@ impl Finish for Verdict {
     fn finish(self, o: Outcome) {
         // The slow ones in a function of their own: an insert or update just returns.
         if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
-            not_inserted(o)
+            not_inserted::<true>(o)
         }
     }
 }
@@ -211,7 +222,7 @@ impl Finish for NativeVerdict {
     fn finish(self, o: Outcome) {
         // The slow ones in a function of their own: an insert or update just returns.
         if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
-            not_inserted(o)
+            not_inserted::<false>(o)
         }
     }
 }
@@ -236,12 +247,13 @@ impl FaultAddr for FromHashFrame {
     }
 }
 
+/// `HV`: a hypervisor owns the CPU (pseries).
 #[cold]
 #[inline(never)]
-fn not_inserted(o: Outcome) {
+fn not_inserted<const HV: bool>(o: Outcome) {
     match o {
         Outcome::Inserted { .. } | Outcome::Updated => {}
-        Outcome::Retry(why) => retry(why),
+        Outcome::Retry(why) => retry::<HV>(why),
         Outcome::Denied(d) => slow(FaultReason::Denied(d)),
         Outcome::AllBolted => slow(FaultReason::AllBolted),
         Outcome::Refused(call, e) => slow(FaultReason::Refused(call, e)),
@@ -304,8 +316,8 @@ fn segment_vsid(ea: u64) -> u64 {
 /// physical CPU away (H_CONFER), as a shared-processor LPAR should; the count is the
 /// `busy_retries` counter the protocol bumps, so this costs no state of its own.
 #[inline(always)]
-fn retry(why: Retry) {
-    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 && !platform::powernv() {
+fn retry<const HV: bool>(why: Retry) {
+    if HV && why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
         confer();
     }
 }
@@ -364,7 +376,7 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
-            retry(why);
+            if platform::powernv() { retry::<false>(why) } else { retry::<true>(why) }
             Ok(())
         }
         Outcome::Denied(d) => Err(FaultReason::Denied(d)),
