@@ -319,7 +319,7 @@ hash_fault_slow_ret:
 
     /*
      * The entries the `bl` at hash_fault_call can be patched to, one per hash_page design and
-     * HPT backend (pseries' two, then powernv's two),
+     * HPT backend (pseries' four, then powernv's four, in `Design` order),
      * assembled as calls so the linker resolves each to its local entry point (ELFv2). Never
      * executed: src/hash/fault.rs copies the target out of them.
      */
@@ -327,8 +327,12 @@ hash_fault_slow_ret:
 hash_fault_designs:
     bl      do_hash_fault
     bl      do_hash_fault_locked
+    bl      do_hash_fault_patch2003
+    bl      do_hash_fault_cas2
     bl      do_hash_fault_native
     bl      do_hash_fault_native_locked
+    bl      do_hash_fault_native_patch2003
+    bl      do_hash_fault_native_cas2
 
 /* ---------------------------------------------------------------- the generic path */
 /*

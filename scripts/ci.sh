@@ -314,11 +314,22 @@ part crash-panic 120 1 --after build \
     -- cargo run -- crash=panic
 
 # The loom model check of the PTE protocol (host crate model/), built outside the repository's
-# cargo configuration (which targets the kernel) with the host toolchain.
+# cargo configuration (which targets the kernel) with the host toolchain. The three designs
+# against clear-and-flush: BUSY passes, patch2003 and cas2 yield their counterexamples (printed
+# with the interleaving); every mutant (orderings, a clear ignoring BUSY, an update that never
+# re-inserts) is caught; cas2 with a drained flush passes.
 part model-check 900 0 --want 'loom: two hash_page CPUs x clear-and-flush: [0-9]+ interleavings' \
     --want 'loom: a clear that ignores BUSY is caught' --want '^test result: ok\.' --reject '^test result: FAILED' \
+    --want '^  BUSY \(lockfree\) +[0-9]+ interleavings, no counterexample' \
+    --want '^  patch2003 +counterexample: stale HPTE' --want '^  cas2 +counterexample: stale HPTE after the flush returned' \
+    --want 'loom: patch2003 x clear-and-flush: counterexample found' --want 'loom: cas2 x clear-and-flush: counterexample found' \
+    --want 'loom: cas2 x clear-and-flush that waits for hash_page to drain, 2 faulting CPU\(s\): [0-9]+ interleavings, no counterexample' \
+    --want 'loom: every PTE ordering Relaxed is caught' --want 'loom: a take without acquire is caught' \
+    --want 'loom: a PTE update \(map\) without release is caught' \
+    --want 'loom: an update that never re-inserts after an eviction is caught' \
+    --want 'loom: both groups full \(eviction\), x clear-and-flush: [0-9]+ interleavings' \
     --show 'interleavings explored' \
-    -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture' "$ROOT"
+    -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture --test-threads=1' "$ROOT"
 
 # The native backend's own model (model/native_model.rs): an insert against a table walk, a
 # flush against an eviction against a CPU using the page; two mutants it must catch.
@@ -358,6 +369,35 @@ part default-run-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* pass
     --want 'smp: 4 of 4 CPU\(s\) online' --reject 'DEADLOCK' --reject 'lockdep:' --show 'self-checks:' -- cargo run -- --smp 4
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
+# The deadlock regression under the two other lock-free designs of the 2003 review: they take
+# no lock either, so an interrupt inside vmalloc's critical section never deadlocks.
+for d in patch2003 cas2; do
+    part "irqtest-$d" 300 0 --after build \
+        --want 'irqtest \(Deterministic\): 300 iterations.* 300 inside vmalloc' --want 'irqtest \(Random\): .* [1-9][0-9]* inside vmalloc' \
+        --want "bootargs: +\"hash_page=$d " --want "$TESTS_OK" --want "$OK_EXIT" --reject 'lockdep:' --reject 'DEADLOCK' \
+        --show 'irqtest \(Deterministic\)' -- cargo run -- "hash_page=$d" test=irqtest::
+done
+
+# The 2003 review, replayed (docs/ARCHITECTURE.md): each design's review2003:: tests show the
+# flaw where the review found one and its absence where the design fixes it. patch2003: the
+# USER and PRESENT holes, the stale HPTE of a clear between its two PTE updates (replayed
+# step by step on two vCPUs, and caught by the SMP stress); cas2: the HPTE that outlives the
+# flush (replayed) and the stress's catch; the default: none of them.
+part review2003-lockfree 300 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: BUSY: the clear waited for the holder' --want 'review2003: lockfree: problem-state store to kernel page .* refused' \
+    --want 'review2003: lockfree: load from 0xd000000e00003000 \(shared area\) .*: refused' \
+    --show "$TESTS_OK" -- cargo run -- test=review2003
+part review2003-patch2003 600 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: patch2003 has no USER check in its atomic step: the refused store set ACCESSED and DIRTY' \
+    --want 'review2003: patch2003 hashed a not-present PTE' \
+    --want 'review2003: patch2003: vfree.s flush found no HASHPTE and removed nothing' \
+    --want "review2003: patch2003's stale HPTE caught by the stress in round [0-9]+" \
+    --show 'caught by the stress' -- cargo run -- hash_page=patch2003 test=review2003
+part review2003-cas2 600 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: cas2: the second CAS failed and the HPTE was removed — but only after vfree had returned' \
+    --want "review2003: cas2's stale HPTE caught by the stress in round [0-9]+" \
+    --want 'review2003: cas2: problem-state store to kernel page .* refused' \
+    --show 'caught by the stress' -- cargo run -- hash_page=cas2 test=review2003
 
 # The exact counter (tools/insncount): its own unit tests; then every hash-fault path counted in
 # both designs, the plugin and single-stepping agreeing on the primary insert and the segment
@@ -365,7 +405,9 @@ part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$O
 # next part shows is enforced.
 part insncount-tests 600 0 --want '^test result: ok\.' --reject '^test result: FAILED' -- scripts/insncount.sh test
 part bench-quick 600 0 --after build --want '^bench: quick check ok: insert_primary [0-9]+' \
-    --want '^BENCH stepcount.hash.lockfree.insert_primary [0-9]+' --show '^bench: quick check' -- scripts/bench.sh --quick
+    --want '^BENCH stepcount.hash.lockfree.insert_primary [0-9]+' \
+    --want '^bench: insert_primary by design: lockfree [0-9]+, locked [0-9]+, patch2003 [0-9]+, cas2 [0-9]+$' \
+    --show '^bench: insert_primary by design' -- scripts/bench.sh --quick
 part bench-limit-enforced 600 1 --after build --want '^bench: the default insert path grew to [0-9]+ instructions \(limit 100\)$' \
     -- env BENCH_INSERT_LIMIT=100 scripts/bench.sh --quick
 

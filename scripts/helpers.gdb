@@ -36,7 +36,7 @@ HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
 HK_OUTCOMES = 10
 HK_STAT_NAMES = ["insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails",
                  "retry_hv_busy", "retry_evictions", "bad_access", "hv_refusals", "all_bolted",
-                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers"]
+                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers", "slot_cas_lost"]
 HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
 HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
 

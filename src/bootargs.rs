@@ -8,6 +8,10 @@ use core::fmt;
 pub enum HashMode {
     LockFree,
     Locked,
+    /// The first lock-free patch as reviewed in 2003 (opt-in: it has the race).
+    Patch2003,
+    /// The reviewer's CAS_PTE-twice proposal (opt-in).
+    Cas2,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,7 +98,7 @@ pub enum BootargError<'a> {
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
-hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
+hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
 bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest";
 
 impl fmt::Display for BootargError<'_> {
@@ -141,10 +145,12 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 );
             }
             "hash_page" => {
-                c.hash_mode = match val("lockfree|locked")? {
+                c.hash_mode = match val("lockfree|locked|patch2003|cas2")? {
                     "lockfree" => HashMode::LockFree,
                     "locked" => HashMode::Locked,
-                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked" }),
+                    "patch2003" => HashMode::Patch2003,
+                    "cas2" => HashMode::Cas2,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked|patch2003|cas2" }),
                 }
             }
             "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
@@ -213,6 +219,13 @@ mod tests {
     }
 
     #[test]
+    fn every_hash_page_design_parses() {
+        for (v, m) in [("lockfree", HashMode::LockFree), ("locked", HashMode::Locked), ("patch2003", HashMode::Patch2003), ("cas2", HashMode::Cas2)] {
+            assert_eq!(parse(&format!("hash_page={v}")).unwrap().hash_mode, m);
+        }
+    }
+
+    #[test]
     fn bare_test_means_all() {
         assert_eq!(parse("test").unwrap().test, Some(""));
     }
@@ -222,7 +235,7 @@ mod tests {
         let e = parse("frobnicate=1").unwrap_err();
         assert_eq!(e, BootargError::UnknownKey("frobnicate"));
         let msg = format!("{e}");
-        assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
+        assert!(msg.contains("hash_page=lockfree|locked|patch2003|cas2"), "{msg}");
     }
 
     #[test]

@@ -37,7 +37,12 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     crate::mm::init_cpu(0);
     crate::drivers::uart::init();
     crate::arch::ppc64::timer::init();
-    crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
+    crate::hash::fault::select(match cfg.hash_mode {
+        bootargs::HashMode::LockFree => crate::hash::fault::Design::LockFree,
+        bootargs::HashMode::Locked => crate::hash::fault::Design::Locked,
+        bootargs::HashMode::Patch2003 => crate::hash::fault::Design::Patch2003,
+        bootargs::HashMode::Cas2 => crate::hash::fault::Design::Cas2,
+    });
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
     let online = crate::smp::start_secondaries();
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
@@ -169,8 +174,11 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
 
 fn default_run() -> ! {
     memory_map();
-    let mode = if crate::hash::fault::locked_mode() { "locked (2003 design)" } else { "lock-free" };
-    println!("hash_page: {}", mode);
+    let design = crate::hash::fault::design();
+    println!("hash_page: {}", design.describe());
+    if let Some(m) = design.model_says() {
+        println!("hash_page: {}", m);
+    }
     if let Err(e) = vmalloc_selfcheck() {
         println!("{}", e);
         crate::exit::exit_failure("self-check failed");

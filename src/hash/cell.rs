@@ -40,6 +40,9 @@ pub trait PteCell {
     /// `new = f(old)` atomically, waiting while BUSY is set; returns the old value.
     /// `spins` counts BUSY waits.
     fn update(&self, clr: u64, set: u64, spins: &mut u64) -> Pte;
+    /// Compare-and-swap (strong, acquire and release): the designs without BUSY
+    /// (`hash::design`) take and record with it. Err: the value found instead.
+    fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte>;
 }
 
 #[cfg(target_os = "none")]
@@ -205,6 +208,11 @@ mod ppc64 {
             *spins += n;
             Pte(old)
         }
+
+        #[inline(always)]
+        fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte> {
+            self.0.compare_exchange(old.0, new.0, Ordering::AcqRel, Ordering::Acquire).map(|_| ()).map_err(Pte)
+        }
     }
 }
 
@@ -216,6 +224,15 @@ pub trait Atomic64 {
     fn load_acquire(&self) -> u64;
     fn cas_weak(&self, old: u64, new: u64) -> Result<u64, u64>;
     fn store_release(&self, v: u64);
+    /// Strong compare-and-swap: fails only if the value differs from `old`.
+    fn cas(&self, old: u64, new: u64) -> Result<u64, u64> {
+        loop {
+            match self.cas_weak(old, new) {
+                Err(cur) if cur == old => continue,
+                r => return r,
+            }
+        }
+    }
     /// Called in BUSY-wait loops (a model checker must be told the thread is waiting).
     fn spin_wait(&self) {
         core::hint::spin_loop();
@@ -271,5 +288,9 @@ impl<A: Atomic64> PteCell for CasCell<A> {
                 return Pte(old);
             }
         }
+    }
+
+    fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte> {
+        self.0.cas(old.0, new.0).map(|_| ()).map_err(Pte)
     }
 }

@@ -8,14 +8,18 @@
 //! `hash_page=locked` is the 2003 design kept on purpose: the same protocol under
 //! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
-//! The design is chosen by patching the vector's call (`select`), so the default path pays
-//! nothing for the others. Each design exists once per HPT backend: `Pseries` (hypercalls)
-//! and `Native` (powernv, the kernel's own table); `select` picks the platform's.
+//! `hash_page=patch2003` and `hash_page=cas2` are the first lock-free patch as reviewed in 2003
+//! and the reviewer's CAS_PTE proposal (`hash::design`): lock-free too, each with the race the
+//! review is about. The design is chosen by patching the vector's call (`select`), so the
+//! default path pays nothing for the others. Each design exists once per HPT backend:
+//! `Pseries` (hypercalls) and `Native` (powernv, the kernel's own table); `select` picks the
+//! platform's.
 
 use super::access::Access;
 use super::backend::{HashBackend, Pseries};
+use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
 use super::native::{Native, NATIVE};
-use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
+use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
@@ -24,15 +28,56 @@ use crate::arch::ppc64::{hcall, insn, percpu, platform};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
-/// `hash_fault_designs` (boot/vectors.S).
+/// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::COUNT` further.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Design {
     LockFree = 0,
     Locked = 1,
+    Patch2003 = 2,
+    Cas2 = 3,
+}
+
+impl Design {
+    pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The `hash_page=` value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Design::LockFree => Busy::NAME,
+            Design::Locked => "locked",
+            Design::Patch2003 => "patch2003",
+            Design::Cas2 => Cas2::NAME,
+        }
+    }
+
+    /// What the model check (model/, `three_designs_against_clear_and_flush`) concluded about
+    /// a design the 2003 review found wanting; the default run prints it.
+    pub const fn model_says(self) -> Option<&'static str> {
+        match self {
+            Design::Patch2003 => Some("the model finds the 2003 counterexample: a clear between the A/D update and the slot update flushes nothing, and the HPTE inserted in between outlives vfree (a stale translation of a freed frame); the review2003:: tests replay it, and this run's SMP stress fails when it catches one"),
+            Design::Cas2 => Some("the model finds its own counterexample: the second CAS fails and the HPTE is removed, but only after vfree's flush has returned and the frame is free; correct only if the flusher waits for every hash_page in flight before freeing (the model passes then). On QEMU the stress also catches a permanent one: the PTE cleared, remapped and re-hashed into the same slot makes the old second CAS succeed (ABA), leaving the other HPTE unnamed. review2003:: replays the first; this run's SMP stress fails when it catches either"),
+            _ => None,
+        }
+    }
+
+    /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
+    pub const fn has_busy(self) -> bool {
+        matches!(self, Design::LockFree | Design::Locked)
+    }
+
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Design::LockFree => "lock-free",
+            Design::Locked => "locked (2003 design)",
+            Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
+            Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
+        }
+    }
 }
 
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
@@ -40,6 +85,8 @@ static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 pub fn design() -> Design {
     match DESIGN.load(Relaxed) {
         1 => Design::Locked,
+        2 => Design::Patch2003,
+        3 => Design::Cas2,
         _ => Design::LockFree,
     }
 }
@@ -54,16 +101,16 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 4];
+    static hash_fault_designs: [u32; 2 * Design::COUNT];
 }
 
-/// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table's
-/// first two calls are pseries', the next two powernv's). Call it while no other CPU takes
-/// hash faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
+/// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table
+/// holds pseries' entries, then powernv's). Call it while no other CPU takes hash faults
+/// (boot, or a test/benchmark between phases): every CPU runs the same entry code.
 pub fn select(d: Design) {
     DESIGN.store(d as u8, Relaxed);
     let site = &raw const hash_fault_call as u64;
-    let index = d as usize + if platform::powernv() { 2 } else { 0 };
+    let index = d as usize + if platform::powernv() { Design::COUNT } else { 0 };
     // SAFETY: reads one word of the (never executed) table of assembled calls.
     let (slot, insn) = unsafe {
         let slot = (&raw const hash_fault_designs as *const u32).add(index);
@@ -115,25 +162,25 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Pseries>(dar, dsisr, srr1)
+    fast::<false, Busy, Pseries>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, Pseries>(dar, dsisr, srr1)
+    fast::<true, Busy, Pseries>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 on powernv, lock-free: the same protocol, HPTEs written by the kernel itself.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_native(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Native>(dar, dsisr, srr1)
+    fast::<false, Busy, Native>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 on powernv under `hash_page=locked`.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, Native>(dar, dsisr, srr1)
+    fast::<true, Busy, Native>(Busy, dar, dsisr, srr1)
 }
 
 /// A fast-path backend: a constant, so the path refers to it without holding a pointer, and
@@ -164,8 +211,58 @@ impl FastBackend for Native {
     }
 }
 
+/// 2.4's `hash_table_lock[]` for `hash_page=patch2003`: 128 spin locks chosen by virtual page
+/// number, taken only by hash_page, with interrupts off (so no interrupted holder can wait
+/// for them: no deadlock).
+pub struct HashTableLocks([AtomicBool; 128]);
+
+impl HashTableLock for HashTableLocks {
+    #[inline(always)]
+    fn lock(&self, ea: u64) {
+        let l = &self.0[((ea >> 12) & 127) as usize];
+        while l.swap(true, Acquire) {
+            while l.load(Relaxed) {
+                insn::cpu_relax();
+            }
+        }
+    }
+    #[inline(always)]
+    fn unlock(&self, ea: u64) {
+        self.0[((ea >> 12) & 127) as usize].store(false, Release);
+    }
+}
+
+pub static HASH_TABLE_LOCK: HashTableLocks = HashTableLocks([const { AtomicBool::new(false) }; 128]);
+
+/// `hash_page=patch2003`'s steps, with its bucket locks.
+pub const PATCH2003: Patch2003<'static, HashTableLocks> = Patch2003(&HASH_TABLE_LOCK);
+
+/// 0x300 under `hash_page=patch2003`: the same path with that design's steps.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_patch2003(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, _, Pseries>(PATCH2003, dar, dsisr, srr1)
+}
+
+/// 0x300 under `hash_page=cas2`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_cas2(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Cas2, Pseries>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=patch2003`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_patch2003(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, _, Native>(PATCH2003, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=cas2`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_cas2(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Cas2, Native>(Cas2, dar, dsisr, srr1)
+}
+
 #[inline(always)]
-fn fast<const LOCKED: bool, B: FastBackend>(ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, D: Steps, B: FastBackend>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -175,12 +272,14 @@ fn fast<const LOCKED: bool, B: FastBackend>(ea: u64, dsisr: u64, srr1: u64) {
     let pte = pgtable::walk_translated(ea);
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
     if LOCKED {
-        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
+        // Only the default's steps run locked (`do_hash_fault_locked`); naming them here
+        // rather than capturing `d` keeps the closure what it was.
+        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
             B::not_inserted(o)
         }
     } else {
-        hash_pte_at(pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
     }
 }
 
@@ -362,17 +461,10 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         p.stats.count(Counter::BadAccess);
         return Err(FaultReason::NoPageTable);
     };
-    let vsid = kernel_vsid(ea);
+    let va = Va { ea, vsid: kernel_vsid(ea) };
     // The platform's backend directly (not `hpt::Hpt`, which branches on every call): the
-    // protocol's code for pseries stays the one instantiation it was.
-    let run = || if platform::powernv() { hash_pte(slot, ea, vsid, access, &NATIVE, &ThisCpu) } else { hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu) };
-    let outcome = if locked_mode() {
-        p.stats.count(Counter::LockedFaults);
-        let _g = PAGE_TABLE_LOCK.lock();
-        run()
-    } else {
-        run()
-    };
+    // protocol's code for pseries stays the instantiation it was.
+    let outcome = if platform::powernv() { hash_page_on(slot, &va, access, &NATIVE) } else { hash_page_on(slot, &va, access, &Pseries) };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
@@ -382,5 +474,21 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         Outcome::Denied(d) => Err(FaultReason::Denied(d)),
         Outcome::AllBolted => Err(FaultReason::AllBolted),
         Outcome::Refused(call, e) => Err(FaultReason::Refused(call, e)),
+    }
+}
+
+/// `hash_page`'s protocol run, with the selected design's steps, on backend `be`.
+#[inline(always)]
+fn hash_page_on<B: HashBackend>(slot: &super::cell::PteSlot, va: &Va, access: Access, be: &B) -> Outcome {
+    let ea = va.ea;
+    match design() {
+        Design::Locked => {
+            percpu::this().stats.count(Counter::LockedFaults);
+            let _g = PAGE_TABLE_LOCK.lock();
+            hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome)
+        }
+        Design::LockFree => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Cas2 => hash_pte_at(Cas2, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
     }
 }

@@ -11,6 +11,7 @@ mod t_boot;
 mod t_mmu;
 mod t_vmalloc;
 mod t_hash;
+mod t_review2003;
 mod t_uart;
 mod t_powernv;
 mod t_trace;
