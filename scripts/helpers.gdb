@@ -335,7 +335,7 @@ class HkSlb(gdb.Command):
 
 class HkHashFaultBreakpoint(gdb.Breakpoint):
     """Stops in a hash-fault handler only for faults on addresses of one region. `fast`: the
-    0x300 entry's call (do_hash_fault[_native][_locked]), where the address is DAR;
+    0x300 entry's call (do_hash_fault[_native][_locked|_patch2003|_cas2]), where the address is DAR;
     otherwise hash_page (0x400, a 0x300 taken in real mode), where it is the `ea` argument,
     coming from hash::fault::handle unless `any_caller`."""
     def __init__(self, spec, fast, region, any_caller):
@@ -386,7 +386,11 @@ $_caller_is needs malloc in the inferior for its string argument."""
         for spec, fast, how in (("do_hash_fault", True, "the 0x300 entry's lock-free handler"),
                                 ("do_hash_fault_locked", True, "the 0x300 entry's locked (2003) handler"),
                                 ("do_hash_fault_native", True, "the 0x300 entry's lock-free handler (powernv)"),
+                                ("do_hash_fault_patch2003", True, "the 0x300 entry's patch2003 handler"),
+                                ("do_hash_fault_cas2", True, "the 0x300 entry's cas2 handler"),
                                 ("do_hash_fault_native_locked", True, "the 0x300 entry's locked handler (powernv)"),
+                                ("do_hash_fault_native_patch2003", True, "the 0x300 entry's patch2003 handler (powernv)"),
+                                ("do_hash_fault_native_cas2", True, "the 0x300 entry's cas2 handler (powernv)"),
                                 ("hashkernel::hash::fault::hash_page", False,
                                  "hash_page, from anywhere" if anyc else "hash_page, from the 0x400/real-mode path")):
             b = HkHashFaultBreakpoint(spec, fast, region, anyc)

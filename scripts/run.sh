@@ -44,6 +44,7 @@ bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
   crash=KIND           null | wild | exec | panic | user | notpresent | guard | nested
   hash_page=MODE       lockfree (default) | locked (the 2003 design: hash_page takes page_table_lock)
+                       | patch2003 | cas2 (the 2003 review's flawed lock-free designs)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
   bench=hash|smp|vmalloc|all   quiet
   trace=GROUPS         record kernel events: all | off | exc,hash,hcall,lock,mm,timer,watchdog;
