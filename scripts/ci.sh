@@ -560,6 +560,13 @@ part powernv-review2003-cas2 600 0 --after build --want "$PNV_BANNER" --want "$T
     --show 'caught by the stress' -- cargo run -- --machine powernv hash_page=cas2 test=review2003
 part powernv-smp-stress 1200 0 --after build --slow --want '^stress: total [0-9]+ faults .* powernv\), 0 violations, 0 failed runs' \
     --reject 'INVARIANT VIOLATED' --show '^stress: total' -- scripts/stress.sh --machine powernv 100 100000
+# The event trace on bare metal: a whole traced default run dumps a valid trace, and the
+# locked design's deadlock report carries the dump showing the lock hold interrupted by the
+# 0x300 that then spins on it (the NMI being the BMC's here).
+part powernv-trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want 'self-checks: [1-9][0-9]* passed, 0 failed' \
+    --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name powernv-default-run -- --machine powernv trace=all
+part powernv-trace-deadlock 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'hashkernel: exit status 1 \(deadlock\)' \
+    -- scripts/trace-check.sh deadlock 1 --name powernv-deadlock -- --machine powernv --smp 2 trace=all hash_page=locked
 part powernv-gdb-session 300 0 --after build --want '^gdb-test: PASS$' --reject 'gdb-test: MISSING' \
     -- scripts/gdb-test.sh --machine powernv
 part bench-machines 600 0 --after build --want '^bench-machines: ok: powernv insert_primary [0-9]+' \

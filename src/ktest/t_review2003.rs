@@ -307,7 +307,8 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
 });
 
 ktest!("review2003", fn every_design_has_its_own_entry() {
-    use crate::hash::fault::*;
+    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_cas2,
+                             do_hash_fault_native_locked, do_hash_fault_native_patch2003, do_hash_fault_patch2003, select};
     // The 0x300 entry's call is patched per design (and per platform: each HPT backend has its
     // own instantiation of every design); the default path is do_hash_fault[_native].
     let was = design();
