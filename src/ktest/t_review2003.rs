@@ -288,10 +288,10 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
         // got busy in between is the taking-turns case, said so).
         let parallel_after = parallel && crate::ktest::stress::parallel_vcpus();
         if parallel_after {
-            return Err(format!("no stale HPTE in {} rounds with vCPUs running in parallel ({} faults, {} areas replaced)", rep.rounds, rep.faults, rep.replaced));
+            return Err(format!("no stale HPTE in {} rounds with vCPUs running in parallel ({} faults, {} areas replaced, {} cleared PTEs marked HASHPTE by a late slot record reset)", rep.rounds, rep.faults, rep.replaced, rep.leftovers));
         }
-        println!("review2003: no stale HPTE in {} rounds ({} areas replaced), with vCPUs taking turns{} (not required here: see the comment)",
-                 rep.rounds, rep.replaced, if parallel { " by the end of the hunt" } else { "" });
+        println!("review2003: no stale HPTE in {} rounds ({} areas replaced, {} cleared PTEs marked HASHPTE by a late slot record reset), with vCPUs taking turns{} (not required here: see the comment)",
+                 rep.rounds, rep.replaced, rep.leftovers, if parallel { " by the end of the hunt" } else { "" });
         return Ok(());
     };
     println!("review2003: {}'s stale HPTE caught by the stress in round {} of at most {} ({}): page {:#x}, {}, HPTE {:#x} {} -> frame {:#x}{}",
