@@ -52,6 +52,8 @@ pub struct Config<'a> {
     pub bench: Option<&'a str>,
     pub watchdog_ms: u64,
     pub quiet: bool,
+    /// `inject=` / `inject.seed=`: the fault-injection plan (empty: none).
+    pub inject: crate::inject::Plan,
 }
 
 impl Default for Config<'_> {
@@ -66,6 +68,7 @@ impl Default for Config<'_> {
             bench: None,
             watchdog_ms: 200,
             quiet: false,
+            inject: crate::inject::Plan::default(),
         }
     }
 }
@@ -78,7 +81,7 @@ pub enum BootargError<'a> {
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
 hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet";
+bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
 impl fmt::Display for BootargError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,7 +119,7 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
                         key: k,
                         value: v,
-                        expected: "null|wild|exec|panic|user|notpresent|guard",
+                        expected: "null|wild|exec|panic|user|notpresent|guard|nested",
                     })?,
                 );
             }
@@ -147,8 +150,22 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 c.bench = Some(v)
             }
             "quiet" => c.quiet = true,
+            "inject" => {
+                let seed = c.inject.seed;
+                let v = val(crate::inject::SPEC_SYNTAX)?;
+                c.inject = crate::inject::Plan::parse(v).map_err(|e| BootargError::BadValue { key: k, value: e.what, expected: e.expected })?;
+                c.inject.seed = seed;
+            }
+            "inject.seed" => c.inject.seed = number(k, val("a number")?, 0, u64::MAX)?,
             _ => return Err(BootargError::UnknownKey(k)),
         }
+    }
+    if c.hash_mode == HashMode::Locked && c.inject.has_hcalls() {
+        return Err(BootargError::BadValue {
+            key: "inject",
+            value: s.split_ascii_whitespace().find(|t| t.starts_with("inject=")).unwrap_or("inject").trim_start_matches("inject="),
+            expected: "hypervisor kinds with hash_page=lockfree only (the injecting fault path is the lock-free one)",
+        });
     }
     Ok(c)
 }
@@ -199,6 +216,29 @@ mod tests {
         for (n, c) in Crash::NAMES {
             assert_eq!(parse(&format!("crash={n}")).unwrap().crash, Some(*c));
         }
+    }
+
+    #[test]
+    fn inject_plans() {
+        use crate::inject::{Kind, Trigger};
+        let c = parse("inject=enter_busy:3%,frame:10 inject.seed=77").unwrap();
+        assert_eq!(c.inject.trigger(Kind::EnterBusy), Some(Trigger::Ppm(30_000)));
+        assert_eq!(c.inject.trigger(Kind::Frame), Some(Trigger::Every(10)));
+        assert_eq!(c.inject.seed, 77);
+        // The seed may come first.
+        assert_eq!(parse("inject.seed=5 inject=heap:2").unwrap().inject.seed, 5);
+        assert!(parse("").unwrap().inject.is_empty());
+        let e = parse("inject=enter_bsy:3").unwrap_err();
+        assert_eq!(e, BootargError::BadValue { key: "inject", value: "enter_bsy:3", expected: crate::inject::KIND_LIST });
+        assert!(format!("{e}").contains("enter_full|"), "{e}");
+        assert!(matches!(parse("inject"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("inject=enter_busy:1"), Err(BootargError::BadValue { key: "inject", .. })));
+        assert!(matches!(parse("inject.seed=x"), Err(BootargError::BadValue { .. })));
+        // The injecting fault path is the lock-free one; allocation kinds work with either.
+        let e = parse("hash_page=locked inject=enter_full:5").unwrap_err();
+        assert!(format!("{e}").contains("lockfree only"), "{e}");
+        assert!(parse("hash_page=locked inject=frame:5").is_ok());
+        assert!(KEYS.contains("inject=KIND:N|KIND:P%"));
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! `hash_page=locked` is the 2003 design kept on purpose: the same protocol under
 //! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
+//! `inject=` with hypervisor kinds selects a third design: the lock-free path over the
+//! injecting backend (`hash::inject`), which fails calls as the armed plan says.
 //! The design is chosen by patching the vector's call (`select`), so the default path pays
 //! nothing for the others.
 
 use super::access::Access;
 use super::backend::Pseries;
+use super::inject::PSERIES as INJECTING;
 use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
@@ -31,6 +34,8 @@ use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 pub enum Design {
     LockFree = 0,
     Locked = 1,
+    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it).
+    Inject = 2,
 }
 
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
@@ -38,6 +43,7 @@ static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 pub fn design() -> Design {
     match DESIGN.load(Relaxed) {
         1 => Design::Locked,
+        2 => Design::Inject,
         _ => Design::LockFree,
     }
 }
@@ -52,7 +58,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 2];
+    static hash_fault_designs: [u32; 3];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
@@ -102,17 +108,23 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false>(dar, dsisr, srr1)
+    fast::<false, false>(dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true>(dar, dsisr, srr1)
+    fast::<true, false>(dar, dsisr, srr1)
+}
+
+/// 0x300 with fault injection armed: the lock-free path over the injecting backend.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, true>(dar, dsisr, srr1)
 }
 
 #[inline(always)]
-fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, const INJECT: bool>(ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -126,6 +138,8 @@ fn fast<const LOCKED: bool>(ea: u64, dsisr: u64, srr1: u64) {
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
+    } else if INJECT {
+        hash_pte_at(pte, ea, &FromHashFrame, access, &INJECTING, &ThisCpu, Verdict)
     } else {
         hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
     }
@@ -294,6 +308,8 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         p.stats.count(Counter::LockedFaults);
         let _g = PAGE_TABLE_LOCK.lock();
         hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
+    } else if crate::inject::hcalls_armed() {
+        hash_pte(slot, ea, vsid, access, &INJECTING, &ThisCpu)
     } else {
         hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
     };

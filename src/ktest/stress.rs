@@ -36,6 +36,10 @@ static BARRIER: Barrier = Barrier::new();
 static NPART: AtomicU64 = AtomicU64::new(0);
 static OPS: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Touches the kernel refused for a reason a legal access can never have (a hypervisor
+/// refusal, all-bolted groups, ...): each one is a violation.
+static ILLEGAL_REFUSALS: AtomicU64 = AtomicU64::new(0);
+static FIRST_ILLEGAL: AtomicU64 = AtomicU64::new(0);
 /// Hash faults taken inside the decrementer hook (interrupt context).
 static IRQ_FAULTS: AtomicU64 = AtomicU64::new(0);
 static IRQ_TOUCHES: AtomicU64 = AtomicU64::new(0);
@@ -76,6 +80,14 @@ pub struct StressReport {
     pub parallel: bool,
     /// Per CPU: faults, BUSY retries, stcx. failures, touches.
     pub per_cpu: [[u64; 4]; percpu::MAX_CPUS],
+    /// vmalloc calls that returned `OutOfMemory` (injected allocation failures).
+    pub out_of_memory: u64,
+    /// Frames the run took and did not give back (`frame::Ledger`).
+    pub frames_leaked: i64,
+    /// Failures injected during the run, per kind (`inject::Kind` order).
+    pub injected: [u64; crate::inject::KINDS],
+    /// Touches refused for a reason a legal access cannot have (counted in `violations`).
+    pub illegal_refusals: u64,
 }
 
 struct Rng(u64);
@@ -90,6 +102,21 @@ impl Rng {
     }
 }
 
+/// A touch the kernel refused: fine if the page was freed or made read-only under it (the
+/// reasons a racing unmap or permission change gives), a violation for any other reason — a
+/// hypervisor refusal, all-bolted groups: what a legal access must never see.
+fn refused(f: crate::arch::ppc64::exception::ProbeFault) {
+    use crate::hash::access::Denied;
+    use crate::hash::reason::FaultReason;
+    REFUSED.fetch_add(1, Relaxed);
+    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable) {
+        if ILLEGAL_REFUSALS.fetch_add(1, Relaxed) < 10 {
+            println!("stress: INVARIANT VIOLATED: a touch of {:#x} was refused: {}", f.dar, f.reason);
+        }
+        let _ = FIRST_ILLEGAL.compare_exchange(0, f.dar, Relaxed, Relaxed);
+    }
+}
+
 /// One touch of a random shared page. Returns true if it went through.
 fn touch(r: &mut Rng, cpu: u64) -> bool {
     let x = r.next();
@@ -99,7 +126,13 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
         let hot = AREA[0][0].load(Acquire);
         if hot != 0 && AREA[0][1].load(Acquire) != 0 {
             vmalloc::evict_hpte(hot);
-            return probe_write(hot + 8 * (cpu % 512), cpu).is_ok() || { REFUSED.fetch_add(1, Relaxed); false };
+            return match probe_write(hot + 8 * (cpu % 512), cpu) {
+                Ok(()) => true,
+                Err(f) => {
+                    refused(f);
+                    false
+                }
+            };
         }
     }
     let k = (x % SLOTS as u64) as usize;
@@ -111,25 +144,28 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
     }
     let page = (x >> 8) % pages;
     let ea = addr + page * 4096 + 8 * (cpu % 512);
-    let ok = match (x >> 16) % 10 {
+    let r = match (x >> 16) % 10 {
         0..=5 => {
-            let ok = probe_write(ea, (cpu << 56) | gen).is_ok();
+            let r = probe_write(ea, (cpu << 56) | gen);
             // Only count it if the area was not replaced meanwhile.
-            if ok && AREA[k][2].load(Acquire) == gen {
+            if r.is_ok() && AREA[k][2].load(Acquire) == gen {
                 WRITTEN[k][page as usize].fetch_max(gen + 1, Relaxed);
             }
-            ok
+            r
         }
-        6..=8 => probe_read(ea).is_ok(),
+        6..=8 => probe_read(ea).map(|_| ()),
         _ => {
             vmalloc::evict_hpte(ea);
-            true
+            Ok(())
         }
     };
-    if !ok {
-        REFUSED.fetch_add(1, Relaxed);
+    match r {
+        Ok(()) => true,
+        Err(f) => {
+            refused(f);
+            false
+        }
     }
-    ok
 }
 
 fn on_decrementer(_f: &mut ExcFrame) {
@@ -266,9 +302,29 @@ fn remember(history: &mut BTreeSet<u64>, start: u64, pages: u64) {
     }
 }
 
+/// vmalloc calls that returned `OutOfMemory`, and other errors (violations: the stress only
+/// asks for sizes that fit, and only CPU 0 frees, so nothing but a lack of memory may fail).
+static OUT_OF_MEMORY: AtomicU64 = AtomicU64::new(0);
+static VM_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn vm_error(what: &str, e: vmalloc::VmError) {
+    if e == vmalloc::VmError::OutOfMemory && what == "vmalloc" {
+        OUT_OF_MEMORY.fetch_add(1, Relaxed);
+    } else {
+        VM_ERRORS.fetch_add(1, Relaxed);
+        println!("stress: INVARIANT VIOLATED: {}: {}", what, e);
+    }
+}
+
 fn replace_area(k: usize, r: &mut Rng, history: &mut BTreeSet<u64>) -> bool {
     let pages = 1 + r.next() % MAX_PAGES;
-    let Ok(new) = vmalloc::vmalloc(pages * 4096) else { return false };
+    let new = match vmalloc::vmalloc(pages * 4096) {
+        Ok(a) => a,
+        Err(e) => {
+            vm_error("vmalloc", e);
+            return false;
+        }
+    };
     remember(history, new, pages);
     let old = AREA[k][0].load(Relaxed);
     // Publish the new area first; others may still be touching the old one while it is freed.
@@ -277,7 +333,9 @@ fn replace_area(k: usize, r: &mut Rng, history: &mut BTreeSet<u64>) -> bool {
     AREA[k][2].fetch_add(1, AcqRel);
     AREA[k][1].store(pages, Release);
     if old != 0 {
-        let _ = vmalloc::vfree(old);
+        if let Err(e) = vmalloc::vfree(old) {
+            vm_error("vfree", e);
+        }
     }
     true
 }
@@ -291,9 +349,15 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     SEED.store(insn::mftb() | 1, Relaxed);
     let mut r = Rng(SEED.load(Relaxed) ^ 0xabcdef);
     let mut history = BTreeSet::new();
+    for a in [&OUT_OF_MEMORY, &VM_ERRORS, &ILLEGAL_REFUSALS, &FIRST_ILLEGAL, &REFUSED] {
+        a.store(0, Relaxed);
+    }
+    let ledger = crate::mm::frame::Ledger::now();
+    let injected0 = crate::inject::injected();
     let planted = if INJECT_STALE.load(Relaxed) { Some(plant_stale_hpte(&mut history)?) } else { None };
+    // The first areas are scaffolding: no injected allocation failure there.
     for k in 0..SLOTS {
-        if !replace_area(k, &mut r, &mut history) {
+        if !crate::inject::suspend_allocs(|| replace_area(k, &mut r, &mut history)) {
             return Err("vmalloc failed".into());
         }
     }
@@ -385,7 +449,9 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         let a = AREA[k][0].swap(0, AcqRel);
         AREA[k][1].store(0, Release);
         if a != 0 {
-            let _ = vmalloc::vfree(a);
+            if let Err(e) = vmalloc::vfree(a) {
+                vm_error("vfree", e);
+            }
         }
         for p in 0..MAX_PAGES as usize {
             WRITTEN[k][p].store(0, Relaxed);
@@ -400,6 +466,20 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         rep.planted_at = x;
         remove_planted(x)?;
     }
+    // Every frame the run took must be back (page tables and heap growth aside).
+    rep.frames_leaked = ledger.leaked_since();
+    if rep.frames_leaked != 0 {
+        rep.violations += 1;
+        println!("stress: INVARIANT VIOLATED: {} frames leaked (taken and not given back)", rep.frames_leaked);
+    }
+    rep.out_of_memory = OUT_OF_MEMORY.load(Relaxed);
+    rep.illegal_refusals = ILLEGAL_REFUSALS.load(Relaxed);
+    rep.violations += rep.illegal_refusals + VM_ERRORS.load(Relaxed);
+    if rep.first_violation_at == 0 {
+        rep.first_violation_at = FIRST_ILLEGAL.load(Relaxed);
+    }
+    let inj = crate::inject::injected();
+    rep.injected = core::array::from_fn(|i| inj[i] - injected0[i]);
     let delta = stats::total().since(&before);
     let d = |c: Counter| delta.get(c);
     rep.faults = delta.faults();
@@ -450,6 +530,18 @@ pub fn print_report(rep: &StressReport) {
     for c in 0..rep.cpus {
         let d = rep.per_cpu[c];
         println!("  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches", c, d[0], d[1], d[2], d[3]);
+    }
+    let injected: u64 = rep.injected.iter().sum();
+    if crate::inject::armed() || injected > 0 {
+        use core::fmt::Write;
+        let mut kinds = alloc::string::String::new();
+        for k in crate::inject::Kind::ALL {
+            if rep.injected[k as usize] > 0 {
+                let _ = write!(kinds, " {}={}", k.name(), rep.injected[k as usize]);
+            }
+        }
+        println!("smp stress: fault injection: {} failures injected ({}), {} vmalloc calls returned the named error 'out of memory', {} legal touches refused, {} frames leaked",
+                 injected, kinds.trim_start(), rep.out_of_memory, rep.illegal_refusals, rep.frames_leaked);
     }
 }
 

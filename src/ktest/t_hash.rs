@@ -30,7 +30,7 @@ fn write(a: u64, v: u64) {
 
 /// A page whose PTE is present but never hashed: vmalloc zeroes through the mapping, so take a
 /// fresh page by clearing its HPTE by hand after allocation.
-fn fresh_page() -> Result<u64, alloc::string::String> {
+pub(super) fn fresh_page() -> Result<u64, alloc::string::String> {
     let a = vmalloc::vmalloc(4096).map_err(e)?;
     let p = vmalloc::pte_of(a).ok_or("no PTE")?;
     // Drop the HPTE and the A/D/slot bits: as if just mapped.
@@ -361,3 +361,4 @@ ktest!("hash_page", fn address_without_page_table_is_reported_as_such() {
     kassert_eq!(same, FaultReason::Denied(Denied::NotPresent));
     Ok(())
 });
+

@@ -64,7 +64,7 @@ ktest!("mmu", fn unmapped_linear_address_faults() {
     let ea = crate::mm::KERNEL_BASE + bi.linear_zone_end() + (8 << 20) + 0x18;
     match probe_read(ea) {
         Ok(v) => Err(alloc::format!("read {v:#x} from unmapped {ea:#x}")),
-        Err(ProbeFault { trap, dar, dsisr }) => {
+        Err(ProbeFault { trap, dar, dsisr, .. }) => {
             kassert_eq!(trap, 0x300);
             kassert_eq!(dar, ea);
             kassert!(Dsisr::from_bits_retain(dsisr as u32).contains(Dsisr::NOPTE), "DSISR {:#x}", dsisr);

@@ -67,8 +67,8 @@ pub struct Paca {
     pub last_frame: AtomicU64,
     /// Time base at the last sign of progress (watchdog heartbeat).
     pub heartbeat: AtomicU64,
-    /// The last fault a probe absorbed: trap, DAR, DSISR, pending.
-    pub probe_fault: [AtomicU64; 4],
+    /// The last fault a probe absorbed: trap, DAR, DSISR, pending, SRR1.
+    pub probe_fault: [AtomicU64; 5],
     pub online: AtomicU64,
     /// Address of the lock this CPU is spinning on (0 = none), for deadlock reports.
     pub spinning_on: AtomicU64,
@@ -102,7 +102,7 @@ impl Paca {
             depth: Z,
             last_frame: Z,
             heartbeat: Z,
-            probe_fault: [Z; 4],
+            probe_fault: [Z; 5],
             online: Z,
             spinning_on: Z,
             user_sp: Z,
