@@ -25,6 +25,8 @@ pub enum Crash {
     NotPresent,
     Guard,
     Nested,
+    Stack,
+    ExcStack,
 }
 
 impl Crash {
@@ -37,6 +39,8 @@ impl Crash {
         ("notpresent", Crash::NotPresent),
         ("guard", Crash::Guard),
         ("nested", Crash::Nested),
+        ("stack", Crash::Stack),
+        ("excstack", Crash::ExcStack),
     ];
 }
 
@@ -79,7 +83,7 @@ pub enum BootargError<'a> {
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
 }
 
-pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
 hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
 bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
@@ -119,7 +123,7 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
                         key: k,
                         value: v,
-                        expected: "null|wild|exec|panic|user|notpresent|guard|nested",
+                        expected: "null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack",
                     })?,
                 );
             }

@@ -181,3 +181,34 @@ ktest!("mmu", fn exception_depth_is_balanced() {
     kassert_eq!(percpu::this().depth.load(Relaxed), 0);
     Ok(())
 });
+
+ktest!("mmu", fn every_stack_has_an_unmapped_guard_page_below_it() {
+    // Each CPU's kernel, exception and hash stack sits right above a guard page with no HPTE,
+    // so an overflow faults (and the oops says STACK OVERFLOW) instead of running into what
+    // lies below. For CPU 0's kernel stack, "right above" is checked against the stack this
+    // very test runs on.
+    use crate::arch::ppc64::boot::BOOT_STACK_SIZE;
+    use crate::arch::ppc64::percpu::{exc_stack_bounds, guard_pages, hash_stack_bounds, GUARD_SIZE};
+    let sp = percpu::sp();
+    let mut seen = 0;
+    for (g, what, cpu) in guard_pages() {
+        let top = g + GUARD_SIZE as u64;
+        match what {
+            "exception stack" => kassert_eq!(exc_stack_bounds(cpu).0, top),
+            "hash stack" => kassert_eq!(hash_stack_bounds(cpu).0, top),
+            "kernel stack" if cpu == 0 => {
+                kassert!(sp > top && sp - top < BOOT_STACK_SIZE as u64, "CPU 0 runs at {sp:#x}, not on the stack above the guard page at {g:#x}")
+            }
+            "kernel stack" => kassert_eq!(percpu::kstack_top(cpu) - crate::arch::ppc64::percpu::KSTACK_SIZE as u64, top),
+            other => return Err(alloc::format!("unknown stack '{other}'")),
+        }
+        kassert!(vmalloc::find_hpte(g).is_none(), "the guard page below CPU {cpu}'s {what} has an HPTE");
+        let f = probe_read(g + 0x800).err().ok_or(alloc::format!("the guard page below CPU {cpu}'s {what} is readable"))?;
+        kassert_eq!(f.trap, 0x300);
+        let d = crate::mm::describe_address(g + 0x800).unwrap_or_default();
+        kassert!(d.contains("STACK OVERFLOW") && d.contains(what), "{d}");
+        seen += 1;
+    }
+    kassert_eq!(seen, 3 * percpu::MAX_CPUS);
+    Ok(())
+});
