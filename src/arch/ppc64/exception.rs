@@ -285,9 +285,9 @@ pub fn probe_exec(addr: u64) -> Result<(), ProbeFault> {
 fn probe_exec_raw(addr: u64) -> Result<(), ProbeFault> {
     let rc: u64;
     // SAFETY: probe_exec saves LR, calls `addr` with the ELFv2 convention and returns r3; the
-    // callers' code at `addr` is a leaf that follows the ABI (a bare `blr` in the tests).
-    // The volatile GPRs, CR fields and SPRs of the ELFv2 ABI (the target has no FP/vector
-    // state to declare: it is soft-float).
+    // callers' code at `addr` is a leaf that follows the ABI (a bare `blr` in the tests), so
+    // it may clobber what the ELFv2 ABI lets a callee clobber, all declared (no FP or vector
+    // state: the target is soft-float, and clobber_abi would name FP registers it cannot use).
     unsafe {
         core::arch::asm!("bl probe_exec", inlateout("r3") addr => rc,
                          out("r0") _, out("r4") _, out("r5") _, out("r6") _, out("r7") _, out("r8") _,
