@@ -468,8 +468,9 @@ mod kernel {
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
     /// Per CPU: calls seen per site, the random stream, failures injected per kind, and the
-    /// depth of `fallible` sections (heap failures are injected only inside one). Only the
-    /// CPU itself writes its row, with interrupts off; others read the counters.
+    /// exception depth + 1 of the innermost `fallible` section (0: none; heap failures are
+    /// injected only inside one). Only the CPU itself writes its row (the counters with
+    /// interrupts off); others read the counters.
     struct CpuInj {
         calls: [AtomicU64; SITES],
         rng: AtomicU64,
@@ -612,24 +613,31 @@ mod kernel {
         ARMED.load(Relaxed) && ALLOCS_SUSPENDED.load(Relaxed) == 0 && fire(Site::Frame).is_some()
     }
 
-    /// Whether this heap allocation is to fail: only inside `fallible` on this CPU.
+    /// Whether this heap allocation is to fail: only inside `fallible`, in the very context
+    /// that opened it (see there).
     #[inline]
     pub fn heap_alloc_fails() -> bool {
         ARMED.load(Relaxed)
             && ALLOCS_SUSPENDED.load(Relaxed) == 0
-            && CPUS[percpu::cpu_id()].fallible.load(Relaxed) != 0
+            && CPUS[percpu::cpu_id()].fallible.load(Relaxed) == percpu::exception_depth() + 1
             && fire(Site::Heap).is_some()
     }
 
-    /// Runs `f`, whose heap allocations handle failure (`try_reserve` and the like), with
-    /// interrupts masked so that no handler's infallible allocation lands inside the section.
+    /// Runs `f`, whose heap allocations handle failure (`try_reserve` and the like). The
+    /// section is tagged with this context's exception depth: an interrupt handler that
+    /// allocates inside it runs deeper, so its (infallible) allocations are never failed.
+    /// Interrupts stay enabled: masking them costs two `mtmsrd`, each of which takes QEMU's
+    /// big lock, on every vmalloc — enough to delay the interrupt scenario's decrementer past
+    /// its 50 ms window on a loaded host. Nothing at all when nothing is armed.
     pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
-        let was = irq::save_disable();
-        let d = &CPUS[percpu::cpu_id()].fallible;
-        d.store(d.load(Relaxed) + 1, Relaxed);
+        if !ARMED.load(Relaxed) {
+            return f();
+        }
+        let tag = &CPUS[percpu::cpu_id()].fallible;
+        let outer = tag.load(Relaxed);
+        tag.store(percpu::exception_depth() + 1, Relaxed);
         let r = f();
-        d.store(d.load(Relaxed) - 1, Relaxed);
-        irq::restore(was);
+        tag.store(outer, Relaxed);
         r
     }
 

@@ -284,6 +284,16 @@ ktest!("inject", fn allocation_failures_are_named_errors() {
         let v: alloc::vec::Vec<u64> = alloc::vec![7; 64];
         (r, v.len())
     });
+    // An interrupt handler that allocates while the thread it interrupted is inside a
+    // fallible section is not failed on purpose (its allocation could not handle it: the
+    // kernel would abort); the section's own allocation still is.
+    let (in_irq, in_section) = inject::with_plan(&heap, || {
+        inject::fallible(|| {
+            let irq = in_interrupt(|n| IRQ_ARG.store(alloc::vec![n; 32].len() as u64, Relaxed), 5);
+            let mut v: alloc::vec::Vec<u64> = alloc::vec::Vec::new();
+            (irq.map(|()| IRQ_ARG.load(Relaxed)), v.try_reserve_exact(16).is_err())
+        })
+    });
     let heap_fired = inject::injected_of(Kind::Heap);
     let leaked = ledger.leaked_since();
     kassert_eq!(r1, Err(VmError::OutOfMemory));
@@ -292,6 +302,8 @@ ktest!("inject", fn allocation_failures_are_named_errors() {
     kassert_eq!(r4, Err(VmError::OutOfMemory));
     kassert_eq!(format!("{}", VmError::OutOfMemory), "out of memory");
     kassert_eq!(infallible, 64);
+    kassert_eq!(in_irq?, 32);
+    kassert!(in_section, "the fallible section's own allocation was not failed");
     kassert_eq!(heap_fired, 1);
     kassert_eq!(leaked, 0);
     // And once disarmed, it works.
