@@ -68,10 +68,16 @@ user_return:
     mtlr    0
     blr
 
-/* The user-mode payload, copied into a USER|EXEC page: load from r3, then `sc`. */
-    .globl user_payload, user_payload_end
+/* The user-mode payloads, copied into a USER|EXEC page: load from r3 (or store r3 there),
+ * then `sc`. */
+    .globl user_payload, user_payload_end, user_payload_store, user_payload_store_end
 user_payload:
     ld      4, 0(3)
     li      3, 0
     sc
 user_payload_end:
+user_payload_store:
+    std     3, 0(3)
+    li      3, 0
+    sc
+user_payload_store_end:

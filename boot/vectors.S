@@ -123,6 +123,10 @@ slb_vector:
     std     12, {EX_SLB}+24(13)
     mfcr    12
     mfdar   10
+    /* Patched to `b slb_miss_other` while exceptions are traced (src/trace/ring.rs): the
+     * generic path, whose entry and exit are trace points, handles the miss then. */
+    .globl slb_vector_branch
+slb_vector_branch:
     b       slb_miss
 
     .irp n, 0x400, 0x480, 0x500, 0x600, 0x700, 0x800, 0x900, 0x980, 0xa00, 0xb00, 0xc00, 0xd00
@@ -180,6 +184,7 @@ slb_miss:
     ld      12, {EX_SLB}+24(13)
     mfsprg  13, 1                   /* rfid is context synchronizing: the new entry is in use */
     rfid
+    .globl slb_miss_other
 slb_miss_other:
     mtcr    12
     ld      9, {EX_SLB}+0(13)
@@ -291,6 +296,8 @@ hash_fault_slow_ret:
 hash_fault_designs:
     bl      do_hash_fault
     bl      do_hash_fault_locked
+    bl      do_hash_fault_patch2003
+    bl      do_hash_fault_cas2
     bl      do_hash_fault_inject
 
 /* ---------------------------------------------------------------- the generic path */

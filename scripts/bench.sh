@@ -3,8 +3,9 @@
 #   scripts/bench.sh           full run (~3-5 min): writes docs/BENCHMARKS.md
 #   scripts/bench.sh --linux   the same, plus Linux 6.1's fault paths on the same QEMU
 #                              (scripts/compare-linux.sh: fetches its kernel package once)
-#   scripts/bench.sh --quick   CI: the counter works, every path is measured, the default insert
-#                              is at most 200 instructions, lock-free <= locked on every path
+#   scripts/bench.sh --quick   CI: the counter works, every path is measured (all four designs),
+#                              the default insert is at most 200 instructions, lock-free <= locked
+#                              on every path
 # One machine-readable line per figure: BENCH name value unit.
 #
 # Instruction counts are exact: tools/insncount (a QEMU TCG plugin, built here if needed)
@@ -15,6 +16,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 QUICK=0 LINUX=0
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -121,10 +123,12 @@ range() { awk -v k="$1" '$2 == k { if (match($0, /range [0-9]+-[0-9]+/)) { split
 hi() { awk -v k="$1" '$2 == k { if (match($0, /range [0-9]+-[0-9]+/)) { split(substr($0, RSTART + 6, RLENGTH - 6), r, "-"); print r[2] } else print $3; exit }' "$OUT"; }
 PATHS="insert_primary insert_secondary insert_after_eviction insert_after_eviction_bolted_primary hpte_update busy_reexecution bad_access segment_miss segment_miss_then_hash.0x380 segment_miss_then_hash.0x300"
 
-# Every path measured in both designs; lock-free never longer than locked.
+# Every path measured in every design (the designs without BUSY have no BUSY re-execution);
+# lock-free never longer than locked.
 fail=0
 for p in $PATHS; do
-    for d in lockfree locked; do
+    for d in lockfree locked patch2003 cas2; do
+        [[ $p == busy_reexecution && $d != lock* ]] && continue
         [[ -n $(val "hash.$d.$p") ]] || { echo "bench: no count for hash.$d.$p"; fail=1; }
     done
 done
@@ -151,14 +155,18 @@ fi
 MARKS=$(nm "$ELF" | awk '$3 == "count_marks" { print $1 }')
 SPECS=("1 0x300 insert_primary" "7 0x380 segment_miss")
 ((QUICK)) || SPECS+=("2 0x300 insert_secondary" "3 0x300 insert_after_eviction" "4 0x300 hpte_update" \
-                     "6 0x300 bad_access" "17 0x300 locked.insert_primary")
+                     "6 0x300 bad_access" "17 0x300 locked.insert_primary" "33 0x300 patch2003.insert_primary" \
+                     "49 0x300 cas2.insert_primary")
 for spec in "${SPECS[@]}"; do
     read -r tag vec name <<<"$spec"
     at=$(printf '*0x%x' $((0xc000000000004000 + vec)))
     after=$(printf '*0x%x' $((0x$MARKS + 8 * tag)))
     line=$(timeout 300 scripts/stepcount.sh --after "$after" --at "$at" "$ELF" -- --smp 2 bench=hash 2>&1 | grep '^STEPCOUNT' | tail -1)
     n=$(awk '{print $2}' <<<"$line")
-    [[ $name == locked.* ]] && key=hash.locked.${name#locked.} || key=hash.lockfree.$name
+    case $name in
+        locked.*|patch2003.*|cas2.*) key=hash.$name ;;
+        *) key=hash.lockfree.$name ;;
+    esac
     echo "BENCH stepcount.$key ${n:-?} insns ($line)" | tee -a "$OUT"
     lo=$(val "$key"); hi=$(hi "$key")
     if [[ -z $n ]] || ((n < lo || n > hi)); then
@@ -169,6 +177,7 @@ done
 
 if ((QUICK)); then
     echo "bench: quick check ok: insert_primary $INSERT, segment_miss $(val hash.lockfree.segment_miss), busy_reexecution $(val hash.lockfree.busy_reexecution), insert_after_eviction $(hi hash.lockfree.insert_after_eviction) instructions (lock-free; limit for the insert $LIMIT); single-stepping agrees on insert_primary and segment_miss"
+    echo "bench: insert_primary by design: lockfree $INSERT, locked $(val hash.locked.insert_primary), patch2003 $(val hash.patch2003.insert_primary), cas2 $(val hash.cas2.insert_primary)"
     exit 0
 fi
 
@@ -218,17 +227,21 @@ echo
 echo "Written by \`scripts/bench.sh$( ((LINUX)) && echo ' --linux')\` on $(date -u '+%Y-%m-%d %H:%M UTC'). $(qemu-system-ppc64 --version | head -1);"
 echo "guest CPU $GUEST_CPU (pseries, TCG); host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores."
 echo "Release kernel, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')."
+echo "Host load average (1, 5, 15 min) when the run started: ${LOAD_AT_START:-?}, at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+echo "(the time-based figures depend on it; the instruction counts do not)."
 echo
 echo "## Instructions per hash fault (exact: tools/insncount, vector entry to \`rfid\` inclusive)"
 echo
 echo "Every guest instruction of the exception window is counted by a QEMU TCG plugin; \`sc 1\`"
 echo "(the hypercall) is one instruction and the hypervisor's work is not counted. Each path is"
-echo "measured 9 times (the same count every time unless a range is shown) in one run, both"
-echo "designs (\`hash_page=lockfree\`, the default, and \`hash_page=locked\`, the 2003 design,"
-echo "switched at run time). The *sc* column is the number of hypercalls in the window."
+echo "measured 9 times (the same count every time unless a range is shown) in one run, in every"
+echo "design (\`hash_page=lockfree\`, the default; \`locked\`, the 2003 design; \`patch2003\` and"
+echo "\`cas2\`, the first lock-free patch and the reviewer's CAS_PTE proposal — see \"The 2003 review,"
+echo "replayed\" in docs/ARCHITECTURE.md), switched at run time. The *sc* column is the number of"
+echo "hypercalls in the default's window."
 echo
-echo "| path | lock-free | locked (2003) | sc | single-step cross-check |"
-echo "|---|---|---|---|---|"
+echo "| path | lock-free | locked (2003) | patch2003 | cas2 | sc | single-step cross-check |"
+echo "|---|---|---|---|---|---|---|"
 for p in $PATHS; do
     sc=$(awk -v k="hash.lockfree.$p" '$2 == k { if (match($0, /sc [0-9]+/)) print substr($0, RSTART + 3, RLENGTH - 3); exit }' "$OUT")
     xc=$(awk -v k="stepcount.hash.lockfree.$p" '$2 == k {print $3; exit}' "$OUT")
@@ -239,13 +252,20 @@ for p in $PATHS; do
         segment_miss_then_hash.0x300) label="… and then the 0x300" ;;
         busy_reexecution) label="busy_reexecution (no hypercall)" ;;
     esac
-    echo "| $label | $(range "hash.lockfree.$p") | $(range "hash.locked.$p") | ${sc:-} | ${xc:+$xc (stepped)} |"
+    pa=$(range "hash.patch2003.$p"); ca=$(range "hash.cas2.$p")
+    echo "| $label | $(range "hash.lockfree.$p") | $(range "hash.locked.$p") | ${pa:-–} | ${ca:-–} | ${sc:-} | ${xc:+$xc (stepped)} |"
 done
-echo "| busy_reexecution, every 8th (gives the CPU away: \`H_CONFER\`) | $(val hash.lockfree.busy_reexecution.with_confer) | $(val hash.locked.busy_reexecution.with_confer) | 1 | |"
+echo "| busy_reexecution, every 8th (gives the CPU away: \`H_CONFER\`) | $(val hash.lockfree.busy_reexecution.with_confer) | $(val hash.locked.busy_reexecution.with_confer) | – | – | 1 | |"
 lx=$(awk '$2 == "stepcount.hash.locked.insert_primary" {print $3; exit}' "$OUT")
+px=$(awk '$2 == "stepcount.hash.patch2003.insert_primary" {print $3; exit}' "$OUT")
+cx=$(awk '$2 == "stepcount.hash.cas2.insert_primary" {print $3; exit}' "$OUT")
 echo
-echo "Single-stepped also: the locked insert, $lx instructions. Stepping (scripts/stepcount.sh)"
-echo "is independent of the plugin: QEMU's gdb stub executes one instruction per raw \`s\` packet."
+echo "Single-stepped also: the inserts of locked ($lx), patch2003 ($px) and cas2 ($cx). Stepping"
+echo "(scripts/stepcount.sh) is independent of the plugin: QEMU's gdb stub executes one"
+echo "instruction per raw \`s\` packet. patch2003 and cas2 have no BUSY bit, so no BUSY"
+echo "re-execution (–); their inserts pay for what they do instead of one \`ldarx\`/\`stdcx.\`"
+echo "and a release store: patch2003 its bucket lock (\`hash_table_lock\`) and a second atomic"
+echo "update, cas2 a compare-and-swap on each side of the \`H_ENTER\`."
 if [[ -n $LINUX_INSERT ]]; then
     read -r n lo mode hi <<<"$LINUX_INSERT"; read -r sn slo smode shi <<<"$LINUX_SLB"
     echo

@@ -324,11 +324,22 @@ part crash-panic 120 1 --after build \
     -- cargo run -- crash=panic
 
 # The loom model check of the PTE protocol (host crate model/), built outside the repository's
-# cargo configuration (which targets the kernel) with the host toolchain.
+# cargo configuration (which targets the kernel) with the host toolchain. The three designs
+# against clear-and-flush: BUSY passes, patch2003 and cas2 yield their counterexamples (printed
+# with the interleaving); every mutant (orderings, a clear ignoring BUSY, an update that never
+# re-inserts) is caught; cas2 with a drained flush passes.
 part model-check 900 0 --want 'loom: two hash_page CPUs x clear-and-flush: [0-9]+ interleavings' \
     --want 'loom: a clear that ignores BUSY is caught' --want '^test result: ok\.' --reject '^test result: FAILED' \
+    --want '^  BUSY \(lockfree\) +[0-9]+ interleavings, no counterexample' \
+    --want '^  patch2003 +counterexample: stale HPTE' --want '^  cas2 +counterexample: stale HPTE after the flush returned' \
+    --want 'loom: patch2003 x clear-and-flush: counterexample found' --want 'loom: cas2 x clear-and-flush: counterexample found' \
+    --want 'loom: cas2 x clear-and-flush that waits for hash_page to drain, 2 faulting CPU\(s\): [0-9]+ interleavings, no counterexample' \
+    --want 'loom: every PTE ordering Relaxed is caught' --want 'loom: a take without acquire is caught' \
+    --want 'loom: a PTE update \(map\) without release is caught' \
+    --want 'loom: an update that never re-inserts after an eviction is caught' \
+    --want 'loom: both groups full \(eviction\), x clear-and-flush: [0-9]+ interleavings' \
     --show 'interleavings explored' \
-    -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture' "$ROOT"
+    -- bash -c 'cd "${TMPDIR:-/tmp}" && cargo test --release --manifest-path "$0/model/Cargo.toml" -- --nocapture --test-threads=1' "$ROOT"
 
 # The 2003 regression. Lock-free: the window is hit every iteration, faults served, no lockdep
 # report. Locked: the deadlock happens and is caught by the watchdog (2+ CPUs) or the lock's own
@@ -359,6 +370,35 @@ part default-run-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* pass
     --want 'smp: 4 of 4 CPU\(s\) online' --reject 'DEADLOCK' --reject 'lockdep:' --show 'self-checks:' -- cargo run -- --smp 4
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
+# The deadlock regression under the two other lock-free designs of the 2003 review: they take
+# no lock either, so an interrupt inside vmalloc's critical section never deadlocks.
+for d in patch2003 cas2; do
+    part "irqtest-$d" 300 0 --after build \
+        --want 'irqtest \(Deterministic\): 300 iterations.* 300 inside vmalloc' --want 'irqtest \(Random\): .* [1-9][0-9]* inside vmalloc' \
+        --want "bootargs: +\"hash_page=$d " --want "$TESTS_OK" --want "$OK_EXIT" --reject 'lockdep:' --reject 'DEADLOCK' \
+        --show 'irqtest \(Deterministic\)' -- cargo run -- "hash_page=$d" test=irqtest::
+done
+
+# The 2003 review, replayed (docs/ARCHITECTURE.md): each design's review2003:: tests show the
+# flaw where the review found one and its absence where the design fixes it. patch2003: the
+# USER and PRESENT holes, the stale HPTE of a clear between its two PTE updates (replayed
+# step by step on two vCPUs, and caught by the SMP stress); cas2: the HPTE that outlives the
+# flush (replayed) and the stress's catch; the default: none of them.
+part review2003-lockfree 300 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: BUSY: the clear waited for the holder' --want 'review2003: lockfree: problem-state store to kernel page .* refused' \
+    --want 'review2003: lockfree: load from 0xd000000e00003000 \(shared area\) .*: refused' \
+    --show "$TESTS_OK" -- cargo run -- test=review2003
+part review2003-patch2003 600 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: patch2003 has no USER check in its atomic step: the refused store set ACCESSED and DIRTY' \
+    --want 'review2003: patch2003 hashed a not-present PTE' \
+    --want 'review2003: patch2003: vfree.s flush found no HASHPTE and removed nothing' \
+    --want "review2003: patch2003's stale HPTE caught by the stress in round [0-9]+" \
+    --show 'caught by the stress' -- cargo run -- hash_page=patch2003 test=review2003
+part review2003-cas2 600 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
+    --want 'review2003: cas2: the second CAS failed and the HPTE was removed — but only after vfree had returned' \
+    --want "review2003: cas2's stale HPTE caught by the stress in round [0-9]+" \
+    --want 'review2003: cas2: problem-state store to kernel page .* refused' \
+    --show 'caught by the stress' -- cargo run -- hash_page=cas2 test=review2003
 
 # The exact counter (tools/insncount): its own unit tests; then every hash-fault path counted in
 # both designs, the plugin and single-stepping agreeing on the primary insert and the segment
@@ -366,7 +406,9 @@ part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$O
 # next part shows is enforced.
 part insncount-tests 600 0 --want '^test result: ok\.' --reject '^test result: FAILED' -- scripts/insncount.sh test
 part bench-quick 600 0 --after build --want '^bench: quick check ok: insert_primary [0-9]+' \
-    --want '^BENCH stepcount.hash.lockfree.insert_primary [0-9]+' --show '^bench: quick check' -- scripts/bench.sh --quick
+    --want '^BENCH stepcount.hash.lockfree.insert_primary [0-9]+' \
+    --want '^bench: insert_primary by design: lockfree [0-9]+, locked [0-9]+, patch2003 [0-9]+, cas2 [0-9]+$' \
+    --show '^bench: insert_primary by design' -- scripts/bench.sh --quick
 part bench-limit-enforced 600 1 --after build --want '^bench: the default insert path grew to [0-9]+ instructions \(limit 100\)$' \
     -- env BENCH_INSERT_LIMIT=100 scripts/bench.sh --quick
 
@@ -428,6 +470,29 @@ part inject-hardware-late 300 1 --after build \
 part inject-bad-bootarg 120 1 --after build \
     --want "bad value 'enter_busy:1' for bootarg 'inject': expected N >= 2, P < 100% or a limit xT for a transient kind" \
     --want 'hashkernel: exit status 1 \(bad bootargs\)$' -- cargo run -- inject=enter_busy:1
+
+# The kernel event trace (src/trace, scripts/trace.py; its in-kernel tests run in the kernel-tests
+# parts): the script's unit tests; a bad trace= value; the dump inside the deadlock report with
+# --smp 1 (the spinning CPU reports; --smp 2, the watchdog dumping every ring, is in trace-svgs),
+# on an oops, at the exit of a whole default run with every group recorded; the two timelines
+# of the docs regenerated from real runs (each dump checked: the deadlock, resp. the fault
+# completing inside the lock hold; the JSON validated); and what the trace costs while off,
+# counted exactly per hash-fault path (at most 2 instructions per trace point, targets kept).
+part trace-script-tests 120 0 --want '^[1-9][0-9]* passed, 0 failed$' -- python3 scripts/test_trace.py
+part trace-bad-value 120 1 --after build \
+    --want "^hashkernel: bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog" \
+    --want 'hashkernel: exit status 1 \(bad bootargs\)$' -- cargo run -- trace=exc,lokc
+part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'lock self-check \(no watchdog CPU\)' \
+    --want 'slice begins/ends, valid$' \
+    -- scripts/trace-check.sh deadlock 1 --name deadlock-smp1 -- --smp 1 trace=all hash_page=locked
+part trace-oops 120 0 --after build --want '^trace-check: PASS \(oops\)' --want 'Oops: data segment' \
+    -- scripts/trace-check.sh oops 1 -- trace=all crash=null
+part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want 'self-checks: [1-9][0-9]* passed, 0 failed' \
+    --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name default-run -- trace=all
+part trace-svgs 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '^trace-check: PASS \(completes\)' \
+    --want 'watchdog \(CPU 1\): CPU 0 made no progress' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
+    -- scripts/trace-svgs.sh target/trace-svgs
+part trace-cost 900 0 --want '^trace-cost: ok: ' --reject 'more than 2 per trace point' --show '^trace-cost: ok' -- scripts/trace-cost.sh
 
 # ---------------------------------------------------------------------------------------------
 ((LIST)) && exit 0

@@ -16,7 +16,9 @@
 #    interrupted instruction of the backtrace, the PTE walk decodes a PRESENT page, both vCPUs
 #    are gdb threads, and the kernel then exits cleanly (gdb: "exited normally"; runner: exit
 #    status 0);
-# 4. a second session tests the real-mode recipe: `hk-realmode`, `break *_start` stops at
+# 4. a third session boots with trace=all, stops in the same place and runs `trace-dump`: the
+#    rings of both CPUs, readable by scripts/trace.py, CPU 0's ending inside that very 0x300;
+# 5. a second session tests the real-mode recipe: `hk-realmode`, `break *_start` stops at
 #    physical 0x400000 with MSR[SF|IR|DR] = 0, `break early_main` stops there (called from
 #    _start), then `hk-virtual` + `break hashkernel::kmain::kmain` stops with IR|DR on, and the
 #    run again ends cleanly.
@@ -184,6 +186,25 @@ check "[realmode] ... in real mode (MSR IR=DR=0)" bash -c 'v=$(grep -o -E "0x[0-
 check "[realmode] break early_main (physical) hits, called from _start" bash -c 'a=$(grep -n -E "^#[0-9]+ +(0x[0-9a-f]+ in )?hashkernel::arch::ppc64::boot::early_main " <<<"$1" | head -1 | cut -d: -f1); b=$(grep -n -E "^#[0-9]+ +0x0*4[0-9a-f]{5} in _start" <<<"$1" | head -1 | cut -d: -f1); [[ -n $a && -n $b ]] && ((b > a))' _ "$(section early)"
 check "[realmode] hk-virtual + break kmain hits with translation on (MSR IR|DR)" bash -c 'grep -q "hit Breakpoint .*hashkernel::kmain::kmain" <<<"$1" && v=$(grep -o -E "^\\\$[0-9]+ = 0x[0-9a-f]+" <<<"$1" | tail -1 | grep -o -E "0x[0-9a-f]+"); [[ -n $v ]] && (( (v & 0x30) == 0x30 ))' _ "$(section kmain)"
 check "[realmode] kernel ran to a clean exit" bash -c 'grep -q "exited normally" "$1" && [[ $2 -eq 0 ]]' _ "$GLOG" "$QRC"
+
+# ---- session 3: the event trace, read from the stopped kernel ----------------------------------
+session trace "test=hash_page::first_touch trace=all" -- \
+    -ex 'break-hash-fault vmalloc' \
+    -ex 'continue' \
+    -ex 'echo @@ dar\n' -ex 'p/x $dar' \
+    -ex 'echo @@ trace\n' -ex 'trace-dump' \
+    -ex 'echo @@ continue\n' -ex 'delete' -ex 'continue'
+GLOG=$TMP/trace.gdb.log QLOG=$TMP/trace.qemu.log
+check "[trace] gdb exited by itself (rc $GRC)" test "$GRC" -eq 0
+section trace >"$TMP/trace.dump"
+check "[trace] trace-dump printed the rings of both CPUs" bash -c 'grep -q "^trace: dump begin: reason=gdb .*cpus=2" "$1" && grep -q "^trace: cpu 1: " "$1" && grep -q "^trace: dump end: [1-9]" "$1"' _ "$TMP/trace.dump"
+check "[trace] scripts/trace.py reads the gdb dump" bash -c 'python3 scripts/trace.py text "$1" >/dev/null' _ "$TMP/trace.dump"
+TDAR=$(section dar | grep -o -E '0x[0-9a-f]+' | head -1)
+# The fault gdb stopped in is the last exception CPU 0 entered, and it has not returned.
+LASTX=$(grep -E '^T0 \+[0-9]+ x[ex] ' "$TMP/trace.dump" | tail -1)
+check "[trace] CPU 0's ring ends inside the 0x300 gdb stopped in (DAR ${TDAR:-none}; last: ${LASTX:-none})" \
+    bash -c '[[ -n $1 && $2 =~ ^T0\ \+[0-9]+\ xe\ [0-9]+\ 300\ ${1#0x}( |$) ]]' _ "${TDAR:-}" "$LASTX"
+check "[trace] kernel ran to a clean exit and dumped its trace" bash -c 'grep -q "exited normally" "$1" && [[ $2 -eq 0 ]] && grep -a -q "^trace: dump end:" "$3"' _ "$GLOG" "$QRC" "$QLOG"
 
 if ((ok)); then say "PASS"; exit 0; fi
 say "FAIL"

@@ -12,6 +12,8 @@
 #                        stop in the hash-fault handlers for faults on one region
 #   slb [CPU]            QEMU's SLB dump for a vCPU (monitor "info tlb" through the gdbstub)
 #   hk-realmode          symbols at physical addresses, for the real-mode entry stub (see gdb.sh)
+#   trace-dump [CPU]     the kernel event trace's rings (src/trace), in the kernel's own dump
+#                        format: `set logging` it to a file and give that to scripts/trace.py
 #
 # Also installs unwinders for exc_common and for the 0x300 entry (hash_fault_entry), so that
 # `bt` inside an exception handler continues from the exception (or hash) frame into the
@@ -34,7 +36,7 @@ HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
 HK_OUTCOMES = 10
 HK_STAT_NAMES = ["insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails",
                  "retry_hv_busy", "retry_evictions", "bad_access", "hv_refusals", "all_bolted",
-                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers"]
+                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers", "slot_cas_lost"]
 HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
 HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
 
@@ -389,7 +391,104 @@ $_caller_is needs malloc in the inferior for its string argument."""
             print("Breakpoint %d: %s, %s faults" % (b.number, how, what))
 
 
-HkPteDecode(); HkPte(); HkHashStats(); HkExcFrame(); HkSlb(); HkBreakHashFault()
+
+# The event trace (src/trace/ring.rs): TRACE_LAYOUT tells where the rings are and how a slot
+# is laid out, so this reads them without relying on the debug info of atomics. The output is
+# what the kernel prints on exit (`trace: dump begin: ...` to `trace: dump end: ...`).
+HK_TRACE_EVENTS = ["xe", "xx", "ho", "pt", "pp", "hc", "hb", "he", "la", "lc", "lr", "va", "vf",
+                   "dc", "wd", "mk"]
+HK_TRACE_GROUPS = ["exc", "hash", "hcall", "lock", "mm", "timer", "watchdog"]
+HK_HCALLS = {0x04: "H_REMOVE", 0x08: "H_ENTER", 0x0c: "H_READ", 0x18: "H_PROTECT",
+             0x58: "H_PUT_TERM_CHAR", 0xe0: "H_CEDE", 0xe4: "H_CONFER", 0xe8: "H_PROD",
+             0x31c: "H_SET_MODE", 0x380: "H_SIGNAL_SYS_RESET", 0xf000: "KVMPPC_H_RTAS"}
+
+
+def hk_location(addr):
+    """'file:line' of a core::panic::Location at addr, from the debug info's field offsets."""
+    t = gdb.lookup_type("core::panic::location::Location")
+    f = {fl.name: fl for fl in t.fields()}
+    name = f.get("filename") or f.get("file")
+    ptr = hk_u64(addr + name.bitpos // 8)
+    ln = hk_u64(addr + name.bitpos // 8 + 8)
+    line = struct.unpack(">I", bytes(gdb.selected_inferior().read_memory(addr + f["line"].bitpos // 8, 4)))[0]
+    return "%s:%d" % (bytes(gdb.selected_inferior().read_memory(ptr, min(ln, 4096))).decode("utf-8", "replace"), line)
+
+
+class HkTraceDump(gdb.Command):
+    """trace-dump [CPU]: the event trace's rings, in the format of the kernel's dump (for
+scripts/trace.py). Reads memory only: works on a stopped kernel and on one gdb interrupted."""
+    def __init__(self):
+        super().__init__("trace-dump", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        lay = hk_addr("TRACE_LAYOUT")
+        nrings, stride, slots_off, slot_size, ring_len, w0_off = [hk_u64(lay + 8 * i) for i in range(6)]
+        rings = hk_addr("TRACE_RINGS")
+        try:
+            ncpus = hk_u64(hk_addr("hashkernel::smp::NCPUS"))
+        except gdb.GdbError:
+            ncpus = nrings
+        try:
+            g = struct.unpack(">I", bytes(gdb.selected_inferior().read_memory(hk_addr("hashkernel::trace::ring::GROUPS"), 4)))[0]
+            groups = ",".join(n for i, n in enumerate(HK_TRACE_GROUPS) if g >> i & 1) or "off"
+        except gdb.GdbError:
+            groups = "?"
+        cpus = [int(arg)] if arg else list(range(ncpus))
+        try:
+            ptl = hk_addr("hashkernel::mm::vmalloc::PAGE_TABLE_LOCK")
+        except gdb.GdbError:
+            ptl = None
+        print("trace: dump begin: reason=gdb stuck=- dumper=- cpus=%d tb_hz=512000000 ring=%d groups=%s stopped=0"
+              % (len(cpus) if arg else ncpus, ring_len, groups))
+        sites, locks, hcalls = [], [], []
+        total = 0
+        inf = gdb.selected_inferior()
+        for cpu in cpus:
+            base = rings + cpu * stride
+            head = hk_u64(base)
+            first = max(head - ring_len, 0)
+            raw = bytes(inf.read_memory(base + slots_off, ring_len * slot_size))
+            recs, torn = [], 0
+            for i in range(first, head):
+                o = (i % ring_len) * slot_size
+                tb, = struct.unpack(">Q", raw[o:o + 8])
+                w0, = struct.unpack(">Q", raw[o + w0_off:o + w0_off + 8])
+                a, b = struct.unpack(">QQ", raw[o + 16:o + 32])
+                ev = w0 >> 56
+                if not 1 <= ev <= len(HK_TRACE_EVENTS) or (w0 >> 32) & 0xffff != (i + 1) & 0xffff:
+                    torn += 1
+                    continue
+                recs.append((tb, ev, (w0 >> 48) & 0xff, w0 & 0xffffffff, a, b))
+            tb0 = recs[0][0] if recs else 0
+            print("trace: cpu %d: %d events recorded, %d overwritten, %d torn, tb0 %x" % (cpu, head, first, torn, tb0))
+            prev = tb0
+            for tb, ev, depth, c, a, b in recs:
+                mn = HK_TRACE_EVENTS[ev - 1]
+                words = [c, a, b]
+                while words and words[-1] == 0:
+                    words.pop()
+                print("T%d +%d %s %d%s" % (cpu, tb - prev, mn, depth, "".join(" %x" % w for w in words)))
+                prev = tb
+                if mn in ("la", "lc"):
+                    if b and b not in sites:
+                        sites.append(b)
+                    if a not in locks:
+                        locks.append(a)
+                if mn in ("hc", "hb", "he") and c not in hcalls:
+                    hcalls.append(c)
+            total += len(recs)
+        for s in sites:
+            try:
+                print("trace: site %x %s" % (s, hk_location(s)))
+            except Exception:
+                pass
+        for l in locks:
+            print("trace: lock %x %s" % (l, "page_table_lock" if l == ptl else "(unknown lock)"))
+        for h in hcalls:
+            print("trace: hcall %x %s" % (h, HK_HCALLS.get(h, "?")))
+        print("trace: dump end: %d events" % total)
+
+HkPteDecode(); HkPte(); HkHashStats(); HkExcFrame(); HkSlb(); HkBreakHashFault(); HkTraceDump()
 
 # --- unwinding through exc_common ----------------------------------------------------------
 # boot/vectors.S calls exception_entry from exc_common with r1 = an ABI header (HDR_SIZE bytes)

@@ -2,9 +2,10 @@
 # Install everything the kernel needs on Debian 12 and make plain `cargo` in this
 # repository use Debian's matched Rust 1.96 (rustc-web + rust-web-src) with
 # RUSTC_BOOTSTRAP=1. Idempotent and non-interactive; fast when all is present.
+# (python3: scripts/trace.py, the trace dump's JSON/SVG converter; standard library only.)
 set -euo pipefail
 
-PKGS=(rustc-web cargo-web rust-web-src lld qemu-system-ppc gdb-multiarch)
+PKGS=(rustc-web cargo-web rust-web-src lld qemu-system-ppc gdb-multiarch python3)
 TOOLCHAIN_NAME=ppc64-kernel
 TOOLCHAIN_DIR=/opt/ppc64-kernel-toolchain
 

@@ -1,12 +1,17 @@
 //! `/chosen/bootargs` (QEMU `-append`) parsed into a typed configuration. Unknown keys and bad
 //! values are errors that name what is valid, never silently ignored.
 
+use crate::trace::event::{parse_groups, Groups, GROUPS_HELP};
 use core::fmt;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HashMode {
     LockFree,
     Locked,
+    /// The first lock-free patch as reviewed in 2003 (opt-in: it has the race).
+    Patch2003,
+    /// The reviewer's CAS_PTE-twice proposal (opt-in).
+    Cas2,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,6 +49,15 @@ impl Crash {
     ];
 }
 
+/// When the trace stops recording (`trace.stop=`), so the rings keep that part of the run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TraceStop {
+    /// Records until the dump.
+    Never,
+    /// Stops when the default run's interrupt scenario (irqtest) ends.
+    Irqtest,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
     /// Run the in-kernel tests whose name contains this (empty string: all).
@@ -56,6 +70,9 @@ pub struct Config<'a> {
     pub bench: Option<&'a str>,
     pub watchdog_ms: u64,
     pub quiet: bool,
+    /// Event groups to trace (`trace=`; none by default).
+    pub trace: Groups,
+    pub trace_stop: TraceStop,
     /// `inject=` / `inject.seed=`: the fault-injection plan (empty: none).
     pub inject: crate::inject::Plan,
 }
@@ -72,6 +89,8 @@ impl Default for Config<'_> {
             bench: None,
             watchdog_ms: 200,
             quiet: false,
+            trace: Groups::empty(),
+            trace_stop: TraceStop::Never,
             inject: crate::inject::Plan::default(),
         }
     }
@@ -81,11 +100,14 @@ impl Default for Config<'_> {
 pub enum BootargError<'a> {
     UnknownKey(&'a str),
     BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    /// `trace=` named something that is not an event group.
+    BadTraceGroup { value: &'a str, group: &'a str },
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
-hash_page=lockfree|locked, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, inject=KIND:N|KIND:P%[,...], inject.seed=N";
+hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
+bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
+inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
 impl fmt::Display for BootargError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,6 +115,9 @@ impl fmt::Display for BootargError<'_> {
             BootargError::UnknownKey(k) => write!(f, "unknown bootarg '{k}'; valid: {KEYS}"),
             BootargError::BadValue { key, value, expected } => {
                 write!(f, "bad value '{value}' for bootarg '{key}': expected {expected}")
+            }
+            BootargError::BadTraceGroup { value, group } => {
+                write!(f, "bad value '{value}' for bootarg 'trace': unknown event group '{group}'; expected {GROUPS_HELP}")
             }
         }
     }
@@ -128,10 +153,12 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 );
             }
             "hash_page" => {
-                c.hash_mode = match val("lockfree|locked")? {
+                c.hash_mode = match val("lockfree|locked|patch2003|cas2")? {
                     "lockfree" => HashMode::LockFree,
                     "locked" => HashMode::Locked,
-                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked" }),
+                    "patch2003" => HashMode::Patch2003,
+                    "cas2" => HashMode::Cas2,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked|patch2003|cas2" }),
                 }
             }
             "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
@@ -154,6 +181,20 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 c.bench = Some(v)
             }
             "quiet" => c.quiet = true,
+            "trace" => {
+                let v = val(GROUPS_HELP)?;
+                c.trace = parse_groups(v).map_err(|e| match e {
+                    crate::trace::event::GroupError::Unknown(group) => BootargError::BadTraceGroup { value: v, group },
+                    crate::trace::event::GroupError::Empty => BootargError::BadValue { key: k, value: v, expected: GROUPS_HELP },
+                })?;
+            }
+            "trace.stop" => {
+                c.trace_stop = match val("never|irqtest")? {
+                    "never" => TraceStop::Never,
+                    "irqtest" => TraceStop::Irqtest,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "never|irqtest" }),
+                }
+            }
             "inject" => {
                 let seed = c.inject.seed;
                 let v = val(crate::inject::SPEC_SYNTAX)?;
@@ -164,7 +205,7 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
             _ => return Err(BootargError::UnknownKey(k)),
         }
     }
-    if c.hash_mode == HashMode::Locked && c.inject.has_hcalls() {
+    if c.hash_mode != HashMode::LockFree && c.inject.has_hcalls() {
         return Err(BootargError::BadValue {
             key: "inject",
             value: s.split_ascii_whitespace().find(|t| t.starts_with("inject=")).unwrap_or("inject").trim_start_matches("inject="),
@@ -200,6 +241,13 @@ mod tests {
     }
 
     #[test]
+    fn every_hash_page_design_parses() {
+        for (v, m) in [("lockfree", HashMode::LockFree), ("locked", HashMode::Locked), ("patch2003", HashMode::Patch2003), ("cas2", HashMode::Cas2)] {
+            assert_eq!(parse(&format!("hash_page={v}")).unwrap().hash_mode, m);
+        }
+    }
+
+    #[test]
     fn bare_test_means_all() {
         assert_eq!(parse("test").unwrap().test, Some(""));
     }
@@ -209,7 +257,7 @@ mod tests {
         let e = parse("frobnicate=1").unwrap_err();
         assert_eq!(e, BootargError::UnknownKey("frobnicate"));
         let msg = format!("{e}");
-        assert!(msg.contains("hash_page=lockfree|locked"), "{msg}");
+        assert!(msg.contains("hash_page=lockfree|locked|patch2003|cas2"), "{msg}");
     }
 
     #[test]
@@ -238,10 +286,13 @@ mod tests {
         assert!(matches!(parse("inject"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("inject=enter_busy:1"), Err(BootargError::BadValue { key: "inject", .. })));
         assert!(matches!(parse("inject.seed=x"), Err(BootargError::BadValue { .. })));
-        // The injecting fault path is the lock-free one; allocation kinds work with either.
-        let e = parse("hash_page=locked inject=enter_full:5").unwrap_err();
-        assert!(format!("{e}").contains("lockfree only"), "{e}");
-        assert!(parse("hash_page=locked inject=frame:5").is_ok());
+        // The injecting fault path is the lock-free one; allocation kinds work with any design.
+        for d in ["locked", "patch2003", "cas2"] {
+            let args = format!("hash_page={d} inject=enter_full:5");
+            let e = parse(&args).unwrap_err();
+            assert!(format!("{e}").contains("lockfree only"), "{e}");
+            assert!(parse(&format!("hash_page={d} inject=frame:5")).is_ok());
+        }
         assert!(KEYS.contains("inject=KIND:N|KIND:P%"));
     }
 
@@ -253,5 +304,30 @@ mod tests {
         assert!(matches!(parse("irqtest.iterations=x"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("crash"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("bench=fast"), Err(BootargError::BadValue { .. })));
+    }
+
+    #[test]
+    fn trace_groups() {
+        assert_eq!(parse("").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=all").unwrap().trace, Groups::all());
+        assert_eq!(parse("trace=off").unwrap().trace, Groups::empty());
+        assert_eq!(parse("trace=exc,lock,hash").unwrap().trace, Groups::EXC | Groups::LOCK | Groups::HASH);
+        assert_eq!(parse("trace=all trace.stop=irqtest").unwrap().trace_stop, TraceStop::Irqtest);
+        assert_eq!(parse("").unwrap().trace_stop, TraceStop::Never);
+    }
+
+    #[test]
+    fn bad_trace_values_say_what_is_valid() {
+        let e = parse("trace=exc,lokc").unwrap_err();
+        assert_eq!(e, BootargError::BadTraceGroup { value: "exc,lokc", group: "lokc" });
+        let msg = format!("{e}");
+        assert_eq!(msg, "bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog");
+        for bad in ["trace", "trace=", "trace=exc,", "trace=,exc"] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e, BootargError::BadValue { key: "trace", .. }), "{bad}: {e:?}");
+            assert!(format!("{e}").contains("exc,hash,hcall,lock,mm,timer,watchdog"), "{bad}: {e}");
+        }
+        assert!(matches!(parse("trace.stop=later"), Err(BootargError::BadValue { key: "trace.stop", .. })));
+        assert!(KEYS.contains("trace=all|off|GROUP"));
     }
 }

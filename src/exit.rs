@@ -27,6 +27,7 @@ impl qemu_exit::QEMUExit for Pseries {
 
 pub fn exit_success() -> ! {
     crate::smp::stop_others();
+    crate::trace::dump("exit", None);
     crate::println!("{} 0", SENTINEL);
     rtas::power_off();
     halt()
@@ -34,6 +35,7 @@ pub fn exit_success() -> ! {
 
 pub fn exit_failure(why: &str) -> ! {
     crate::smp::stop_others();
+    crate::trace::dump(why, None);
     crate::println!("{} 1 ({})", SENTINEL, why);
     rtas::os_term(why);
     halt()

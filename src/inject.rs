@@ -567,12 +567,7 @@ mod kernel {
         ARMED.store(false, SeqCst);
         HCALLS.store(false, SeqCst);
         if crate::hash::fault::design() == crate::hash::fault::Design::Inject {
-            let before = if DESIGN_BEFORE.load(Relaxed) == crate::hash::fault::Design::Locked as u64 {
-                crate::hash::fault::Design::Locked
-            } else {
-                crate::hash::fault::Design::LockFree
-            };
-            crate::hash::fault::select(before);
+            crate::hash::fault::select(crate::hash::fault::Design::from_slot(DESIGN_BEFORE.load(Relaxed) as u8));
         }
     }
 

@@ -27,11 +27,22 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         }
     };
     banner(bi);
+    // Before anything else records: the trace points are patched on the boot CPU alone.
+    crate::trace::init(cfg.trace);
+    if !cfg.trace.is_empty() {
+        println!("trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
+                 crate::trace::event::GroupList(cfg.trace), crate::trace::site::count_on());
+    }
     crate::mm::init();
     crate::mm::init_cpu(0);
     crate::drivers::uart::init();
     crate::arch::ppc64::timer::init();
-    crate::hash::fault::set_locked_mode(cfg.hash_mode == bootargs::HashMode::Locked);
+    crate::hash::fault::select(match cfg.hash_mode {
+        bootargs::HashMode::LockFree => crate::hash::fault::Design::LockFree,
+        bootargs::HashMode::Locked => crate::hash::fault::Design::Locked,
+        bootargs::HashMode::Patch2003 => crate::hash::fault::Design::Patch2003,
+        bootargs::HashMode::Cas2 => crate::hash::fault::Design::Cas2,
+    });
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
     let online = crate::smp::start_secondaries();
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
@@ -161,8 +172,11 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
 
 fn default_run() -> ! {
     memory_map();
-    let mode = if crate::hash::fault::locked_mode() { "locked (2003 design)" } else { "lock-free" };
-    println!("hash_page: {}", mode);
+    let design = crate::hash::fault::design();
+    println!("hash_page: {}", design.describe());
+    if let Some(m) = design.model_says() {
+        println!("hash_page: {}", m);
+    }
     let cfg = config();
     let inject = !cfg.inject.is_empty();
     if inject {
@@ -183,6 +197,10 @@ fn default_run() -> ! {
             println!("irqtest: FAILED: {}", e);
             crate::exit::exit_failure("irqtest failed");
         }
+    }
+    if cfg.trace_stop == bootargs::TraceStop::Irqtest && !cfg.trace.is_empty() {
+        crate::trace::freeze();
+        println!("trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit");
     }
     if inject {
         injection_run_end();

@@ -23,6 +23,7 @@ pub mod bootargs;
 pub mod hash;
 pub mod inject;
 pub mod mm;
+pub mod trace;
 
 #[cfg(target_os = "none")]
 pub mod console;

@@ -40,6 +40,9 @@ pub trait PteCell {
     /// `new = f(old)` atomically, waiting while BUSY is set; returns the old value.
     /// `spins` counts BUSY waits.
     fn update(&self, clr: u64, set: u64, spins: &mut u64) -> Pte;
+    /// Compare-and-swap (strong, acquire and release): the designs without BUSY
+    /// (`hash::design`) take and record with it. Err: the value found instead.
+    fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte>;
 }
 
 #[cfg(target_os = "none")]
@@ -65,6 +68,8 @@ mod ppc64 {
     }
 
     const BUSY: u64 = PteFlags::BUSY.bits();
+    const TAKE: u32 = crate::trace::code(crate::trace::Event::PteTake, 0);
+    const PUBLISH: u32 = crate::trace::code(crate::trace::Event::PtePublish, 0);
 
     /// hash_page's atomic step. `$check` sets CR0 non-zero when the reserved value `{old}`
     /// lacks a bit of `need` (for a fetch, in `old ^ GUARDED`, so a GUARDED page is refused).
@@ -76,7 +81,8 @@ mod ppc64 {
             // alignment). The asm writes the PTE only with stdcx. of `old | set` after both
             // checks passed on the reserved value; BUSY and a denial leave with the reservation
             // still held (see `PteCell::take`). `isync` after a successful stdcx. gives the
-            // acquire ordering of a lock.
+            // acquire ordering of a lock. The trace point after it (a `nop` unless hash_page is
+            // traced) preserves every register (trace::site).
             unsafe {
                 asm!(
                     "ldarx {old}, 0, {p}",
@@ -88,11 +94,14 @@ mod ppc64 {
                     "stdcx. {new}, 0, {p}",
                     "bne- {lost}",
                     "isync",
+                    crate::trace_site_asm!("t_hi", "t_lo", "{p}", "{old}", "{new}"),
                     p = in(reg_nonzero) &$cell.0 as *const AtomicU64,
                     need = in(reg) $need,
                     set = in(reg) $set,
                     $($extra = $op($cls) $val,)?
                     busybit = const BUSY,
+                    t_hi = const TAKE >> 16,
+                    t_lo = const TAKE & 0xffff,
                     old = out(reg) old,
                     new = out(reg) new,
                     t = out(reg) _,
@@ -138,8 +147,23 @@ mod ppc64 {
         #[inline(always)]
         fn publish(&self, v: Pte) {
             // lwsync; std — release: the hypervisor call that installed the HPTE and every
-            // earlier access are ordered before the PTE that advertises it.
-            self.0.store(v.0, Ordering::Release);
+            // earlier access are ordered before the PTE that advertises it. Then a trace point
+            // (a `nop` unless hash_page is traced).
+            // SAFETY: an aligned 8-byte store to the PTE word this cell is, after a release
+            // barrier: what `AtomicU64::store(Release)` compiles to; the trace point preserves
+            // every register (trace::site).
+            unsafe {
+                asm!(
+                    "lwsync",
+                    "std {v}, 0({p})",
+                    crate::trace_site_asm!("t_hi", "t_lo", "{p}", "{v}", "0"),
+                    p = in(reg_nonzero) &self.0 as *const AtomicU64,
+                    v = in(reg) v.0,
+                    t_hi = const PUBLISH >> 16,
+                    t_lo = const PUBLISH & 0xffff,
+                    options(nostack, preserves_flags),
+                )
+            };
         }
 
         #[inline(always)]
@@ -184,6 +208,11 @@ mod ppc64 {
             *spins += n;
             Pte(old)
         }
+
+        #[inline(always)]
+        fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte> {
+            self.0.compare_exchange(old.0, new.0, Ordering::AcqRel, Ordering::Acquire).map(|_| ()).map_err(Pte)
+        }
     }
 }
 
@@ -195,6 +224,15 @@ pub trait Atomic64 {
     fn load_acquire(&self) -> u64;
     fn cas_weak(&self, old: u64, new: u64) -> Result<u64, u64>;
     fn store_release(&self, v: u64);
+    /// Strong compare-and-swap: fails only if the value differs from `old`.
+    fn cas(&self, old: u64, new: u64) -> Result<u64, u64> {
+        loop {
+            match self.cas_weak(old, new) {
+                Err(cur) if cur == old => continue,
+                r => return r,
+            }
+        }
+    }
     /// Called in BUSY-wait loops (a model checker must be told the thread is waiting).
     fn spin_wait(&self) {
         core::hint::spin_loop();
@@ -250,5 +288,9 @@ impl<A: Atomic64> PteCell for CasCell<A> {
                 return Pte(old);
             }
         }
+    }
+
+    fn cas(&self, old: Pte, new: Pte) -> Result<(), Pte> {
+        self.0.cas(old.0, new.0).map(|_| ()).map_err(Pte)
     }
 }

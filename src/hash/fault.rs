@@ -8,15 +8,18 @@
 //! `hash_page=locked` is the 2003 design kept on purpose: the same protocol under
 //! page_table_lock — the lock vmalloc holds with interrupts enabled — so an interrupt handler
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
-//! `inject=` with hypervisor kinds selects a third design: the lock-free path over the
-//! injecting backend (`hash::inject`), which fails calls as the armed plan says.
-//! The design is chosen by patching the vector's call (`select`), so the default path pays
-//! nothing for the others.
+//! `hash_page=patch2003` and `hash_page=cas2` are the first lock-free patch as reviewed in 2003
+//! and the reviewer's CAS_PTE proposal (`hash::design`): lock-free too, each with the race the
+//! review is about. `inject=` with hypervisor kinds selects one more: the lock-free path over
+//! the injecting backend (`hash::inject`), which fails calls as the armed plan says. The design
+//! is chosen by patching the vector's call (`select`), so the default path pays nothing for
+//! the others.
 
 use super::access::Access;
 use super::backend::Pseries;
+use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
 use super::inject::PSERIES as INJECTING;
-use super::protocol::{hash_pte, hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry};
+use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
@@ -25,7 +28,7 @@ use crate::arch::ppc64::{hcall, insn, percpu};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
 /// `hash_fault_designs` (boot/vectors.S).
@@ -34,18 +37,68 @@ use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 pub enum Design {
     LockFree = 0,
     Locked = 1,
-    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it).
-    Inject = 2,
+    Patch2003 = 2,
+    Cas2 = 3,
+    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it; not a
+    /// `hash_page=` value).
+    Inject = 4,
+}
+
+impl Design {
+    pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
+
+    /// The `hash_page=` value.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Design::LockFree => Busy::NAME,
+            Design::Locked => "locked",
+            Design::Patch2003 => "patch2003",
+            Design::Cas2 => Cas2::NAME,
+            Design::Inject => "lockfree+inject",
+        }
+    }
+
+    /// What the model check (model/, `three_designs_against_clear_and_flush`) concluded about
+    /// a design the 2003 review found wanting; the default run prints it.
+    pub const fn model_says(self) -> Option<&'static str> {
+        match self {
+            Design::Patch2003 => Some("the model finds the 2003 counterexample: a clear between the A/D update and the slot update flushes nothing, and the HPTE inserted in between outlives vfree (a stale translation of a freed frame); the review2003:: tests replay it, and this run's SMP stress fails when it catches one"),
+            Design::Cas2 => Some("the model finds its own counterexample: the second CAS fails and the HPTE is removed, but only after vfree's flush has returned and the frame is free; correct only if the flusher waits for every hash_page in flight before freeing (the model passes then). On QEMU the stress also catches a permanent one: the PTE cleared, remapped and re-hashed into the same slot makes the old second CAS succeed (ABA), leaving the other HPTE unnamed. review2003:: replays the first; this run's SMP stress fails when it catches either"),
+            _ => None,
+        }
+    }
+
+    /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
+    pub const fn has_busy(self) -> bool {
+        matches!(self, Design::LockFree | Design::Locked | Design::Inject)
+    }
+
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Design::LockFree => "lock-free",
+            Design::Locked => "locked (2003 design)",
+            Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
+            Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
+            Design::Inject => "lock-free, over the fault-injecting backend",
+        }
+    }
+
+    /// The design in slot `n` of `hash_fault_designs` (the lock-free one for any other value).
+    pub const fn from_slot(n: u8) -> Design {
+        match n {
+            1 => Design::Locked,
+            2 => Design::Patch2003,
+            3 => Design::Cas2,
+            4 => Design::Inject,
+            _ => Design::LockFree,
+        }
+    }
 }
 
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 
 pub fn design() -> Design {
-    match DESIGN.load(Relaxed) {
-        1 => Design::Locked,
-        2 => Design::Inject,
-        _ => Design::LockFree,
-    }
+    Design::from_slot(DESIGN.load(Relaxed))
 }
 
 pub fn locked_mode() -> bool {
@@ -58,7 +111,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 3];
+    static hash_fault_designs: [u32; 5];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
@@ -72,6 +125,9 @@ pub fn select(d: Design) {
         (slot as u64, slot.read())
     };
     let target = slot.wrapping_add(branch_disp(insn) as u64);
+    // While exceptions or hash_page are traced the call goes through the traced entry, which
+    // calls `target` (so the untraced path has no trace point of its own).
+    let target = crate::trace::hash_fault_route(target);
     let new = 0x4800_0001 | ((target.wrapping_sub(site) as u32) & 0x03ff_fffc);
     // SAFETY: `site` is the `bl` of hash_fault_entry, in the bolted, writable kernel text; the
     // store is one aligned word, so a CPU fetching it sees either call; the caller guarantees
@@ -82,12 +138,18 @@ pub fn select(d: Design) {
     }
 }
 
-/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`).
+/// Where the 0x300 entry's call currently goes (decoded from the `bl` at `hash_fault_call`):
+/// the design's entry, or the trace's entry in front of it (`design_entry` sees through it).
 pub fn call_target() -> u64 {
     let site = &raw const hash_fault_call as u64;
     // SAFETY: one aligned word of kernel text.
     let insn = unsafe { core::ptr::read_volatile(site as *const u32) };
     site.wrapping_add(branch_disp(insn) as u64)
+}
+
+/// The design entry the 0x300 entry ends up calling.
+pub fn design_entry() -> u64 {
+    crate::trace::hash_fault_design_entry(call_target())
 }
 
 /// The signed displacement of an I-form branch (`b`/`bl`).
@@ -108,23 +170,61 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, false>(dar, dsisr, srr1)
+    fast::<false, false, Busy>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, false>(dar, dsisr, srr1)
+    fast::<true, false, Busy>(Busy, dar, dsisr, srr1)
+}
+
+/// 2.4's `hash_table_lock[]` for `hash_page=patch2003`: 128 spin locks chosen by virtual page
+/// number, taken only by hash_page, with interrupts off (so no interrupted holder can wait
+/// for them: no deadlock).
+pub struct HashTableLocks([AtomicBool; 128]);
+
+impl HashTableLock for HashTableLocks {
+    #[inline(always)]
+    fn lock(&self, ea: u64) {
+        let l = &self.0[((ea >> 12) & 127) as usize];
+        while l.swap(true, Acquire) {
+            while l.load(Relaxed) {
+                insn::cpu_relax();
+            }
+        }
+    }
+    #[inline(always)]
+    fn unlock(&self, ea: u64) {
+        self.0[((ea >> 12) & 127) as usize].store(false, Release);
+    }
+}
+
+pub static HASH_TABLE_LOCK: HashTableLocks = HashTableLocks([const { AtomicBool::new(false) }; 128]);
+
+/// `hash_page=patch2003`'s steps, with its bucket locks.
+pub const PATCH2003: Patch2003<'static, HashTableLocks> = Patch2003(&HASH_TABLE_LOCK);
+
+/// 0x300 under `hash_page=patch2003`: the same path with that design's steps.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_patch2003(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, false, _>(PATCH2003, dar, dsisr, srr1)
+}
+
+/// 0x300 under `hash_page=cas2`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_cas2(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, false, Cas2>(Cas2, dar, dsisr, srr1)
 }
 
 /// 0x300 with fault injection armed: the lock-free path over the injecting backend.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, true>(dar, dsisr, srr1)
+    fast::<false, true, Busy>(Busy, dar, dsisr, srr1)
 }
 
 #[inline(always)]
-fn fast<const LOCKED: bool, const INJECT: bool>(ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, const INJECT: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -134,14 +234,16 @@ fn fast<const LOCKED: bool, const INJECT: bool>(ea: u64, dsisr: u64, srr1: u64) 
     let pte = pgtable::walk_translated(ea);
     let access = Access::from_data_fault(dsisr, srr1 & Msr::PR.bits() != 0);
     if LOCKED {
-        let o = locked(|| hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        // Only the default's steps run locked (`do_hash_fault_locked`); naming them here
+        // rather than capturing `d` keeps the closure what it was.
+        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
     } else if INJECT {
-        hash_pte_at(pte, ea, &FromHashFrame, access, &INJECTING, &ThisCpu, Verdict)
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &INJECTING, &ThisCpu, Verdict)
     } else {
-        hash_pte_at(pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
     }
 }
 
@@ -303,15 +405,17 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         p.stats.count(Counter::BadAccess);
         return Err(FaultReason::NoPageTable);
     };
-    let vsid = kernel_vsid(ea);
-    let outcome = if locked_mode() {
-        p.stats.count(Counter::LockedFaults);
-        let _g = PAGE_TABLE_LOCK.lock();
-        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
-    } else if crate::inject::hcalls_armed() {
-        hash_pte(slot, ea, vsid, access, &INJECTING, &ThisCpu)
-    } else {
-        hash_pte(slot, ea, vsid, access, &Pseries, &ThisCpu)
+    let va = Va { ea, vsid: kernel_vsid(ea) };
+    let outcome = match design() {
+        Design::Locked => {
+            p.stats.count(Counter::LockedFaults);
+            let _g = PAGE_TABLE_LOCK.lock();
+            hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome)
+        }
+        Design::LockFree => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        Design::Inject => hash_pte_at(Busy, slot, ea, &va, access, &INJECTING, &ThisCpu, ReturnOutcome),
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),

@@ -1,5 +1,7 @@
 //! hash_page's protocol, generic over the PTE cell and the HPT backend so the very same code
-//! runs in the kernel (asm cell, hypercalls) and on the host (CAS cell, fake HPT, loom).
+//! runs in the kernel (asm cell, hypercalls) and on the host (CAS cell, fake HPT, loom) — and
+//! over the design (`design::Steps`): the default BUSY protocol described here, and the 2003
+//! designs that differ from it only in how they take the PTE, check it and record the slot.
 //!
 //! 1. take: one atomic step checks BUSY and the access and sets BUSY|ACCESSED(|DIRTY);
 //! 2. if the PTE says an HPTE exists, update its protection through the slot bits; if it is
@@ -16,9 +18,10 @@
 //! the only exclusion is the PTE's own BUSY bit, held by code that runs with interrupts off and
 //! never waits.
 
-use super::access::{check, publish, restore, Access, Denied};
+use super::access::{check, Access, Denied};
 use super::backend::{HashBackend, HcallError, InsertError, ProtectError, RemoveError};
 use super::cell::{PteCell, Take};
+use super::design::{Busy, Steps};
 use super::stats::{Counter, StatsRef};
 use crate::mm::hpte::{avpn_for, h_protect_flags, hash_4k, hpte_for, Hpte, HpteV, RPN_MASK};
 use crate::mm::pte::{HptSlot, Pte, PteFlags, PFN_SHIFT};
@@ -51,6 +54,9 @@ pub enum Retry {
     HypervisorBusy,
     /// Other CPUs kept refilling both groups while this one evicted.
     Evictions,
+    /// `hash_page=cas2`: the second CAS_PTE found the PTE changed; the HPTE just inserted was
+    /// removed.
+    SlotChanged,
 }
 
 /// The hypervisor call an outcome refers to (for the oops that reports a refusal).
@@ -181,10 +187,17 @@ impl Finish for ReturnOutcome {
     }
 }
 
-/// One hash fault for the page at `ea` in segment `vsid`: see `hash_pte_at`.
+/// One hash fault for the page at `ea` in segment `vsid`, default design: see `hash_pte_at`.
 #[inline(always)]
 pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
-    hash_pte_at(cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
+    hash_pte_at(Busy, cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
+}
+
+/// One hash fault under design `d` (`hash::design`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn hash_pte_design<D: Steps, C: PteCell, B: HashBackend, S: StatsRef>(d: D, cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
+    hash_pte_at(d, cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
 }
 
 /// One hash fault: take the PTE, install or update its HPTE, publish.
@@ -195,9 +208,11 @@ pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid
 /// is read back from the PTE (nobody else writes it while BUSY is ours), the counters and the
 /// geometry are found again, and every other case starts over in a cold function.
 /// `ea` serves the common case; every other case asks `addr` again (the same address).
+/// `d` is the design: its steps are the only thing the designs do differently.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+pub fn hash_pte_at<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+    d: D,
     cell: &C,
     ea: u64,
     addr: &A,
@@ -206,13 +221,17 @@ pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Fin
     st: &S,
     k: K,
 ) -> K::Out {
-    let (old, new) = match cell.take(access) {
+    let _serialised = d.serialise(ea);
+    let (old, new) = match d.take(cell, ea, access) {
         Take::Taken { old, new } => (old, new),
         Take::Busy => return busy(st, k),
         Take::Denied(old) => return denied(access, old, st, k),
         Take::Lost => return lost(st, k),
     };
-    taken(ea, cell, addr, old, new, be, st, k)
+    if let Err(why) = d.recheck(access, new) {
+        return denied_after_take(why, st, k);
+    }
+    taken(d, ea, cell, addr, old, new, be, st, k)
 }
 
 /// The PTE is ours (BUSY): everything that keeps values alive across a hypervisor call, in a
@@ -220,7 +239,8 @@ pub fn hash_pte_at<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Fin
 /// registers: a BUSY re-execution pays for none of this function's stack traffic.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn taken<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+fn taken<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+    d: D,
     ea: u64,
     cell: &C,
     addr: &A,
@@ -230,19 +250,20 @@ fn taken<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
     st: &S,
     k: K,
 ) -> K::Out {
+    let held = d.hold(new);
     if old.has_hashpte() {
-        return update_or_insert(cell, addr, old, be, st, k);
+        return update_or_insert(d, cell, addr, old, held, be, st, k);
     }
     let vsid = addr.vsid_of(ea);
     let v = avpn_for(vsid, ea) | HpteV::VALID.bits();
     match be.insert(be.geometry().group_base(hash_4k(vsid, ea), false), v, be.hpte_r(new)) {
         Ok(ptex) => {
             st.count(Counter::InsertPrimary);
-            cell.publish(publish(cell.load(), Some(HptSlot::of_ptex(ptex, false))));
-            k.inserted()
+            let r = d.record(cell, d.value(cell, held), HptSlot::of_ptex(ptex, false));
+            d.finish_insert(r, k, be, ptex, ea, vsid, st)
         }
-        Err(InsertError::Full) => insert_then(cell, addr, old, be, st, k),
-        Err(InsertError::Refused(e)) => refused_then(cell, old, st, e, k),
+        Err(InsertError::Full) => insert_then(d, cell, addr, old, held, be, st, k),
+        Err(InsertError::Refused(e)) => refused_then(d, cell, old, held, st, e, k),
     }
 }
 
@@ -250,14 +271,38 @@ fn taken<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
 /// fast path, so that path keeps no frame).
 #[cold]
 #[inline(never)]
-fn insert_then<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, k: K) -> K::Out {
-    k.finish(insert(cell, addr, old, be, st, true))
+#[allow(clippy::too_many_arguments)]
+fn insert_then<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, k: K) -> K::Out {
+    k.finish(insert(d, cell, addr, old, held, be, st, true))
 }
 
 #[cold]
 #[inline(never)]
-fn refused_then<C: PteCell, S: StatsRef, K: Finish>(cell: &C, old: Pte, st: &S, e: HcallError, k: K) -> K::Out {
-    k.finish(give_back(cell, old, st, Hcall::Enter, e))
+fn refused_then<D: Steps, C: PteCell, S: StatsRef, K: Finish>(d: D, cell: &C, old: Pte, held: D::Held, st: &S, e: HcallError, k: K) -> K::Out {
+    k.finish(give_back(d, cell, old, held, st, Hcall::Enter, e))
+}
+
+/// `hash_page=cas2`: the second CAS found the PTE changed after the HPTE at `ptex` was
+/// inserted (and counted) for the value the first one stored. Whoever changed it flushed by
+/// the PTE it saw, which did not name this HPTE: remove it (AVPN-checked: "not found" means
+/// someone else did) and re-execute the access.
+#[cold]
+#[inline(never)]
+pub fn slot_changed<B: HashBackend, S: StatsRef>(ea: u64, vsid: u64, ptex: u64, be: &B, st: &S) -> Outcome {
+    st.count(Counter::SlotCasLost);
+    match be.remove(ptex, avpn_for(vsid, ea)) {
+        Ok(_) | Err(RemoveError::NotFound) => Outcome::Retry(Retry::SlotChanged),
+        Err(RemoveError::Refused(e)) => Outcome::Refused(Hcall::Remove, e),
+    }
+}
+
+/// A design that checks after its take (`hash_page=patch2003`'s USER check): the access is
+/// refused, and what the take set stays set.
+#[cold]
+#[inline(never)]
+fn denied_after_take<S: StatsRef, K: Finish>(why: Denied, st: &S, k: K) -> K::Out {
+    st.count(Counter::BadAccess);
+    k.finish(Outcome::Denied(why))
 }
 
 #[cold]
@@ -288,33 +333,35 @@ fn denied<S: StatsRef, K: Finish>(access: Access, old: Pte, st: &S, k: K) -> K::
 /// slot bits are stale), insert afresh.
 #[cold]
 #[inline(never)]
-fn update_or_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, k: K) -> K::Out {
-    k.finish(update_or_insert_outcome(cell, addr, old, be, st))
+#[allow(clippy::too_many_arguments)]
+fn update_or_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, k: K) -> K::Out {
+    k.finish(update_or_insert_outcome(d, cell, addr, old, held, be, st))
 }
 
-fn update_or_insert_outcome<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S) -> Outcome {
+fn update_or_insert_outcome<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S) -> Outcome {
     let (ea, vsid) = (addr.ea(), addr.vsid());
-    let new = cell.load();
+    let new = d.value(cell, held);
     if let Some(slot) = old.slot() {
         let ptex = be.geometry().ptex(hash_4k(vsid, ea), slot);
         match be.protect(ptex, avpn_for(vsid, ea), h_protect_flags(hpte_flags(new))) {
             Ok(()) => {
                 st.count(Counter::Updates);
-                cell.publish(publish(new, None));
+                d.updated(cell, new);
                 return Outcome::Updated;
             }
             Err(ProtectError::NotFound) => {}
-            Err(ProtectError::Refused(e)) => return give_back(cell, old, st, Hcall::Protect, e),
+            Err(ProtectError::Refused(e)) => return give_back(d, cell, old, held, st, Hcall::Protect, e),
         }
     }
-    insert(cell, addr, old, be, st, false)
+    insert(d, cell, addr, old, held, be, st, false)
 }
 
 /// Restores the PTE after a refusal: transient ones re-execute the access, permanent ones
 /// end it.
 #[cold]
-fn give_back<C: PteCell, S: StatsRef>(cell: &C, old: Pte, st: &S, call: Hcall, e: HcallError) -> Outcome {
-    cell.publish(restore(old));
+#[allow(clippy::too_many_arguments)]
+fn give_back<D: Steps, C: PteCell, S: StatsRef>(d: D, cell: &C, old: Pte, held: D::Held, st: &S, call: Hcall, e: HcallError) -> Outcome {
+    d.give_back(cell, old, held);
     if e.is_transient() {
         st.count(Counter::RetryHvBusy);
         Outcome::Retry(Retry::HypervisorBusy)
@@ -328,26 +375,28 @@ fn give_back<C: PteCell, S: StatsRef>(cell: &C, old: Pte, st: &S, call: Hcall, e
 /// BUSY-held PTE and the backend. None: the group is full.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn try_group<C: PteCell, B: HashBackend, S: StatsRef>(
+fn try_group<D: Steps, C: PteCell, B: HashBackend, S: StatsRef>(
+    d: D,
     cell: &C,
     ea: u64,
     vsid: u64,
     old: Pte,
+    held: D::Held,
     be: &B,
     st: &S,
     secondary: bool,
     evicted: u8,
 ) -> Option<Outcome> {
-    let new = cell.load();
+    let new = d.value(cell, held);
     let v = avpn_for(vsid, ea) | HpteV::VALID.bits() | if secondary { HpteV::SECONDARY.bits() } else { 0 };
     match be.insert(be.geometry().group_base(hash_4k(vsid, ea), secondary), v, be.hpte_r(new)) {
         Ok(ptex) => {
             st.count(if secondary { Counter::InsertSecondary } else { Counter::InsertPrimary });
-            cell.publish(publish(new, Some(HptSlot::of_ptex(ptex, secondary))));
-            Some(Outcome::Inserted { secondary, evicted })
+            let r = d.record(cell, new, HptSlot::of_ptex(ptex, secondary));
+            Some(d.recorded(r, Outcome::Inserted { secondary, evicted }, be, ptex, ea, vsid, st))
         }
         Err(InsertError::Full) => None,
-        Err(InsertError::Refused(e)) => Some(give_back(cell, old, st, Hcall::Enter, e)),
+        Err(InsertError::Refused(e)) => Some(give_back(d, cell, old, held, st, Hcall::Enter, e)),
     }
 }
 
@@ -356,14 +405,15 @@ fn try_group<C: PteCell, B: HashBackend, S: StatsRef>(
 /// a random group, and the entry inserted there — in straight-line code; anything unusual
 /// (a bolted or empty victim slot, another CPU refilling the group) goes to the general loop.
 /// BUSY is held: the PTE holds the value to publish.
-fn insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, primary_full: bool) -> Outcome {
+#[allow(clippy::too_many_arguments)]
+fn insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, primary_full: bool) -> Outcome {
     let (ea, vsid) = (addr.ea(), addr.vsid());
     if !primary_full {
-        if let Some(o) = try_group(cell, ea, vsid, old, be, st, false, 0) {
+        if let Some(o) = try_group(d, cell, ea, vsid, old, held, be, st, false, 0) {
             return o;
         }
     }
-    if let Some(o) = try_group(cell, ea, vsid, old, be, st, true, 0) {
+    if let Some(o) = try_group(d, cell, ea, vsid, old, held, be, st, true, 0) {
         return o;
     }
     // Victim group by a random bit, starting at a random slot (Linux uses the time base the
@@ -374,14 +424,14 @@ fn insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr:
     match be.remove_unbolted(victim) {
         Ok(_) => {
             st.count(Counter::Evictions);
-            if let Some(o) = try_group(cell, ea, vsid, old, be, st, g, 1) {
+            if let Some(o) = try_group(d, cell, ea, vsid, old, held, be, st, g, 1) {
                 return o;
             }
         }
         Err(RemoveError::NotFound) => {}
-        Err(RemoveError::Refused(e)) => return give_back(cell, old, st, Hcall::Remove, e),
+        Err(RemoveError::Refused(e)) => return give_back(d, cell, old, held, st, Hcall::Remove, e),
     }
-    evict_and_insert(cell, addr, old, be, st, rnd)
+    evict_and_insert(d, cell, addr, old, held, be, st, rnd)
 }
 
 /// The general eviction loop: look at a group for a victim when the blind choice was bolted
@@ -389,7 +439,8 @@ fn insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr:
 /// `MAX_EVICT_ROUNDS` lost races.
 #[cold]
 #[inline(never)]
-fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell: &C, addr: &A, old: Pte, be: &B, st: &S, mut rnd: u64) -> Outcome {
+#[allow(clippy::too_many_arguments)]
+fn evict_and_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, mut rnd: u64) -> Outcome {
     for round in 1..=MAX_EVICT_ROUNDS {
         let first = rnd & 1 != 0;
         let start = (rnd >> 1) & 7;
@@ -405,23 +456,23 @@ fn evict_and_insert<C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(cell:
                     room = Some(secondary);
                     break;
                 }
-                Err((call, e)) => return give_back(cell, old, st, call, e),
+                Err((call, e)) => return give_back(d, cell, old, held, st, call, e),
             }
         }
         let Some(g) = room else {
-            cell.publish(restore(old));
+            d.give_back(cell, old, held);
             st.count(Counter::AllBolted);
             return Outcome::AllBolted;
         };
-        if let Some(o) = try_group(cell, addr.ea(), addr.vsid(), old, be, st, g, round) {
+        if let Some(o) = try_group(d, cell, addr.ea(), addr.vsid(), old, held, be, st, g, round) {
             return o;
         }
-        if let Some(o) = try_group(cell, addr.ea(), addr.vsid(), old, be, st, !g, round) {
+        if let Some(o) = try_group(d, cell, addr.ea(), addr.vsid(), old, held, be, st, !g, round) {
             return o;
         }
         rnd = be.random();
     }
-    cell.publish(restore(old));
+    d.give_back(cell, old, held);
     st.count(Counter::RetryEvictions);
     Outcome::Retry(Retry::Evictions)
 }

@@ -29,15 +29,18 @@ pub enum Counter {
     IsegMiss,
     LockedFaults,
     Confers,
+    /// `hash_page=cas2`: an insert (counted as such) whose second CAS_PTE found the PTE
+    /// changed: the HPTE was removed again and the access re-executed.
+    SlotCasLost,
 }
 
-pub const N: usize = 15;
+pub const N: usize = 16;
 pub const OUTCOMES: usize = 10;
 
 pub const NAMES: [&str; N] = [
     "insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails", "retry_hv_busy",
     "retry_evictions", "bad_access", "hv_refusals", "all_bolted", "evictions", "dseg_miss",
-    "iseg_miss", "locked_faults", "confers",
+    "iseg_miss", "locked_faults", "confers", "slot_cas_lost",
 ];
 
 /// `repr(C)`: the 0x380 handler (assembly) adds to `dseg_miss` at `Counter as usize * 8`.
@@ -164,11 +167,11 @@ mod percpu_stats {
                     }
                 };
             }
-            bump!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+            bump!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
         }
     }
 
-    const _: () = assert!(N == 15, "ThisCpu::count lists every counter");
+    const _: () = assert!(N == 16, "ThisCpu::count lists every counter");
 
     #[inline(always)]
     fn bump<const OFF: usize>() -> u64 {

@@ -12,7 +12,9 @@ mod t_mmu;
 mod t_vmalloc;
 mod t_hash;
 mod t_inject;
+mod t_review2003;
 mod t_uart;
+mod t_trace;
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};

@@ -1,5 +1,5 @@
-//! Problem state (MSR[PR]=1) for tests: `run_user` copies a two-instruction payload (load from
-//! r3, then `sc`) into a USER|EXEC vmalloc page and runs it. The kernel gets control back on the
+//! Problem state (MSR[PR]=1) for tests: `run_user_load`/`run_user_store` copy a short payload
+//! (a load from r3 or a store to it, then `sc`) into a USER|EXEC vmalloc page and run it. The kernel gets control back on the
 //! system call, or on a fault the kernel refuses (exception.rs asks `user_fault`), by rewriting
 //! that exception's frame to resume at `user_return`.
 
@@ -15,6 +15,8 @@ extern "C" {
     static user_return: u8;
     static user_payload: u8;
     static user_payload_end: u8;
+    static user_payload_store: u8;
+    static user_payload_store_end: u8;
 }
 
 /// How a problem-state run ended.
@@ -62,14 +64,24 @@ pub fn user_fault(f: &mut ExcFrame) -> bool {
     true
 }
 
-/// Runs the payload in problem state with r3 = `addr`.
+/// Runs the load payload in problem state with r3 = `addr`.
 pub fn run_user_load(addr: u64) -> Result<UserExit, vmalloc::VmError> {
+    // SAFETY: addresses of the linker symbols delimiting the payload.
+    run_user(addr, unsafe { (&user_payload as *const u8, &user_payload_end as *const u8) })
+}
+
+/// Runs the store payload in problem state: a doubleword store of `addr` to `addr`.
+pub fn run_user_store(addr: u64) -> Result<UserExit, vmalloc::VmError> {
+    // SAFETY: addresses of the linker symbols delimiting the payload.
+    run_user(addr, unsafe { (&user_payload_store as *const u8, &user_payload_store_end as *const u8) })
+}
+
+fn run_user(addr: u64, (s, e): (*const u8, *const u8)) -> Result<UserExit, vmalloc::VmError> {
     let flags = PteFlags::PRESENT | PteFlags::USER | PteFlags::EXEC | PteFlags::COHERENT | PteFlags::RW;
     let page = vmalloc::vmalloc_flags(4096, flags)?;
-    // SAFETY: linker symbols delimiting the payload; the page is ours and writable.
+    // SAFETY: `s..e` delimits one payload in kernel text; the page is ours and writable.
     unsafe {
-        let s = &user_payload as *const u8;
-        let n = &user_payload_end as *const u8 as usize - s as usize;
+        let n = e as usize - s as usize;
         core::ptr::copy_nonoverlapping(s, page as *mut u8, n);
         let mut a = page;
         while a < page + n as u64 {

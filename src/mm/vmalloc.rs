@@ -251,6 +251,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
         }
         crit_hook();
         list.areas.insert(start, Area { start, pages, kind: Kind::Vmalloc, owner, frames });
+        crate::trace_point!(crate::trace::code(crate::trace::Event::Vmalloc, 0), start, pages);
     }
     // Zero through the new mapping (outside the lock: the first touch of each page is a hash
     // fault, and hash_page=locked takes page_table_lock).
@@ -304,6 +305,7 @@ pub fn vfree(addr: u64) -> Result<(), VmError> {
         let mut list = PAGE_TABLE_LOCK.lock();
         let a = take_area(&mut list, addr, |k| matches!(k, Kind::Vmalloc))?;
         unmap_pages(a.start, a.pages);
+        crate::trace_point!(crate::trace::code(crate::trace::Event::Vfree, 0), addr);
         crit_hook();
         a
     };
@@ -340,6 +342,7 @@ pub fn ioremap(phys: u64, size: u64) -> Result<u64, VmError> {
     let start = find_gap(&list, IOREMAP_START, IOREMAP_END, pages).ok_or(VmError::OutOfVirtualSpace)?;
     map_pages(&mut list, start, (0..pages).map(|i| (first >> 12) + i), PAGE_KERNEL_IO)?;
     list.areas.insert(start, Area { start, pages, kind: Kind::Ioremap { phys: first }, owner, frames: Vec::new() });
+    crate::trace_point!(crate::trace::code(crate::trace::Event::Vmalloc, 1), start, pages);
     Ok(start + (phys - first))
 }
 
@@ -348,6 +351,7 @@ pub fn iounmap(addr: u64) -> Result<(), VmError> {
     let mut list = PAGE_TABLE_LOCK.lock();
     let a = take_area(&mut list, base, |k| matches!(k, Kind::Ioremap { .. }))?;
     unmap_pages(a.start, a.pages);
+    crate::trace_point!(crate::trace::code(crate::trace::Event::Vfree, 1), base);
     Ok(())
 }
 
@@ -475,6 +479,18 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
 pub fn evict_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => flush(slot.load(), ea),
+        None => false,
+    }
+}
+
+/// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
+/// `ktest::stress::evict_live`).
+pub fn evict_live_hpte(ea: u64) -> bool {
+    match pgtable::walk(ea) {
+        Some(slot) => {
+            let pte = slot.load();
+            pte.is_present() && flush(pte, ea)
+        }
         None => false,
     }
 }

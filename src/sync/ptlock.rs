@@ -11,17 +11,39 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 const FREE: u64 = 0;
 
+/// `repr(C)`, `state` and `site` first: a trace point passes only the lock's address, and the
+/// trace reads who holds it and from where through `LockHead`.
+#[repr(C)]
 pub struct PtLock<T> {
-    pub name: &'static str,
     /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
     state: AtomicU64,
+    /// The `&'static Location` of the holder's `lock()` call (0: none or `try_lock`).
     site: AtomicUsize,
+    pub name: &'static str,
     pub class: LockClass,
     data: UnsafeCell<T>,
 }
 
 // SAFETY: `data` is only reached through a guard, which exists only while `state` is ours.
 unsafe impl<T: Send> Sync for PtLock<T> {}
+
+/// The first fields of every `PtLock<T>`, whatever its `T` (both are `repr(C)`).
+#[repr(C)]
+pub struct LockHead {
+    pub state: AtomicU64,
+    pub site: AtomicUsize,
+}
+
+impl LockHead {
+    /// The head of the lock at `addr` (a trace point's value).
+    ///
+    /// # Safety
+    /// `addr` must be the address of a live `PtLock<T>`.
+    pub unsafe fn at<'a>(addr: u64) -> &'a LockHead {
+        // SAFETY: delegated; a PtLock<T> starts with the two fields of LockHead (repr(C)).
+        unsafe { &*(addr as *const LockHead) }
+    }
+}
 
 /// Lock-usage validator state for one lock class.
 pub struct LockClass {
@@ -72,6 +94,7 @@ impl<T> PtLock<T> {
         if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
             let p = percpu::this();
             let addr = self as *const Self as *const u8 as u64;
+            crate::trace_point!(crate::trace::code(crate::trace::Event::LockContended, 0), addr);
             p.spinning_on.store(addr, Relaxed);
             let start = insn::mftb();
             loop {
@@ -86,11 +109,13 @@ impl<T> PtLock<T> {
             p.spinning_on.store(0, Relaxed);
         }
         self.site.store(site as *const Location as usize, Relaxed);
+        crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
         PtGuard { lock: self }
     }
 
     pub fn try_lock(&self) -> Option<PtGuard<'_, T>> {
         if self.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
+            crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
             Some(PtGuard { lock: self })
         } else {
             None
@@ -135,5 +160,6 @@ impl<T> Drop for PtGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.site.store(0, Relaxed);
         self.lock.state.store(FREE, Release);
+        crate::trace_point!(crate::trace::code(crate::trace::Event::LockRelease, 0), self.lock as *const PtLock<T>);
     }
 }

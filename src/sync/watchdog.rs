@@ -69,7 +69,7 @@ pub fn stop() {
     }
 }
 
-fn describe_lock(addr: u64) -> &'static str {
+pub fn describe_lock(addr: u64) -> &'static str {
     if addr == &crate::mm::vmalloc::PAGE_TABLE_LOCK as *const _ as *const u8 as u64 {
         "page_table_lock"
     } else if addr == 0 {
@@ -98,6 +98,7 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     let p = percpu::paca(cpu);
     let lock = p.spinning_on.load(Relaxed);
     let holder = if lock != 0 && describe_lock(lock) == "page_table_lock" { crate::mm::vmalloc::PAGE_TABLE_LOCK.holder() } else { None };
+    crate::trace::record(crate::trace::Event::Watchdog, cpu as u32, stalled_tb, lock);
     crate::smp::stop_others();
     let ms = stalled_tb * 1000 / timer::tb_freq();
     println!("==================[ DEADLOCK DETECTED ]==================");
@@ -117,6 +118,8 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     print_frame(cpu, frame, depth);
     println!("  spinning on: {} ({:#x})", describe_lock(lock), lock);
     println!("  held by: {}", holder_str(holder));
+    // Every CPU's ring, the stuck one's included (stopped now: its ring no longer changes).
+    crate::trace::dump("deadlock", Some(cpu));
     println!("==========================================================");
     crate::exit::exit_failure("deadlock");
 }
@@ -137,6 +140,7 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
         if h.cpu == me {
             crate::console::emergency();
             DETECTED_AT.store(now, Relaxed);
+            crate::trace::record(crate::trace::Event::Watchdog, me as u32, now - start_tb, lock_addr);
             println!("==================[ DEADLOCK DETECTED ]==================");
             println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
             println!("  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
@@ -144,6 +148,7 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             let me = me as usize;
             let f = crate::arch::ppc64::exception::innermost_frame(me, percpu::sp(), percpu::this().last_frame.load(Relaxed));
             print_frame(me, f, percpu::exception_depth());
+            crate::trace::dump("deadlock", Some(me as usize));
             println!("==========================================================");
             crate::exit::exit_failure("deadlock");
         }

@@ -4,6 +4,8 @@ pub mod access;
 pub mod backend;
 #[path = "../../../src/hash/cell.rs"]
 pub mod cell;
+#[path = "../../../src/hash/design.rs"]
+pub mod design;
 #[path = "../../../src/hash/protocol.rs"]
 pub mod protocol;
 #[path = "../../../src/hash/stats.rs"]

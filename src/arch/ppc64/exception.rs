@@ -98,6 +98,7 @@ extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
     f.prev_frame = prev;
     p.last_frame.store(f as *mut ExcFrame as u64, Relaxed);
     p.depth.store(p.depth.load(Relaxed) + 1, Relaxed);
+    crate::trace_point!(crate::trace::code(crate::trace::Event::ExcEntry, 0), f as *mut ExcFrame);
     let r = match dispatch(f) {
         Some(why) => {
             *OOPS_WHY[p.cpu.load(Relaxed) as usize].lock() = Some(why);
@@ -105,6 +106,9 @@ extern "C" fn exception_entry(f: &mut ExcFrame) -> u64 {
         }
         None => 0,
     };
+    if r == 0 {
+        crate::trace_point!(crate::trace::code(crate::trace::Event::ExcExit, 0), f as *mut ExcFrame);
+    }
     p.depth.store(p.depth.load(Relaxed) - 1, Relaxed);
     p.last_frame.store(prev, Relaxed);
     r
@@ -120,6 +124,7 @@ extern "C" fn hash_fault_slow_path(f: &mut ExcFrame, why: u64) {
     if !recover(f, why) {
         oops(f, &why)
     }
+    crate::trace_point!(crate::trace::code(crate::trace::Event::ExcExit, 0), f as *mut ExcFrame);
 }
 
 /// The slow path: the frame now holds every register. Never returns.

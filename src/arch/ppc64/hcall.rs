@@ -2,9 +2,15 @@
 //! a `Result` with named errors. The HPT belongs to the hypervisor on pseries, so these are the
 //! only way the kernel touches it.
 
+use crate::trace::{code, Event};
 use core::arch::asm;
 
 pub use super::papr::*;
+
+// Trace points around every call (`trace::site`: a `nop` each while hypercalls are not
+// traced): the begin sees the number in r3 and the first arguments, the end the status and r4.
+const BEGIN: u32 = code(Event::HcallBegin, 0);
+const END: u32 = code(Event::HcallEnd, 0);
 
 pub type HResult<T> = Result<T, HcallError>;
 
@@ -14,9 +20,12 @@ pub fn hcall(op: u64, a: [u64; 4]) -> (i64, [u64; 4]) {
     let (r3, r4, r5, r6, r7): (u64, u64, u64, u64, u64);
     // SAFETY: `sc 1` transfers to the hypervisor, which may clobber r0, r3-r12, all of CR, CTR
     // and XER (PAPR) — all declared; the calls this kernel makes write guest memory only where
-    // the typed wrapper passes a buffer it owns (RTAS).
+    // the typed wrapper passes a buffer it owns (RTAS). The trace points preserve every
+    // register (trace::site).
     unsafe {
-        asm!("sc 1",
+        asm!(crate::trace_site_asm!("b_hi", "b_lo", "3", "4", "5"),
+             "sc 1",
+             crate::trace_site_asm!("e_hi", "e_lo", "3", "4", "0"),
              inlateout("r3") op => r3,
              inlateout("r4") a[0] => r4,
              inlateout("r5") a[1] => r5,
@@ -25,6 +34,7 @@ pub fn hcall(op: u64, a: [u64; 4]) -> (i64, [u64; 4]) {
              out("r0") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
              out("cr0") _, out("cr1") _, out("cr2") _, out("cr3") _, out("cr4") _, out("cr5") _, out("cr6") _, out("cr7") _,
              out("ctr") _, out("xer") _,
+             b_hi = const BEGIN >> 16, b_lo = const BEGIN & 0xffff, e_hi = const END >> 16, e_lo = const END & 0xffff,
              options(nostack))
     };
     (r3 as i64, [r4, r5, r6, r7])
@@ -36,7 +46,9 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
     let (r3, r4, r5, r6, r7, r8, r9, r10, r11): (u64, u64, u64, u64, u64, u64, u64, u64, u64);
     // SAFETY: as `hcall`.
     unsafe {
-        asm!("sc 1",
+        asm!(crate::trace_site_asm!("b_hi", "b_lo", "3", "4", "5"),
+             "sc 1",
+             crate::trace_site_asm!("e_hi", "e_lo", "3", "4", "0"),
              inlateout("r3") op => r3,
              inlateout("r4") a[0] => r4,
              inlateout("r5") a[1] => r5,
@@ -45,6 +57,7 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
              out("r0") _, out("r12") _,
              out("cr0") _, out("cr1") _, out("cr2") _, out("cr3") _, out("cr4") _, out("cr5") _, out("cr6") _, out("cr7") _,
              out("ctr") _, out("xer") _,
+             b_hi = const BEGIN >> 16, b_lo = const BEGIN & 0xffff, e_hi = const END >> 16, e_lo = const END & 0xffff,
              options(nostack))
     };
     (r3 as i64, [r4, r5, r6, r7, r8, r9, r10, r11])
@@ -58,8 +71,11 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
 ///
 /// Only for code that runs with interrupts off (the hash fault): an interrupt between the
 /// store and the load whose handler made the same kind of call would overwrite the word.
+///
+/// One trace point after the call (its number is part of the point's code), so a traced
+/// fault path pays one `nop` per call while hypercalls are not traced.
 #[inline(always)]
-fn hcall_keep_cr(op: u64, a: [u64; 4]) -> (i64, u64) {
+fn hcall_keep_cr<const OP: u64>(a: [u64; 4]) -> (i64, u64) {
     let (r3, r4): (u64, u64);
     debug_assert!(!crate::sync::irq::enabled(), "hcall_keep_cr with interrupts on");
     // SAFETY: as `hcall`; CR is parked in this CPU's `hcall_cr` word (r13 = per-CPU area) and
@@ -70,8 +86,11 @@ fn hcall_keep_cr(op: u64, a: [u64; 4]) -> (i64, u64) {
              "sc 1",
              "lwz 0, {cr}(13)",
              "mtcrf 0x38, 0",
+             crate::trace_site_asm!("t_hi", "t_lo", "3", "4", "0"),
              cr = const super::percpu::offsets::HCALL_CR,
-             inlateout("r3") op => r3,
+             t_hi = const code(Event::Hcall, OP as u32) >> 16,
+             t_lo = const code(Event::Hcall, OP as u32) & 0xffff,
+             inlateout("r3") OP => r3,
              inlateout("r4") a[0] => r4,
              inlateout("r5") a[1] => _,
              inlateout("r6") a[2] => _,
@@ -88,7 +107,7 @@ fn hcall_keep_cr(op: u64, a: [u64; 4]) -> (i64, u64) {
 /// caller can test for H_PTEG_FULL first), or the index used.
 #[inline(always)]
 pub fn h_enter_fault_path(group: u64, v: u64, r: u64) -> Result<u64, i64> {
-    match hcall_keep_cr(H_ENTER, [0, group, v, r]) {
+    match hcall_keep_cr::<H_ENTER>([0, group, v, r]) {
         (0, ptex) => Ok(ptex),
         (rc, _) => Err(rc),
     }
@@ -98,7 +117,7 @@ pub fn h_enter_fault_path(group: u64, v: u64, r: u64) -> Result<u64, i64> {
 /// entry unless it is bolted. Raw status on failure.
 #[inline(always)]
 pub fn h_remove_unbolted_fault_path(ptex: u64, bolted_bit: u64) -> Result<(), i64> {
-    match hcall_keep_cr(H_REMOVE, [H_ANDCOND, ptex, bolted_bit, 0]) {
+    match hcall_keep_cr::<H_REMOVE>([H_ANDCOND, ptex, bolted_bit, 0]) {
         (0, _) => Ok(()),
         (rc, _) => Err(rc),
     }

@@ -19,6 +19,28 @@ pub const H_SET_MODE: u64 = 0x31c;
 pub const H_SIGNAL_SYS_RESET: u64 = 0x380;
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
 
+/// The name of hypercall `op` (trace dumps), "?" for one this kernel does not make.
+pub fn name(op: u64) -> &'static str {
+    match op {
+        H_REMOVE => "H_REMOVE",
+        H_ENTER => "H_ENTER",
+        H_READ => "H_READ",
+        H_PROTECT => "H_PROTECT",
+        H_PUT_TERM_CHAR => "H_PUT_TERM_CHAR",
+        H_EOI => "H_EOI",
+        H_CPPR => "H_CPPR",
+        H_IPI => "H_IPI",
+        H_XIRR => "H_XIRR",
+        H_CEDE => "H_CEDE",
+        H_CONFER => "H_CONFER",
+        H_PROD => "H_PROD",
+        H_SET_MODE => "H_SET_MODE",
+        H_SIGNAL_SYS_RESET => "H_SIGNAL_SYS_RESET",
+        KVMPPC_H_RTAS => "KVMPPC_H_RTAS",
+        _ => "?",
+    }
+}
+
 /// H_ENTER/H_READ flag: use exactly the given PTE index.
 pub const H_EXACT: u64 = 1 << (63 - 24);
 /// H_READ flag: read 4 consecutive entries.
@@ -110,6 +132,13 @@ impl fmt::Display for HcallError {
 #[cfg(all(test, not(target_os = "none")))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hcall_names() {
+        assert_eq!(name(H_ENTER), "H_ENTER");
+        assert_eq!(name(KVMPPC_H_RTAS), "KVMPPC_H_RTAS");
+        assert_eq!(name(0x1234), "?");
+    }
 
     #[test]
     fn return_codes_round_trip() {
