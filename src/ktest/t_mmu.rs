@@ -212,3 +212,36 @@ ktest!("mmu", fn every_stack_has_an_unmapped_guard_page_below_it() {
     kassert_eq!(seen, 3 * percpu::MAX_CPUS);
     Ok(())
 });
+
+ktest!("mmu", fn exception_exits_drop_the_reservation() {
+    // Both ways back from an exception that ran kernel code (the 0x300 entry's exit and the
+    // generic path's) store conditionally before their rfid, as Linux does: a reservation
+    // the handler left (a take that found BUSY, say) must not let the interrupted code's
+    // stdcx. succeed. QEMU 7.2 drops the reservation on every interrupt and rfid anyway, so
+    // no run can tell; the instructions can.
+    extern "C" {
+        static hash_fault_exit: u32;
+        static exc_restore: u32;
+    }
+    const RFID: u32 = 0x4c00_0024;
+    // stdcx. RS,RA,RB: primary opcode 31, extended opcode 214, Rc = 1.
+    let is_stdcx = |i: u32| i & 0xfc00_07ff == 0x7c00_01ad;
+    for (name, at) in [("hash_fault_exit", &raw const hash_fault_exit as u64), ("exc_restore", &raw const exc_restore as u64)] {
+        let mut stdcx = None;
+        let mut rfid = None;
+        for k in 0..64u64 {
+            // SAFETY: kernel text, read as data (it is in the bolted linear zone).
+            let i = unsafe { core::ptr::read_volatile((at + 4 * k) as *const u32) };
+            if is_stdcx(i) && stdcx.is_none() {
+                stdcx = Some(k);
+            }
+            if i == RFID {
+                rfid = Some(k);
+                break;
+            }
+        }
+        let rfid = rfid.ok_or(alloc::format!("no rfid within 64 instructions of {name}"))?;
+        kassert!(matches!(stdcx, Some(s) if s < rfid), "{name}: no stdcx. before its rfid ({} instructions on)", rfid);
+    }
+    Ok(())
+});
