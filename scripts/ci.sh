@@ -239,6 +239,10 @@ part qemu-log-default-run 300 0 --after build --want '^qemu-log-check: clean: ' 
     --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh run
 part qemu-log-kernel-tests 600 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
     --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh test
+# The same with one host thread for every vCPU (the accelerator the first of these problems
+# showed up under).
+part qemu-log-single 300 0 --after build --want '^qemu-log-check: clean: ' --want "$OK_EXIT" \
+    --show '^qemu-log-check: ' -- scripts/qemu-log-check.sh run --smp 4 --accel single
 
 part cpu-power8 300 0 --after build --slow \
     --want 'cpu: +PowerPC,POWER8 ' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
