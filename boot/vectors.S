@@ -298,6 +298,7 @@ hash_fault_designs:
     bl      do_hash_fault_locked
     bl      do_hash_fault_patch2003
     bl      do_hash_fault_cas2
+    bl      do_hash_fault_ceiling
     bl      do_hash_fault_inject
 
 /* ---------------------------------------------------------------- the generic path */
@@ -469,3 +470,31 @@ probe_exec_out:
 probe_exec_fixup:
     li      3, 1
     b       probe_exec_out
+
+/* ------------------------------------------------------------- the ceiling benchmark */
+/*
+ * What the platform costs with nothing of ours in it (src/ktest/bench.rs, `bench=ceiling`):
+ * while a CPU's generic-path pointer (PACA exc_common, which every generic vector jumps
+ * through) names this entry, a system call (0xc00) returns at once — the cheapest exception
+ * QEMU delivers and returns from. Any other vector goes on to exc_common as usual.
+ * In: as exc_common (r12 = vector, r13 = per-CPU area, SPRG1 = r13, ex_gen = r9-r12, CTR).
+ */
+    .section .text.exc_ceiling, "ax"
+    .globl exc_ceiling
+    .type exc_ceiling, @function
+exc_ceiling:
+    mfcr    9                       /* r9 is parked: the compare must not change CR */
+    cmpldi  12, 0xc00
+    bne-    1f
+    mtcr    9
+    ld      9, {EX_GEN}+32(13)
+    mtctr   9
+    ld      9, {EX_GEN}+0(13)
+    ld      10, {EX_GEN}+8(13)
+    ld      11, {EX_GEN}+16(13)
+    ld      12, {EX_GEN}+24(13)
+    mfsprg  13, 1
+    rfid                            /* SRR0 is already the instruction after the `sc` */
+1:  mtcr    9
+    b       exc_common
+    .size exc_ceiling, . - exc_ceiling

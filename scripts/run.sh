@@ -39,7 +39,7 @@ bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   crash=KIND           null | wild | exec | panic | user | notpresent | guard | nested | stack | excstack
   hash_page=MODE       lockfree (default) | locked (the 2003 design: hash_page takes page_table_lock)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
-  bench=hash|smp|vmalloc|all   quiet
+  bench=hash|smp|ceiling|contention|faults|vmalloc|all   bench.ms=N   bench.wait=cede|relax   quiet
   trace=GROUPS         record kernel events: all | off | exc,hash,hcall,lock,mm,timer,watchdog;
                        dumped on exit, oops and deadlock (scripts/trace.py: JSON, SVG)
   trace.stop=irqtest   stop recording when the default run's interrupt scenario ends

@@ -49,6 +49,14 @@ impl Crash {
     ];
 }
 
+/// How a benchmark's vCPU waits at a barrier: `Cede` gives its host thread up (H_CEDE, woken
+/// by H_PROD); `Relax` spins with `or 1,1,1` as the kernel's other spin loops do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchWait {
+    Cede,
+    Relax,
+}
+
 /// When the trace stops recording (`trace.stop=`), so the rings keep that part of the run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TraceStop {
@@ -68,6 +76,10 @@ pub struct Config<'a> {
     pub irq_mode: IrqMode,
     pub smp_rounds: u64,
     pub bench: Option<&'a str>,
+    /// Measured time per configuration of the SMP benchmarks (`bench=smp|ceiling|faults`), in ms.
+    pub bench_ms: u64,
+    /// How the SMP benchmarks' waiting vCPUs wait (src/ktest/bench.rs, `PhaseBarrier`).
+    pub bench_wait: BenchWait,
     pub watchdog_ms: u64,
     pub quiet: bool,
     /// Event groups to trace (`trace=`; none by default).
@@ -87,6 +99,8 @@ impl Default for Config<'_> {
             irq_mode: IrqMode::Deterministic,
             smp_rounds: 20,
             bench: None,
+            bench_ms: 300,
+            bench_wait: BenchWait::Cede,
             watchdog_ms: 200,
             quiet: false,
             trace: Groups::empty(),
@@ -106,8 +120,12 @@ pub enum BootargError<'a> {
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
 hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
+bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
 inject=KIND:N|KIND:P%[,...], inject.seed=N";
+
+/// The `bench=` kinds (src/ktest/bench.rs).
+pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
+const BENCH_EXPECTED: &str = "hash|smp|ceiling|contention|faults|vmalloc|all";
 
 impl fmt::Display for BootargError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,11 +192,19 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
             "smp.rounds" => c.smp_rounds = number(k, val("a number")?, 1, 10_000_000)?,
             "watchdog.ms" => c.watchdog_ms = number(k, val("a number")?, 10, 60_000)?,
             "bench" => {
-                let v = val("hash|smp|vmalloc|all")?;
-                if !matches!(v, "hash" | "smp" | "vmalloc" | "all") {
-                    return Err(BootargError::BadValue { key: k, value: v, expected: "hash|smp|vmalloc|all" });
+                let v = val(BENCH_EXPECTED)?;
+                if !BENCH_KINDS.contains(&v) {
+                    return Err(BootargError::BadValue { key: k, value: v, expected: BENCH_EXPECTED });
                 }
                 c.bench = Some(v)
+            }
+            "bench.ms" => c.bench_ms = number(k, val("a number")?, 10, 60_000)?,
+            "bench.wait" => {
+                c.bench_wait = match val("cede|relax")? {
+                    "cede" => BenchWait::Cede,
+                    "relax" => BenchWait::Relax,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "cede|relax" }),
+                }
             }
             "quiet" => c.quiet = true,
             "trace" => {
@@ -228,7 +254,7 @@ mod tests {
 
     #[test]
     fn all_keys() {
-        let c = parse("test=mmu:: crash=null hash_page=locked irqtest.iterations=5 irqtest.mode=random smp.rounds=7 bench=hash quiet watchdog.ms=50").unwrap();
+        let c = parse("test=mmu:: crash=null hash_page=locked irqtest.iterations=5 irqtest.mode=random smp.rounds=7 bench=hash bench.ms=40 bench.wait=relax quiet watchdog.ms=50").unwrap();
         assert_eq!(c.test, Some("mmu::"));
         assert_eq!(c.crash, Some(Crash::Null));
         assert_eq!(c.hash_mode, HashMode::Locked);
@@ -236,6 +262,8 @@ mod tests {
         assert_eq!(c.irq_mode, IrqMode::Random);
         assert_eq!(c.smp_rounds, 7);
         assert_eq!(c.bench, Some("hash"));
+        assert_eq!(c.bench_ms, 40);
+        assert_eq!(c.bench_wait, BenchWait::Relax);
         assert_eq!(c.watchdog_ms, 50);
         assert!(c.quiet);
     }
@@ -304,6 +332,17 @@ mod tests {
         assert!(matches!(parse("irqtest.iterations=x"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("crash"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("bench=fast"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("bench.ms=5"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("bench.wait=yield"), Err(BootargError::BadValue { .. })));
+    }
+
+    #[test]
+    fn every_bench_kind_is_listed_and_parses() {
+        let listed = KEYS.split(", ").find(|k| k.starts_with("bench=")).unwrap().trim_start_matches("bench=");
+        assert_eq!(listed.split('|').collect::<Vec<_>>(), BENCH_KINDS);
+        for k in BENCH_KINDS {
+            assert_eq!(parse(&format!("bench={k}")).unwrap().bench, Some(k));
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         println!("fault injection: not armed for benchmarks (they measure the paths without it)");
     }
     if let Some(b) = cfg.bench {
-        match crate::ktest::bench::run(b) {
+        match crate::ktest::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
             Ok(()) => crate::exit::exit_success(),
             Err(e) => {
                 println!("bench: {}", e);

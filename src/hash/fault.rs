@@ -39,9 +39,13 @@ pub enum Design {
     Locked = 1,
     Patch2003 = 2,
     Cas2 = 3,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
+    /// selects it, and selects the previous design back.
+    Ceiling = 4,
     /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it; not a
     /// `hash_page=` value).
-    Inject = 4,
+    Inject = 5,
 }
 
 impl Design {
@@ -54,6 +58,7 @@ impl Design {
             Design::Locked => "locked",
             Design::Patch2003 => "patch2003",
             Design::Cas2 => Cas2::NAME,
+            Design::Ceiling => "ceiling",
             Design::Inject => "lockfree+inject",
         }
     }
@@ -79,6 +84,7 @@ impl Design {
             Design::Locked => "locked (2003 design)",
             Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
             Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
+            Design::Ceiling => "ceiling (bench=ceiling only: no hash_page, the access skipped)",
             Design::Inject => "lock-free, over the fault-injecting backend",
         }
     }
@@ -89,7 +95,8 @@ impl Design {
             1 => Design::Locked,
             2 => Design::Patch2003,
             3 => Design::Cas2,
-            4 => Design::Inject,
+            4 => Design::Ceiling,
+            5 => Design::Inject,
             _ => Design::LockFree,
         }
     }
@@ -111,7 +118,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 5];
+    static hash_fault_designs: [u32; 6];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
@@ -412,7 +419,9 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
             let _g = PAGE_TABLE_LOCK.lock();
             hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome)
         }
-        Design::LockFree => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
+        // anything else that faults is hashed as by default.
+        Design::LockFree | Design::Ceiling => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Inject => hash_pte_at(Busy, slot, ea, &va, access, &INJECTING, &ThisCpu, ReturnOutcome),

@@ -125,7 +125,8 @@ fn crit_hook() {
 }
 
 fn find_gap(list: &AreaList, lo: u64, hi: u64, pages: u64) -> Option<u64> {
-    super::layout::find_gap(list.areas.range(lo..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
+    // Every area that starts below `hi`: one that starts below `lo` may still reach into it.
+    super::layout::find_gap(list.areas.range(..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
 }
 
 /// Maps `pfns` at `start`, page by page. Every PTE must be empty: a PTE in use is never
@@ -206,7 +207,19 @@ pub fn vmalloc(size: u64) -> Result<u64, VmError> {
 
 #[track_caller]
 pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
+    vmalloc_range(size, flags, VMALLOC_START, VMALLOC_END)
+}
+
+/// `vmalloc_flags` with the area placed in [lo, hi) of the vmalloc region (its guard page
+/// included), like Linux's `__vmalloc_node_range`: with `hi = lo + size + PAGE_SIZE` the area
+/// starts exactly at `lo` or the call fails (`OutOfVirtualSpace`). The benchmarks use it for
+/// pages in chosen segments (pages that share one HPTE group lie in different segments).
+#[track_caller]
+pub fn vmalloc_range(size: u64, flags: PteFlags, lo: u64, hi: u64) -> Result<u64, VmError> {
     let owner = Location::caller();
+    if lo < VMALLOC_START || hi > VMALLOC_END || lo >= hi || lo % PAGE_SIZE != 0 {
+        return Err(VmError::Overflow);
+    }
     if size == 0 {
         return Err(VmError::ZeroSize);
     }
@@ -234,7 +247,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
     let start;
     {
         let mut list = PAGE_TABLE_LOCK.lock();
-        let Some(s) = find_gap(&list, VMALLOC_START, VMALLOC_END, pages) else {
+        let Some(s) = find_gap(&list, lo, hi, pages) else {
             drop(list);
             for pa in frames {
                 let _ = frame::free(pa);
