@@ -299,6 +299,7 @@ hash_fault_designs:
     bl      do_hash_fault_patch2003
     bl      do_hash_fault_cas2
     bl      do_hash_fault_ceiling
+    bl      do_hash_fault_inject
 
 /* ---------------------------------------------------------------- the generic path */
 /*
@@ -445,6 +446,30 @@ probe_store64_insn:
 probe_fixup:
     li      3, 1
     blr
+
+/*
+ * probe_exec(addr): calls the code at addr. r3 = 0 when it returned, 1 when the kernel refused
+ * the fetch of its first instruction: exception.rs recognises a 0x400 whose LR is
+ * probe_exec_ret and whose NIP is CTR (the branch target) and resumes at probe_exec_fixup.
+ */
+    .globl probe_exec, probe_exec_ret, probe_exec_fixup
+probe_exec:
+    mflr    0
+    std     0, 16(1)
+    stdu    1, -32(1)
+    mtctr   3
+    mr      12, 3                   /* ELFv2: r12 = the callee's global entry */
+    bctrl
+probe_exec_ret:
+    li      3, 0
+probe_exec_out:
+    addi    1, 1, 32
+    ld      0, 16(1)
+    mtlr    0
+    blr
+probe_exec_fixup:
+    li      3, 1
+    b       probe_exec_out
 
 /* ------------------------------------------------------------- the ceiling benchmark */
 /*

@@ -10,12 +10,15 @@
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
 //! `hash_page=patch2003` and `hash_page=cas2` are the first lock-free patch as reviewed in 2003
 //! and the reviewer's CAS_PTE proposal (`hash::design`): lock-free too, each with the race the
-//! review is about. The design is chosen by patching the vector's call (`select`), so the
-//! default path pays nothing for the others.
+//! review is about. `inject=` with hypervisor kinds selects one more: the lock-free path over
+//! the injecting backend (`hash::inject`), which fails calls as the armed plan says. The design
+//! is chosen by patching the vector's call (`select`), so the default path pays nothing for
+//! the others.
 
 use super::access::Access;
 use super::backend::Pseries;
 use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
+use super::inject::PSERIES as INJECTING;
 use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
@@ -40,6 +43,9 @@ pub enum Design {
     /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
     /// selects it, and selects the previous design back.
     Ceiling = 4,
+    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it; not a
+    /// `hash_page=` value).
+    Inject = 5,
 }
 
 impl Design {
@@ -53,6 +59,7 @@ impl Design {
             Design::Patch2003 => "patch2003",
             Design::Cas2 => Cas2::NAME,
             Design::Ceiling => "ceiling",
+            Design::Inject => "lockfree+inject",
         }
     }
 
@@ -68,7 +75,7 @@ impl Design {
 
     /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
     pub const fn has_busy(self) -> bool {
-        matches!(self, Design::LockFree | Design::Locked)
+        matches!(self, Design::LockFree | Design::Locked | Design::Inject)
     }
 
     pub const fn describe(self) -> &'static str {
@@ -78,6 +85,19 @@ impl Design {
             Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
             Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
             Design::Ceiling => "ceiling (bench=ceiling only: no hash_page, the access skipped)",
+            Design::Inject => "lock-free, over the fault-injecting backend",
+        }
+    }
+
+    /// The design in slot `n` of `hash_fault_designs` (the lock-free one for any other value).
+    pub const fn from_slot(n: u8) -> Design {
+        match n {
+            1 => Design::Locked,
+            2 => Design::Patch2003,
+            3 => Design::Cas2,
+            4 => Design::Ceiling,
+            5 => Design::Inject,
+            _ => Design::LockFree,
         }
     }
 }
@@ -85,13 +105,7 @@ impl Design {
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 
 pub fn design() -> Design {
-    match DESIGN.load(Relaxed) {
-        1 => Design::Locked,
-        2 => Design::Patch2003,
-        3 => Design::Cas2,
-        4 => Design::Ceiling,
-        _ => Design::LockFree,
-    }
+    Design::from_slot(DESIGN.load(Relaxed))
 }
 
 pub fn locked_mode() -> bool {
@@ -104,7 +118,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 5];
+    static hash_fault_designs: [u32; 6];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
@@ -163,13 +177,13 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Busy>(Busy, dar, dsisr, srr1)
+    fast::<false, false, Busy>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, Busy>(Busy, dar, dsisr, srr1)
+    fast::<true, false, Busy>(Busy, dar, dsisr, srr1)
 }
 
 /// 2.4's `hash_table_lock[]` for `hash_page=patch2003`: 128 spin locks chosen by virtual page
@@ -201,17 +215,23 @@ pub const PATCH2003: Patch2003<'static, HashTableLocks> = Patch2003(&HASH_TABLE_
 /// 0x300 under `hash_page=patch2003`: the same path with that design's steps.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_patch2003(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, _>(PATCH2003, dar, dsisr, srr1)
+    fast::<false, false, _>(PATCH2003, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=cas2`.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_cas2(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Cas2>(Cas2, dar, dsisr, srr1)
+    fast::<false, false, Cas2>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 with fault injection armed: the lock-free path over the injecting backend.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, true, Busy>(Busy, dar, dsisr, srr1)
 }
 
 #[inline(always)]
-fn fast<const LOCKED: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, const INJECT: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -227,6 +247,8 @@ fn fast<const LOCKED: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
         if !matches!(o, Outcome::Inserted { .. }) {
             not_inserted(o)
         }
+    } else if INJECT {
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &INJECTING, &ThisCpu, Verdict)
     } else {
         hash_pte_at(d, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
     }
@@ -402,6 +424,7 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         Design::LockFree | Design::Ceiling => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
         Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+        Design::Inject => hash_pte_at(Busy, slot, ea, &va, access, &INJECTING, &ThisCpu, ReturnOutcome),
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),

@@ -12,6 +12,7 @@ use super::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_IO};
 use super::slbe::{kernel_vsid, Region};
 use crate::arch::ppc64::boot;
 use crate::hash::backend::Pseries;
+use crate::hash::inject::PSERIES as INJECTING;
 use crate::hash::cell::PteCell;
 use crate::hash::protocol;
 use crate::sync::PtLock;
@@ -174,7 +175,12 @@ fn unmap_pages(start: u64, pages: u64) {
 /// translation to a frame that is about to be freed may survive: that cannot be undone, so it
 /// stops the kernel, naming the call.
 fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) -> Pte {
-    match protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Pseries, spins) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &INJECTING, spins)
+    } else {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Pseries, spins)
+    };
+    match r {
         Ok(old) => old,
         Err(e) => panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed"),
     }
@@ -182,7 +188,12 @@ fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) 
 
 /// Flushes the HPTE `pte` names, stopping the kernel if the hypervisor refuses (as above).
 fn flush(pte: Pte, ea: u64) -> bool {
-    match protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Pseries) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &INJECTING)
+    } else {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Pseries)
+    };
+    match r {
         Ok(removed) => removed,
         Err(e) => panic!("H_REMOVE refused ({e}) while flushing {ea:#x}: the HPTE may outlive its PTE"),
     }
@@ -217,7 +228,7 @@ pub fn vmalloc_range(size: u64, flags: PteFlags, lo: u64, hi: u64) -> Result<u64
     }
     let pages = size.div_ceil(PAGE_SIZE);
     let mut frames = Vec::new();
-    frames.try_reserve_exact(pages as usize).map_err(|_| VmError::OutOfMemory)?;
+    crate::inject::fallible(|| frames.try_reserve_exact(pages as usize)).map_err(|_| VmError::OutOfMemory)?;
     for _ in 0..pages {
         match frame::alloc(Zone::High) {
             Ok(pa) => frames.push(pa),
@@ -481,6 +492,18 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
 pub fn evict_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => flush(slot.load(), ea),
+        None => false,
+    }
+}
+
+/// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
+/// `ktest::stress::evict_live`).
+pub fn evict_live_hpte(ea: u64) -> bool {
+    match pgtable::walk(ea) {
+        Some(slot) => {
+            let pte = slot.load();
+            pte.is_present() && flush(pte, ea)
+        }
         None => false,
     }
 }
