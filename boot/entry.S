@@ -332,8 +332,13 @@ secondary_entry:
     ld      2, {H_TOC}(3)
     b       enter_virtual
 
+    /* CPU 0's kernel stack, with an unmapped guard page below it (mm removes its bolted HPTE,
+     * like every other stack's): an overflow faults instead of running into the .bss below. */
     .section .bss.boot_stack, "aw", @nobits
-    .balign 16
+    .balign 4096
+    .globl boot_stack_guard
+boot_stack_guard:
+    .space  4096
 boot_stack:
     .space  {BOOT_STACK_SIZE}
     .globl boot_stack_top

@@ -329,10 +329,16 @@ hash_fault_designs:
     bl      do_hash_fault_locked
     bl      do_hash_fault_patch2003
     bl      do_hash_fault_cas2
+    bl      do_hash_fault_ceiling
+    bl      do_hash_fault_inject
+    /* powernv (the kernel's own table): the same designs, Design::SLOTS entries further;
+       no ceiling or hypervisor-call injection there, so those slots hold the default */
     bl      do_hash_fault_native
     bl      do_hash_fault_native_locked
     bl      do_hash_fault_native_patch2003
     bl      do_hash_fault_native_cas2
+    bl      do_hash_fault_native
+    bl      do_hash_fault_native
 
 /* ---------------------------------------------------------------- the generic path */
 /*
@@ -483,3 +489,55 @@ probe_store64_insn:
 probe_fixup:
     li      3, 1
     blr
+
+/*
+ * probe_exec(addr): calls the code at addr. r3 = 0 when it returned, 1 when the kernel refused
+ * the fetch of its first instruction: exception.rs recognises a 0x400 whose LR is
+ * probe_exec_ret and whose NIP is CTR (the branch target) and resumes at probe_exec_fixup.
+ */
+    .globl probe_exec, probe_exec_ret, probe_exec_fixup
+probe_exec:
+    mflr    0
+    std     0, 16(1)
+    stdu    1, -32(1)
+    mtctr   3
+    mr      12, 3                   /* ELFv2: r12 = the callee's global entry */
+    bctrl
+probe_exec_ret:
+    li      3, 0
+probe_exec_out:
+    addi    1, 1, 32
+    ld      0, 16(1)
+    mtlr    0
+    blr
+probe_exec_fixup:
+    li      3, 1
+    b       probe_exec_out
+
+/* ------------------------------------------------------------- the ceiling benchmark */
+/*
+ * What the platform costs with nothing of ours in it (src/ktest/bench.rs, `bench=ceiling`):
+ * while a CPU's generic-path pointer (PACA exc_common, which every generic vector jumps
+ * through) names this entry, a system call (0xc00) returns at once — the cheapest exception
+ * QEMU delivers and returns from. Any other vector goes on to exc_common as usual.
+ * In: as exc_common (r12 = vector, r13 = per-CPU area, SPRG1 = r13, ex_gen = r9-r12, CTR).
+ */
+    .section .text.exc_ceiling, "ax"
+    .globl exc_ceiling
+    .type exc_ceiling, @function
+exc_ceiling:
+    mfcr    9                       /* r9 is parked: the compare must not change CR */
+    cmpldi  12, 0xc00
+    bne-    1f
+    mtcr    9
+    ld      9, {EX_GEN}+32(13)
+    mtctr   9
+    ld      9, {EX_GEN}+0(13)
+    ld      10, {EX_GEN}+8(13)
+    ld      11, {EX_GEN}+16(13)
+    ld      12, {EX_GEN}+24(13)
+    mfsprg  13, 1
+    rfid                            /* SRR0 is already the instruction after the `sc` */
+1:  mtcr    9
+    b       exc_common
+    .size exc_ceiling, . - exc_ceiling

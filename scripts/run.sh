@@ -42,14 +42,19 @@ options:
 
 bootargs (passed with -append, read by the kernel from /chosen/bootargs):
   test=FILTER          run the in-kernel tests whose names contain FILTER, then exit
-  crash=KIND           null | wild | exec | panic | user | notpresent | guard | nested
+  crash=KIND           null | wild | exec | panic | user | notpresent | guard | nested | stack | excstack
   hash_page=MODE       lockfree (default) | locked (the 2003 design: hash_page takes page_table_lock)
                        | patch2003 | cas2 (the 2003 review's flawed lock-free designs)
   irqtest.iterations=N irqtest.mode=deterministic|random smp.rounds=N watchdog.ms=N
-  bench=hash|smp|vmalloc|all   quiet
+  bench=hash|smp|ceiling|contention|faults|vmalloc|all   bench.ms=N   bench.wait=cede|relax   quiet
   trace=GROUPS         record kernel events: all | off | exc,hash,hcall,lock,mm,timer,watchdog;
                        dumped on exit, oops and deadlock (scripts/trace.py: JSON, SVG)
   trace.stop=irqtest   stop recording when the default run's interrupt scenario ends
+  inject=KIND:N|KIND:P%[xT][,...]   fault injection: every Nth call / P percent of calls (at
+                       most T times) fail; KIND = enter_full enter_busy enter_longbusy
+                       protect_notfound protect_busy remove_notfound remove_busy (transient: all
+                       seven) enter_hardware protect_hardware remove_hardware (permanent) frame heap
+  inject.seed=N        seed of the injection's random streams (default 1)
 USAGE
 }
 

@@ -30,6 +30,8 @@ pub enum Crash {
     NotPresent,
     Guard,
     Nested,
+    Stack,
+    ExcStack,
 }
 
 impl Crash {
@@ -42,7 +44,17 @@ impl Crash {
         ("notpresent", Crash::NotPresent),
         ("guard", Crash::Guard),
         ("nested", Crash::Nested),
+        ("stack", Crash::Stack),
+        ("excstack", Crash::ExcStack),
     ];
+}
+
+/// How a benchmark's vCPU waits at a barrier: `Cede` gives its host thread up (H_CEDE, woken
+/// by H_PROD); `Relax` spins with `or 1,1,1` as the kernel's other spin loops do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchWait {
+    Cede,
+    Relax,
 }
 
 /// When the trace stops recording (`trace.stop=`), so the rings keep that part of the run.
@@ -64,11 +76,17 @@ pub struct Config<'a> {
     pub irq_mode: IrqMode,
     pub smp_rounds: u64,
     pub bench: Option<&'a str>,
+    /// Measured time per configuration of the SMP benchmarks (`bench=smp|ceiling|faults`), in ms.
+    pub bench_ms: u64,
+    /// How the SMP benchmarks' waiting vCPUs wait (src/ktest/bench.rs, `PhaseBarrier`).
+    pub bench_wait: BenchWait,
     pub watchdog_ms: u64,
     pub quiet: bool,
     /// Event groups to trace (`trace=`; none by default).
     pub trace: Groups,
     pub trace_stop: TraceStop,
+    /// `inject=` / `inject.seed=`: the fault-injection plan (empty: none).
+    pub inject: crate::inject::Plan,
 }
 
 impl Default for Config<'_> {
@@ -81,10 +99,13 @@ impl Default for Config<'_> {
             irq_mode: IrqMode::Deterministic,
             smp_rounds: 20,
             bench: None,
+            bench_ms: 300,
+            bench_wait: BenchWait::Cede,
             watchdog_ms: 200,
             quiet: false,
             trace: Groups::empty(),
             trace_stop: TraceStop::Never,
+            inject: crate::inject::Plan::default(),
         }
     }
 }
@@ -97,9 +118,14 @@ pub enum BootargError<'a> {
     BadTraceGroup { value: &'a str, group: &'a str },
 }
 
-pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
 hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|vmalloc|all, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest";
+bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
+inject=KIND:N|KIND:P%[,...], inject.seed=N";
+
+/// The `bench=` kinds (src/ktest/bench.rs).
+pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
+const BENCH_EXPECTED: &str = "hash|smp|ceiling|contention|faults|vmalloc|all";
 
 impl fmt::Display for BootargError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,7 +166,7 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
                         key: k,
                         value: v,
-                        expected: "null|wild|exec|panic|user|notpresent|guard",
+                        expected: "null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack",
                     })?,
                 );
             }
@@ -166,11 +192,19 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
             "smp.rounds" => c.smp_rounds = number(k, val("a number")?, 1, 10_000_000)?,
             "watchdog.ms" => c.watchdog_ms = number(k, val("a number")?, 10, 60_000)?,
             "bench" => {
-                let v = val("hash|smp|vmalloc|all")?;
-                if !matches!(v, "hash" | "smp" | "vmalloc" | "all") {
-                    return Err(BootargError::BadValue { key: k, value: v, expected: "hash|smp|vmalloc|all" });
+                let v = val(BENCH_EXPECTED)?;
+                if !BENCH_KINDS.contains(&v) {
+                    return Err(BootargError::BadValue { key: k, value: v, expected: BENCH_EXPECTED });
                 }
                 c.bench = Some(v)
+            }
+            "bench.ms" => c.bench_ms = number(k, val("a number")?, 10, 60_000)?,
+            "bench.wait" => {
+                c.bench_wait = match val("cede|relax")? {
+                    "cede" => BenchWait::Cede,
+                    "relax" => BenchWait::Relax,
+                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "cede|relax" }),
+                }
             }
             "quiet" => c.quiet = true,
             "trace" => {
@@ -187,8 +221,22 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     other => return Err(BootargError::BadValue { key: k, value: other, expected: "never|irqtest" }),
                 }
             }
+            "inject" => {
+                let seed = c.inject.seed;
+                let v = val(crate::inject::SPEC_SYNTAX)?;
+                c.inject = crate::inject::Plan::parse(v).map_err(|e| BootargError::BadValue { key: k, value: e.what, expected: e.expected })?;
+                c.inject.seed = seed;
+            }
+            "inject.seed" => c.inject.seed = number(k, val("a number")?, 0, u64::MAX)?,
             _ => return Err(BootargError::UnknownKey(k)),
         }
+    }
+    if c.hash_mode != HashMode::LockFree && c.inject.has_hcalls() {
+        return Err(BootargError::BadValue {
+            key: "inject",
+            value: s.split_ascii_whitespace().find(|t| t.starts_with("inject=")).unwrap_or("inject").trim_start_matches("inject="),
+            expected: "hypervisor kinds with hash_page=lockfree only (the injecting fault path is the lock-free one)",
+        });
     }
     Ok(c)
 }
@@ -206,7 +254,7 @@ mod tests {
 
     #[test]
     fn all_keys() {
-        let c = parse("test=mmu:: crash=null hash_page=locked irqtest.iterations=5 irqtest.mode=random smp.rounds=7 bench=hash quiet watchdog.ms=50").unwrap();
+        let c = parse("test=mmu:: crash=null hash_page=locked irqtest.iterations=5 irqtest.mode=random smp.rounds=7 bench=hash bench.ms=40 bench.wait=relax quiet watchdog.ms=50").unwrap();
         assert_eq!(c.test, Some("mmu::"));
         assert_eq!(c.crash, Some(Crash::Null));
         assert_eq!(c.hash_mode, HashMode::Locked);
@@ -214,6 +262,8 @@ mod tests {
         assert_eq!(c.irq_mode, IrqMode::Random);
         assert_eq!(c.smp_rounds, 7);
         assert_eq!(c.bench, Some("hash"));
+        assert_eq!(c.bench_ms, 40);
+        assert_eq!(c.bench_wait, BenchWait::Relax);
         assert_eq!(c.watchdog_ms, 50);
         assert!(c.quiet);
     }
@@ -249,6 +299,32 @@ mod tests {
     }
 
     #[test]
+    fn inject_plans() {
+        use crate::inject::{Kind, Trigger};
+        let c = parse("inject=enter_busy:3%,frame:10 inject.seed=77").unwrap();
+        assert_eq!(c.inject.trigger(Kind::EnterBusy), Some(Trigger::Ppm(30_000)));
+        assert_eq!(c.inject.trigger(Kind::Frame), Some(Trigger::Every(10)));
+        assert_eq!(c.inject.seed, 77);
+        // The seed may come first.
+        assert_eq!(parse("inject.seed=5 inject=heap:2").unwrap().inject.seed, 5);
+        assert!(parse("").unwrap().inject.is_empty());
+        let e = parse("inject=enter_bsy:3").unwrap_err();
+        assert_eq!(e, BootargError::BadValue { key: "inject", value: "enter_bsy:3", expected: crate::inject::KIND_LIST });
+        assert!(format!("{e}").contains("enter_full|"), "{e}");
+        assert!(matches!(parse("inject"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("inject=enter_busy:1"), Err(BootargError::BadValue { key: "inject", .. })));
+        assert!(matches!(parse("inject.seed=x"), Err(BootargError::BadValue { .. })));
+        // The injecting fault path is the lock-free one; allocation kinds work with any design.
+        for d in ["locked", "patch2003", "cas2"] {
+            let args = format!("hash_page={d} inject=enter_full:5");
+            let e = parse(&args).unwrap_err();
+            assert!(format!("{e}").contains("lockfree only"), "{e}");
+            assert!(parse(&format!("hash_page={d} inject=frame:5")).is_ok());
+        }
+        assert!(KEYS.contains("inject=KIND:N|KIND:P%"));
+    }
+
+    #[test]
     fn bad_values() {
         assert!(matches!(parse("hash_page=maybe"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("crash=banana"), Err(BootargError::BadValue { .. })));
@@ -256,6 +332,17 @@ mod tests {
         assert!(matches!(parse("irqtest.iterations=x"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("crash"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("bench=fast"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("bench.ms=5"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("bench.wait=yield"), Err(BootargError::BadValue { .. })));
+    }
+
+    #[test]
+    fn every_bench_kind_is_listed_and_parses() {
+        let listed = KEYS.split(", ").find(|k| k.starts_with("bench=")).unwrap().trim_start_matches("bench=");
+        assert_eq!(listed.split('|').collect::<Vec<_>>(), BENCH_KINDS);
+        for k in BENCH_KINDS {
+            assert_eq!(parse(&format!("bench={k}")).unwrap().bench, Some(k));
+        }
     }
 
     #[test]

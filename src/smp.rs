@@ -135,12 +135,39 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
 pub fn run_on(cpu: usize, f: fn(usize)) -> u64 {
     let ticket = DONE[cpu].load(Acquire) + 1;
     WORK[cpu].store(f as *const () as u64, Release);
+    prod(cpu);
+    ticket
+}
+
+fn prod(cpu: usize) {
     if platform::powernv() {
         powernv::kick(cpu);
     } else {
         let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
     }
-    ticket
+}
+
+/// How often a waiter repeats an H_PROD that may have been lost (time-base ticks: 100 µs).
+fn reprod_tb() -> u64 {
+    timer::us_to_tb(100)
+}
+
+/// Waits until `cpu` has taken the work `run_on` gave it. The prod can be lost: PAPR says a
+/// prod that comes before the target cedes makes that H_CEDE return at once, but QEMU 7.2
+/// forgets it whenever the target's vCPU thread re-enters its execution loop
+/// (`spapr_cpu_exec_enter` clears `prod`), which a running vCPU does all the time — so a prod
+/// that lands between the idle loop's look at its work slot and its H_CEDE leaves the CPU
+/// asleep until its decrementer fires (DEC_IDLE: about 4 s). Prodding again until the work is
+/// taken closes that.
+pub fn ensure_started(cpu: usize) {
+    let mut last = insn::mftb();
+    while WORK[cpu].load(Acquire) != 0 {
+        if insn::mftb() - last > reprod_tb() {
+            prod(cpu);
+            last = insn::mftb();
+        }
+        insn::cpu_relax();
+    }
 }
 
 pub fn is_done(cpu: usize, ticket: u64) -> bool {
@@ -148,7 +175,13 @@ pub fn is_done(cpu: usize, ticket: u64) -> bool {
 }
 
 pub fn wait(cpu: usize, ticket: u64) {
+    let mut last = insn::mftb();
     while !is_done(cpu, ticket) {
+        // Not taken yet: the prod may have been lost (see `ensure_started`).
+        if WORK[cpu].load(Acquire) != 0 && insn::mftb() - last > reprod_tb() {
+            prod(cpu);
+            last = insn::mftb();
+        }
         insn::cpu_relax();
     }
 }

@@ -10,15 +10,17 @@
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
 //! `hash_page=patch2003` and `hash_page=cas2` are the first lock-free patch as reviewed in 2003
 //! and the reviewer's CAS_PTE proposal (`hash::design`): lock-free too, each with the race the
-//! review is about. The design is chosen by patching the vector's call (`select`), so the
-//! default path pays nothing for the others. Each design exists once per HPT backend:
-//! `Pseries` (hypercalls) and `Native` (powernv, the kernel's own table); `select` picks the
-//! platform's.
+//! review is about. `inject=` with hypervisor kinds selects one more: the lock-free path over
+//! the injecting backend (`hash::inject`), which fails calls as the armed plan says. The design
+//! is chosen by patching the vector's call (`select`), so the default path pays nothing for
+//! the others. Each design exists once per HPT backend: `Pseries` (hypercalls) and `Native`
+//! (powernv, the kernel's own table); `select` picks the platform's.
 
 use super::access::Access;
 use super::backend::{HashBackend, Pseries};
 use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
 use super::native::{Native, NATIVE};
+use super::inject::{Armed, Injecting, PSERIES as INJECTING};
 use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
@@ -31,7 +33,7 @@ use crate::mm::vmalloc::PAGE_TABLE_LOCK;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
-/// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::COUNT` further.
+/// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::SLOTS` further.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Design {
@@ -39,11 +41,21 @@ pub enum Design {
     Locked = 1,
     Patch2003 = 2,
     Cas2 = 3,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
+    /// selects it, and selects the previous design back.
+    Ceiling = 4,
+    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it; not a
+    /// `hash_page=` value).
+    Inject = 5,
 }
 
 impl Design {
     pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
     pub const COUNT: usize = Self::ALL.len();
+    /// Entries per HPT backend in `hash_fault_designs` (boot/vectors.S): every variant, the
+    /// ceiling and the injecting design included.
+    pub const SLOTS: usize = 6;
 
     /// The `hash_page=` value.
     pub const fn name(self) -> &'static str {
@@ -52,6 +64,8 @@ impl Design {
             Design::Locked => "locked",
             Design::Patch2003 => "patch2003",
             Design::Cas2 => Cas2::NAME,
+            Design::Ceiling => "ceiling",
+            Design::Inject => "lockfree+inject",
         }
     }
 
@@ -67,7 +81,7 @@ impl Design {
 
     /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
     pub const fn has_busy(self) -> bool {
-        matches!(self, Design::LockFree | Design::Locked)
+        matches!(self, Design::LockFree | Design::Locked | Design::Inject)
     }
 
     pub const fn describe(self) -> &'static str {
@@ -76,6 +90,20 @@ impl Design {
             Design::Locked => "locked (2003 design)",
             Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
             Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
+            Design::Ceiling => "ceiling (bench=ceiling only: no hash_page, the access skipped)",
+            Design::Inject => "lock-free, over the fault-injecting backend",
+        }
+    }
+
+    /// The design in slot `n` of `hash_fault_designs` (the lock-free one for any other value).
+    pub const fn from_slot(n: u8) -> Design {
+        match n {
+            1 => Design::Locked,
+            2 => Design::Patch2003,
+            3 => Design::Cas2,
+            4 => Design::Ceiling,
+            5 => Design::Inject,
+            _ => Design::LockFree,
         }
     }
 }
@@ -83,12 +111,7 @@ impl Design {
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 
 pub fn design() -> Design {
-    match DESIGN.load(Relaxed) {
-        1 => Design::Locked,
-        2 => Design::Patch2003,
-        3 => Design::Cas2,
-        _ => Design::LockFree,
-    }
+    Design::from_slot(DESIGN.load(Relaxed))
 }
 
 pub fn locked_mode() -> bool {
@@ -101,7 +124,7 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 2 * Design::COUNT];
+    static hash_fault_designs: [u32; 2 * Design::SLOTS];
 }
 
 /// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table
@@ -110,7 +133,7 @@ extern "C" {
 pub fn select(d: Design) {
     DESIGN.store(d as u8, Relaxed);
     let site = &raw const hash_fault_call as u64;
-    let index = d as usize + if platform::powernv() { Design::COUNT } else { 0 };
+    let index = d as usize + if platform::powernv() { Design::SLOTS } else { 0 };
     // SAFETY: reads one word of the (never executed) table of assembled calls.
     let (slot, insn) = unsafe {
         let slot = (&raw const hash_fault_designs as *const u32).add(index);
@@ -202,6 +225,15 @@ impl FastBackend for Pseries {
     }
 }
 
+impl FastBackend for Injecting<'static, Pseries, Armed> {
+    const IT: Self = INJECTING;
+    type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
+}
+
 impl FastBackend for Native {
     const IT: Self = NATIVE;
     type Verdict = NativeVerdict;
@@ -259,6 +291,13 @@ pub extern "C" fn do_hash_fault_native_patch2003(dar: u64, dsisr: u64, srr1: u64
 #[no_mangle]
 pub extern "C" fn do_hash_fault_native_cas2(dar: u64, dsisr: u64, srr1: u64) {
     fast::<false, Cas2, Native>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 with fault injection armed: the lock-free path over the injecting backend (pseries;
+/// powernv has no hypervisor calls to fail, and its slot holds the default).
+#[no_mangle]
+pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Busy, Injecting<'static, Pseries, Armed>>(Busy, dar, dsisr, srr1)
 }
 
 #[inline(always)]
@@ -464,7 +503,13 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
     let va = Va { ea, vsid: kernel_vsid(ea) };
     // The platform's backend directly (not `hpt::Hpt`, which branches on every call): the
     // protocol's code for pseries stays the instantiation it was.
-    let outcome = if platform::powernv() { hash_page_on(slot, &va, access, &NATIVE) } else { hash_page_on(slot, &va, access, &Pseries) };
+    let outcome = if platform::powernv() {
+        hash_page_on(slot, &va, access, &NATIVE)
+    } else if design() == Design::Inject {
+        hash_page_on(slot, &va, access, &INJECTING)
+    } else {
+        hash_page_on(slot, &va, access, &Pseries)
+    };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
@@ -487,7 +532,10 @@ fn hash_page_on<B: HashBackend>(slot: &super::cell::PteSlot, va: &Va, access: Ac
             let _g = PAGE_TABLE_LOCK.lock();
             hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome)
         }
-        Design::LockFree => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
+        // anything else that faults is hashed as by default; with injection armed the caller
+        // passes the injecting backend.
+        Design::LockFree | Design::Ceiling | Design::Inject => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
         Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
         Design::Cas2 => hash_pte_at(Cas2, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
     }

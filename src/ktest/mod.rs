@@ -11,6 +11,7 @@ mod t_boot;
 mod t_mmu;
 mod t_vmalloc;
 mod t_hash;
+mod t_inject;
 mod t_review2003;
 mod t_uart;
 mod t_powernv;
@@ -138,6 +139,10 @@ pub fn run(filter: &str) -> (usize, usize) {
 /// Runs the selected tests, prints the summary and ends the run.
 pub fn run_and_exit(filter: &str) -> ! {
     let (p, f) = run(filter);
+    if crate::inject::armed() {
+        crate::inject::disarm();
+        crate::inject::print_summary();
+    }
     crate::println!("{} passed, {} failed", p, f);
     if p + f == 0 {
         crate::println!("no test matched '{}'", filter);

@@ -36,6 +36,10 @@ static BARRIER: Barrier = Barrier::new();
 static NPART: AtomicU64 = AtomicU64::new(0);
 static OPS: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Touches the kernel refused for a reason a legal access can never have (a hypervisor
+/// refusal, all-bolted groups, ...): each one is a violation.
+static ILLEGAL_REFUSALS: AtomicU64 = AtomicU64::new(0);
+static FIRST_ILLEGAL: AtomicU64 = AtomicU64::new(0);
 /// Hash faults taken inside the decrementer hook (interrupt context).
 static IRQ_FAULTS: AtomicU64 = AtomicU64::new(0);
 static IRQ_TOUCHES: AtomicU64 = AtomicU64::new(0);
@@ -104,6 +108,14 @@ pub struct StressReport {
     pub leftovers: u64,
     /// Per CPU: faults, BUSY retries, stcx. failures, touches.
     pub per_cpu: [[u64; 4]; percpu::MAX_CPUS],
+    /// vmalloc calls that returned `OutOfMemory` (injected allocation failures).
+    pub out_of_memory: u64,
+    /// Frames the run took and did not give back (`frame::Ledger`).
+    pub frames_leaked: i64,
+    /// Failures injected during the run, per kind (`inject::Kind` order).
+    pub injected: [u64; crate::inject::KINDS],
+    /// Touches refused for a reason a legal access cannot have (counted in `violations`).
+    pub illegal_refusals: u64,
 }
 
 struct Rng(u64);
@@ -118,17 +130,28 @@ impl Rng {
     }
 }
 
+/// A touch the kernel refused: fine if the page was freed or made read-only under it (the
+/// reasons a racing unmap or permission change gives), a violation for any other reason — a
+/// hypervisor refusal, all-bolted groups: what a legal access must never see.
+fn refused(f: crate::arch::ppc64::exception::ProbeFault) {
+    use crate::hash::access::Denied;
+    use crate::hash::reason::FaultReason;
+    REFUSED.fetch_add(1, Relaxed);
+    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable) {
+        if ILLEGAL_REFUSALS.fetch_add(1, Relaxed) < 10 {
+            println!("stress: INVARIANT VIOLATED: a touch of {:#x} was refused: {}", f.dar, f.reason);
+        }
+        let _ = FIRST_ILLEGAL.compare_exchange(0, f.dar, Relaxed, Relaxed);
+    }
+}
+
 /// Evicts the HPTE of a page that is mapped, as the hypervisor (or another fault's insert)
 /// replaces a live entry. A cleared PTE is left alone: under a correct design it names no HPTE
 /// anyway, and under `hash_page=patch2003` its leftover slot bits may name the stale HPTE the
-/// checks are looking for — an eviction through them would destroy the evidence.
+/// checks are looking for — an eviction through them would destroy the evidence. vmalloc's
+/// flush uses the injecting backend while injection is armed.
 fn evict_live(ea: u64) {
-    if let Some(slot) = pgtable::walk(ea) {
-        let pte = slot.load();
-        if pte.is_present() {
-            let _ = crate::hash::protocol::flush_hpte(pte, ea, kernel_vsid(ea), &crate::hash::hpt::Hpt);
-        }
-    }
+    vmalloc::evict_live_hpte(ea);
 }
 
 /// One touch of a random shared page. Returns true if it went through.
@@ -141,7 +164,13 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
         let hot = AREA[0][0].load(Acquire);
         if hot != 0 && AREA[0][1].load(Acquire) != 0 {
             evict_live(hot);
-            return probe_write(hot + 8 * (cpu % 512), cpu).is_ok() || { REFUSED.fetch_add(1, Relaxed); false };
+            return match probe_write(hot + 8 * (cpu % 512), cpu) {
+                Ok(()) => true,
+                Err(f) => {
+                    refused(f);
+                    false
+                }
+            };
         }
     }
     let k = (x % SLOTS as u64) as usize;
@@ -153,25 +182,28 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
     }
     let page = (x >> 8) % pages;
     let ea = addr + page * 4096 + 8 * (cpu % 512);
-    let ok = match (x >> 16) % 10 {
+    let r = match (x >> 16) % 10 {
         0..=5 => {
-            let ok = probe_write(ea, (cpu << 56) | gen).is_ok();
+            let r = probe_write(ea, (cpu << 56) | gen);
             // Only count it if the area was not replaced meanwhile.
-            if ok && AREA[k][2].load(Acquire) == gen {
+            if r.is_ok() && AREA[k][2].load(Acquire) == gen {
                 WRITTEN[k][page as usize].fetch_max(gen + 1, Relaxed);
             }
-            ok
+            r
         }
-        6..=8 => probe_read(ea).is_ok(),
+        6..=8 => probe_read(ea).map(|_| ()),
         _ => {
             evict_live(ea);
-            true
+            Ok(())
         }
     };
-    if !ok {
-        REFUSED.fetch_add(1, Relaxed);
+    match r {
+        Ok(()) => true,
+        Err(f) => {
+            refused(f);
+            false
+        }
     }
-    ok
 }
 
 fn on_decrementer(_f: &mut ExcFrame) {
@@ -338,9 +370,40 @@ fn remember(history: &mut BTreeSet<u64>, start: u64, pages: u64) {
     }
 }
 
+/// vmalloc calls that returned `OutOfMemory`, and other errors (violations: the stress only
+/// asks for sizes that fit, and only CPU 0 frees, so nothing but a lack of memory may fail).
+static OUT_OF_MEMORY: AtomicU64 = AtomicU64::new(0);
+static VM_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn vm_error(what: &str, e: vmalloc::VmError) {
+    if e == vmalloc::VmError::OutOfMemory && what == "vmalloc" {
+        OUT_OF_MEMORY.fetch_add(1, Relaxed);
+    } else {
+        // The first ten are printed: a run that keeps failing (say on a PTE another design
+        // left behind) must not spend its rounds on the console.
+        if VM_ERRORS.fetch_add(1, Relaxed) < 10 {
+            println!("stress: INVARIANT VIOLATED: {}: {}", what, e);
+        }
+    }
+}
+
 fn replace_area(k: usize, r: &mut Rng, f: &mut Findings) -> bool {
     let pages = 1 + r.next() % MAX_PAGES;
-    let Ok(new) = vmalloc::vmalloc(pages * 4096) else { return false };
+    let new = match vmalloc::vmalloc(pages * 4096) {
+        Ok(a) => a,
+        Err(e) => {
+            vm_error("vmalloc", e);
+            // A cleared PTE that a flawed design marked HASHPTE again (patch2003's second
+            // update) would fail every later vmalloc at that address: counted above, then
+            // emptied so the run goes on. An HPTE it may name stays for the checks to find.
+            if let vmalloc::VmError::PteInUse { ea, pte } = e {
+                if !crate::mm::pte::Pte(pte).is_present() {
+                    let _ = vmalloc::set_pte_raw(ea, u64::MAX, 0);
+                }
+            }
+            return false;
+        }
+    };
     remember(&mut f.history, new, pages);
     let old = AREA[k][0].load(Relaxed);
     let old_pages = AREA[k][1].load(Relaxed);
@@ -364,7 +427,9 @@ fn free_checked(addr: u64, pages: u64, f: &mut Findings) {
             f.freed.insert((addr + p * 4096, pte.pfn()));
         }
     }
-    let _ = vmalloc::vfree(addr);
+    if let Err(e) = vmalloc::vfree(addr) {
+        vm_error("vfree", e);
+    }
     for p in 0..pages {
         let ea = addr + p * 4096;
         f.post_free_checks += 1;
@@ -428,10 +493,16 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     IRQS_ON.store(true, Relaxed);
     SEED.store(insn::mftb() | 1, Relaxed);
     let mut r = Rng(SEED.load(Relaxed) ^ 0xabcdef);
+    for a in [&OUT_OF_MEMORY, &VM_ERRORS, &ILLEGAL_REFUSALS, &FIRST_ILLEGAL, &REFUSED] {
+        a.store(0, Relaxed);
+    }
+    let ledger = crate::mm::frame::Ledger::now();
+    let injected0 = crate::inject::injected();
     let mut f = Findings::default();
     let planted = if INJECT_STALE.load(Relaxed) { Some(plant_stale_hpte(&mut f.history)?) } else { None };
+    // The first areas are scaffolding: no injected allocation failure there.
     for k in 0..SLOTS {
-        if !replace_area(k, &mut r, &mut f) {
+        if !crate::inject::suspend_allocs(|| replace_area(k, &mut r, &mut f)) {
             return Err("vmalloc failed".into());
         }
     }
@@ -564,6 +635,20 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         rep.planted_at = x;
         remove_planted(x)?;
     }
+    // Every frame the run took must be back (page tables and heap growth aside).
+    rep.frames_leaked = ledger.leaked_since();
+    if rep.frames_leaked != 0 {
+        rep.violations += 1;
+        println!("stress: INVARIANT VIOLATED: {} frames leaked (taken and not given back)", rep.frames_leaked);
+    }
+    rep.out_of_memory = OUT_OF_MEMORY.load(Relaxed);
+    rep.illegal_refusals = ILLEGAL_REFUSALS.load(Relaxed);
+    rep.violations += rep.illegal_refusals + VM_ERRORS.load(Relaxed);
+    if rep.first_violation_at == 0 {
+        rep.first_violation_at = FIRST_ILLEGAL.load(Relaxed);
+    }
+    let inj = crate::inject::injected();
+    rep.injected = core::array::from_fn(|i| inj[i] - injected0[i]);
     let delta = stats::total().since(&before);
     let d = |c: Counter| delta.get(c);
     rep.faults = delta.faults();
@@ -614,6 +699,18 @@ pub fn print_report(rep: &StressReport) {
     for c in 0..rep.cpus {
         let d = rep.per_cpu[c];
         println!("  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches", c, d[0], d[1], d[2], d[3]);
+    }
+    let injected: u64 = rep.injected.iter().sum();
+    if crate::inject::armed() || injected > 0 {
+        use core::fmt::Write;
+        let mut kinds = alloc::string::String::new();
+        for k in crate::inject::Kind::ALL {
+            if rep.injected[k as usize] > 0 {
+                let _ = write!(kinds, " {}={}", k.name(), rep.injected[k as usize]);
+            }
+        }
+        println!("smp stress: fault injection: {} failures injected ({}), {} vmalloc calls returned the named error 'out of memory', {} legal touches refused, {} frames leaked",
+                 injected, kinds.trim_start(), rep.out_of_memory, rep.illegal_refusals, rep.frames_leaked);
     }
 }
 

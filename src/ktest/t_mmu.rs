@@ -65,7 +65,7 @@ ktest!("mmu", fn unmapped_linear_address_faults() {
     let ea = crate::mm::KERNEL_BASE + bi.linear_zone_end() + (8 << 20) + 0x18;
     match probe_read(ea) {
         Ok(v) => Err(alloc::format!("read {v:#x} from unmapped {ea:#x}")),
-        Err(ProbeFault { trap, dar, dsisr }) => {
+        Err(ProbeFault { trap, dar, dsisr, .. }) => {
             kassert_eq!(trap, 0x300);
             kassert_eq!(dar, ea);
             kassert!(Dsisr::from_bits_retain(dsisr as u32).contains(Dsisr::NOPTE), "DSISR {:#x}", dsisr);
@@ -180,5 +180,69 @@ ktest!("mmu", fn exception_depth_is_balanced() {
     kassert_eq!(percpu::this().depth.load(Relaxed), 0);
     let _ = probe_read(0x5000_0000_0000_0000);
     kassert_eq!(percpu::this().depth.load(Relaxed), 0);
+    Ok(())
+});
+
+ktest!("mmu", fn every_stack_has_an_unmapped_guard_page_below_it() {
+    // Each CPU's kernel, exception and hash stack sits right above a guard page with no HPTE,
+    // so an overflow faults (and the oops says STACK OVERFLOW) instead of running into what
+    // lies below. For CPU 0's kernel stack, "right above" is checked against the stack this
+    // very test runs on.
+    use crate::arch::ppc64::boot::BOOT_STACK_SIZE;
+    use crate::arch::ppc64::percpu::{exc_stack_bounds, guard_pages, hash_stack_bounds, GUARD_SIZE};
+    let sp = percpu::sp();
+    let mut seen = 0;
+    for (g, what, cpu) in guard_pages() {
+        let top = g + GUARD_SIZE as u64;
+        match what {
+            "exception stack" => kassert_eq!(exc_stack_bounds(cpu).0, top),
+            "hash stack" => kassert_eq!(hash_stack_bounds(cpu).0, top),
+            "kernel stack" if cpu == 0 => {
+                kassert!(sp > top && sp - top < BOOT_STACK_SIZE as u64, "CPU 0 runs at {sp:#x}, not on the stack above the guard page at {g:#x}")
+            }
+            "kernel stack" => kassert_eq!(percpu::kstack_top(cpu) - crate::arch::ppc64::percpu::KSTACK_SIZE as u64, top),
+            other => return Err(alloc::format!("unknown stack '{other}'")),
+        }
+        kassert!(vmalloc::find_hpte(g).is_none(), "the guard page below CPU {cpu}'s {what} has an HPTE");
+        let f = probe_read(g + 0x800).err().ok_or(alloc::format!("the guard page below CPU {cpu}'s {what} is readable"))?;
+        kassert_eq!(f.trap, 0x300);
+        let d = crate::mm::describe_address(g + 0x800).unwrap_or_default();
+        kassert!(d.contains("STACK OVERFLOW") && d.contains(what), "{d}");
+        seen += 1;
+    }
+    kassert_eq!(seen, 3 * percpu::MAX_CPUS);
+    Ok(())
+});
+
+ktest!("mmu", fn exception_exits_drop_the_reservation() {
+    // Both ways back from an exception that ran kernel code (the 0x300 entry's exit and the
+    // generic path's) store conditionally before their rfid, as Linux does: a reservation
+    // the handler left (a take that found BUSY, say) must not let the interrupted code's
+    // stdcx. succeed. QEMU 7.2 drops the reservation on every interrupt and rfid anyway, so
+    // no run can tell; the instructions can.
+    extern "C" {
+        static hash_fault_exit: u32;
+        static exc_restore: u32;
+    }
+    const RFID: u32 = 0x4c00_0024;
+    // stdcx. RS,RA,RB: primary opcode 31, extended opcode 214, Rc = 1.
+    let is_stdcx = |i: u32| i & 0xfc00_07ff == 0x7c00_01ad;
+    for (name, at) in [("hash_fault_exit", &raw const hash_fault_exit as u64), ("exc_restore", &raw const exc_restore as u64)] {
+        let mut stdcx = None;
+        let mut rfid = None;
+        for k in 0..64u64 {
+            // SAFETY: kernel text, read as data (it is in the bolted linear zone).
+            let i = unsafe { core::ptr::read_volatile((at + 4 * k) as *const u32) };
+            if is_stdcx(i) && stdcx.is_none() {
+                stdcx = Some(k);
+            }
+            if i == RFID {
+                rfid = Some(k);
+                break;
+            }
+        }
+        let rfid = rfid.ok_or(alloc::format!("no rfid within 64 instructions of {name}"))?;
+        kassert!(matches!(stdcx, Some(s) if s < rfid), "{name}: no stdcx. before its rfid ({} instructions on)", rfid);
+    }
     Ok(())
 });

@@ -180,7 +180,9 @@ fn replay_fault<D: Steps>(d: D, ea: u64) -> Outcome {
 fn replay_cpu1(_cpu: usize) {
     let ea = REPLAY_EA.load(Acquire);
     let o = match design() {
-        Design::LockFree | Design::Locked => replay_fault(Busy, ea),
+        // Ceiling is bench=ceiling's alone and never selected while a test runs; Inject is the
+        // default's steps over the injecting backend.
+        Design::LockFree | Design::Locked | Design::Ceiling | Design::Inject => replay_fault(Busy, ea),
         Design::Patch2003 => replay_fault::<Patch2003<'static, HashTableLocks>>(PATCH2003, ea),
         Design::Cas2 => replay_fault(Cas2, ea),
     };
@@ -233,7 +235,7 @@ ktest!("review2003", fn vfree_between_insert_and_slot_record() {
     println!("review2003: {}: CPU 1 inserted the HPTE for {:#x} (frame {:#x}); CPU 0 vfree'd it with the PTE at {}: vfree {} CPU 1 recorded the slot; right after vfree: {}; CPU 1 then: {:?}; finally: {}, {} ({} stale HPTE(s) removed by the test)",
              design().name(), a, pfn, pte_at_vfree, if waited { "returned only after" } else { "returned before" }, h(after_vfree), outcome, h(after), pte_after, removed);
     match design() {
-        Design::LockFree | Design::Locked => {
+        Design::LockFree | Design::Locked | Design::Ceiling | Design::Inject => {
             kassert!(pte_at_vfree.is_busy(), "the PTE was not BUSY during the insert: {pte_at_vfree}");
             kassert!(waited, "vfree's clear did not wait for BUSY");
             kassert!(after_vfree.is_none() && after.is_none(), "an HPTE survived vfree: {} / {}", h(after_vfree), h(after));

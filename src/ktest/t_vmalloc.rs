@@ -268,3 +268,36 @@ ktest!("heap", fn allocation_failure_is_an_error() {
     kassert!(grows > 0 || end - crate::mm::heap::stats().0 > crate::mm::heap::INITIAL, "heap did not grow");
     Ok(())
 });
+
+ktest!("vmalloc", fn range_places_an_area_exactly_or_not_at_all() {
+    use crate::mm::pte::PAGE_KERNEL;
+    let a = vmalloc::vmalloc(8 * 4096).map_err(e)?;
+    // Inside `a` (an area that starts below `lo`) and on its guard page: refused.
+    let inside = vmalloc::vmalloc_range(4096, PAGE_KERNEL, a + 4 * 4096, a + 6 * 4096);
+    let on_guard = vmalloc::vmalloc_range(4096, PAGE_KERNEL, a + 8 * 4096, a + 10 * 4096);
+    // Right after the guard page: exactly there, mapped, zeroed, and freed like any area.
+    let after = vmalloc::vmalloc_range(4096, PAGE_KERNEL, a + 9 * 4096, a + 11 * 4096);
+    // In a far segment (the benchmarks' same-group pages live there).
+    let far = vmalloc::VMALLOC_START + (40 << 28) + 0x5000;
+    let f = vmalloc::vmalloc_range(4096, PAGE_KERNEL, far, far + 2 * 4096);
+    let bad = vmalloc::vmalloc_range(4096, PAGE_KERNEL, vmalloc::VMALLOC_END - 4096, vmalloc::VMALLOC_END + 4096);
+    let zero = match after {
+        // SAFETY: the page was just mapped for us.
+        Ok(p) => unsafe { core::ptr::read_volatile((p + 8) as *const u64) },
+        Err(_) => 1,
+    };
+    if let Ok(p) = after {
+        vmalloc::vfree(p).map_err(e)?;
+    }
+    if let Ok(p) = f {
+        vmalloc::vfree(p).map_err(e)?;
+    }
+    vmalloc::vfree(a).map_err(e)?;
+    kassert_eq!(inside, Err(VmError::OutOfVirtualSpace));
+    kassert_eq!(on_guard, Err(VmError::OutOfVirtualSpace));
+    kassert_eq!(after, Ok(a + 9 * 4096));
+    kassert_eq!(zero, 0);
+    kassert_eq!(f, Ok(far));
+    kassert_eq!(bad, Err(VmError::Overflow));
+    Ok(())
+});

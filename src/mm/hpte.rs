@@ -105,6 +105,16 @@ pub const fn hash_4k(vsid: u64, ea: u64) -> u64 {
     (vsid & 0x7f_ffff_ffff) ^ ((ea & 0x0fff_ffff) >> 12)
 }
 
+/// The offset, within a 256M segment of VSID `vsid`, of the 4K page whose primary hash lands in
+/// group `group` of a table with hash mask `mask` — the inverse of [`hash_4k`] for one segment.
+/// A segment has 2^16 pages, one per group of a 2^16-group table; with more groups the VSID's
+/// upper bits decide which groups a segment reaches at all (None for the others). Pages that
+/// share a group therefore lie in different segments (the benchmarks' contended group).
+pub const fn page_for_group(vsid: u64, group: u64, mask: u64) -> Option<u64> {
+    let p = (group ^ vsid) & mask;
+    if p >> 16 != 0 { None } else { Some(p << 12) }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Hpte {
     pub v: u64,
@@ -579,6 +589,11 @@ mod tests {
     #[test]
     fn hash_examples() {
         assert_eq!(hash_4k(0, 0), 0);
+        assert_eq!(page_for_group(0, 1, 0xffff), Some(0x1000));
+        assert_eq!(page_for_group(0x1_2345, 0x2345, 0xffff), Some(0));
+        assert_eq!(page_for_group(0x3_0000, 0x1_0000, 0x1_ffff), Some(0));
+        assert_eq!(page_for_group(0x3_0000, 0x5, 0x1_ffff), None);
+        assert_eq!(page_for_group(0x3_0000, 0x1_0005, 0x1_ffff), Some(0x5000));
         assert_eq!(hash_4k(0x123, 0), 0x123);
         assert_eq!(hash_4k(0, 0x1000), 1);
         assert_eq!(hash_4k(0, 0x0fff_f000), 0xffff);
@@ -1016,5 +1031,33 @@ mod tests {
         assert_eq!(HpteV::LOCK.bits() & AVPN_MASK, 0, "an AVPN check ignores the lock");
         let h = Hpte { v: HpteV::VALID.bits() | HpteV::LOCK.bits(), r: 0 };
         assert!(format!("{h}").contains(" LOCKED"));
+    }
+
+    #[test]
+    fn page_for_group_inverts_the_hash() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let vsid = x & 0xf_ffff_ffff;
+            let shift = 16 + (x >> 40) as u32 % 4; // 2^16 .. 2^19 groups
+            let mask = (1u64 << shift) - 1;
+            let group = (x >> 20) & mask;
+            let seg = 0xd000_0000_0000_0000u64 + ((x >> 50) << 28);
+            match page_for_group(vsid, group, mask) {
+                Some(off) => {
+                    assert!(off < 1 << 28 && off % 4096 == 0);
+                    assert_eq!(hash_4k(vsid, seg + off) & mask, group, "vsid {vsid:#x} group {group:#x}");
+                }
+                None => {
+                    // no page of this segment reaches that group
+                    for p in (0..1u64 << 16).step_by(97) {
+                        assert_ne!(hash_4k(vsid, seg + (p << 12)) & mask, group);
+                    }
+                    assert!(mask > 0xffff);
+                }
+            }
+        }
     }
 }

@@ -107,6 +107,20 @@ mod tests {
     }
 
     #[test]
+    fn gap_at_a_fixed_place_sees_an_area_that_starts_below_it() {
+        // vmalloc_range(lo, lo + size + guard): exactly at lo, or nowhere.
+        let a = [(V, V + 8 * PAGE_SIZE)];
+        let lo = V + 4 * PAGE_SIZE;
+        assert_eq!(find_gap(a.into_iter(), lo, lo + 2 * PAGE_SIZE, 1), None);
+        // just past the area's guard page it fits
+        let lo = V + 9 * PAGE_SIZE;
+        assert_eq!(find_gap(a.into_iter(), lo, lo + 2 * PAGE_SIZE, 1), Some(lo));
+        // its guard page is not free either
+        let lo = V + 8 * PAGE_SIZE;
+        assert_eq!(find_gap(a.into_iter(), lo, lo + 2 * PAGE_SIZE, 1), None);
+    }
+
+    #[test]
     fn gap_never_overlaps_random_layouts() {
         let mut x: u64 = 0x1234_5678;
         for _ in 0..2000 {

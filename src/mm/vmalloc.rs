@@ -12,6 +12,7 @@ use super::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_IO};
 use super::slbe::{kernel_vsid, Region};
 use crate::arch::ppc64::boot;
 use crate::hash::hpt::Hpt;
+use crate::hash::inject::PSERIES as INJECTING;
 use crate::hash::cell::PteCell;
 use crate::hash::protocol;
 use crate::sync::PtLock;
@@ -124,7 +125,8 @@ fn crit_hook() {
 }
 
 fn find_gap(list: &AreaList, lo: u64, hi: u64, pages: u64) -> Option<u64> {
-    super::layout::find_gap(list.areas.range(lo..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
+    // Every area that starts below `hi`: one that starts below `lo` may still reach into it.
+    super::layout::find_gap(list.areas.range(..hi).map(|(_, a)| (a.start, a.end())), lo, hi, pages)
 }
 
 /// Maps `pfns` at `start`, page by page. Every PTE must be empty: a PTE in use is never
@@ -173,7 +175,12 @@ fn unmap_pages(start: u64, pages: u64) {
 /// translation to a frame that is about to be freed may survive: that cannot be undone, so it
 /// stops the kernel, naming the call.
 fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) -> Pte {
-    match protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Hpt, spins) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &INJECTING, spins)
+    } else {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Hpt, spins)
+    };
+    match r {
         Ok(old) => old,
         Err(e) => panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed"),
     }
@@ -181,7 +188,12 @@ fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) 
 
 /// Flushes the HPTE `pte` names, stopping the kernel if the hypervisor refuses (as above).
 fn flush(pte: Pte, ea: u64) -> bool {
-    match protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Hpt) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &INJECTING)
+    } else {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Hpt)
+    };
+    match r {
         Ok(removed) => removed,
         Err(e) => panic!("H_REMOVE refused ({e}) while flushing {ea:#x}: the HPTE may outlive its PTE"),
     }
@@ -195,7 +207,19 @@ pub fn vmalloc(size: u64) -> Result<u64, VmError> {
 
 #[track_caller]
 pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
+    vmalloc_range(size, flags, VMALLOC_START, VMALLOC_END)
+}
+
+/// `vmalloc_flags` with the area placed in [lo, hi) of the vmalloc region (its guard page
+/// included), like Linux's `__vmalloc_node_range`: with `hi = lo + size + PAGE_SIZE` the area
+/// starts exactly at `lo` or the call fails (`OutOfVirtualSpace`). The benchmarks use it for
+/// pages in chosen segments (pages that share one HPTE group lie in different segments).
+#[track_caller]
+pub fn vmalloc_range(size: u64, flags: PteFlags, lo: u64, hi: u64) -> Result<u64, VmError> {
     let owner = Location::caller();
+    if lo < VMALLOC_START || hi > VMALLOC_END || lo >= hi || lo % PAGE_SIZE != 0 {
+        return Err(VmError::Overflow);
+    }
     if size == 0 {
         return Err(VmError::ZeroSize);
     }
@@ -204,7 +228,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
     }
     let pages = size.div_ceil(PAGE_SIZE);
     let mut frames = Vec::new();
-    frames.try_reserve_exact(pages as usize).map_err(|_| VmError::OutOfMemory)?;
+    crate::inject::fallible(|| frames.try_reserve_exact(pages as usize)).map_err(|_| VmError::OutOfMemory)?;
     for _ in 0..pages {
         match frame::alloc(Zone::High) {
             Ok(pa) => frames.push(pa),
@@ -223,7 +247,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
     let start;
     {
         let mut list = PAGE_TABLE_LOCK.lock();
-        let Some(s) = find_gap(&list, VMALLOC_START, VMALLOC_END, pages) else {
+        let Some(s) = find_gap(&list, lo, hi, pages) else {
             drop(list);
             for pa in frames {
                 let _ = frame::free(pa);
@@ -466,6 +490,18 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
 pub fn evict_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => flush(slot.load(), ea),
+        None => false,
+    }
+}
+
+/// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
+/// `ktest::stress::evict_live`).
+pub fn evict_live_hpte(ea: u64) -> bool {
+    match pgtable::walk(ea) {
+        Some(slot) => {
+            let pte = slot.load();
+            pte.is_present() && flush(pte, ea)
+        }
         None => false,
     }
 }

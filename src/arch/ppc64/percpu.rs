@@ -72,8 +72,8 @@ pub struct Paca {
     pub last_frame: AtomicU64,
     /// Time base at the last sign of progress (watchdog heartbeat).
     pub heartbeat: AtomicU64,
-    /// The last fault a probe absorbed: trap, DAR, DSISR, pending.
-    pub probe_fault: [AtomicU64; 4],
+    /// The last fault a probe absorbed: trap, DAR, DSISR, pending, SRR1.
+    pub probe_fault: [AtomicU64; 5],
     pub online: AtomicU64,
     /// Address of the lock this CPU is spinning on (0 = none), for deadlock reports.
     pub spinning_on: AtomicU64,
@@ -109,7 +109,7 @@ impl Paca {
             depth: Z,
             last_frame: Z,
             heartbeat: Z,
-            probe_fault: [Z; 4],
+            probe_fault: [Z; 5],
             online: Z,
             spinning_on: Z,
             user_sp: Z,
@@ -179,7 +179,8 @@ impl<const N: usize> GuardedStack<N> {
 static EXC_STACKS: [GuardedStack<EXC_STACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
 /// Hash stacks, one per CPU: the 0x300 fault runs here.
 static HASH_STACKS: [GuardedStack<HASH_STACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
-/// Kernel (thread) stacks of the secondary CPUs; CPU 0 runs on the boot stack.
+/// Kernel (thread) stacks of the secondary CPUs; CPU 0 runs on the boot stack (boot/entry.S,
+/// with its own guard page), so `KSTACKS[0]` is unused.
 static KSTACKS: [GuardedStack<KSTACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
 
 const _: () = assert!(core::mem::offset_of!(Paca, pgd) == 0, "pgd_root indexes r13 directly");
@@ -249,9 +250,21 @@ pub fn guard_pages() -> impl Iterator<Item = (u64, &'static str, usize)> {
         [
             (EXC_STACKS[c].guard(), "exception stack", c),
             (HASH_STACKS[c].guard(), "hash stack", c),
-            (KSTACKS[c].guard(), "kernel stack", c),
+            (kstack_guard(c), "kernel stack", c),
         ]
     })
+}
+
+/// The guard page below CPU `cpu`'s kernel stack.
+fn kstack_guard(cpu: usize) -> u64 {
+    extern "C" {
+        static boot_stack_guard: u8;
+    }
+    if cpu == 0 {
+        &raw const boot_stack_guard as u64
+    } else {
+        KSTACKS[cpu].guard()
+    }
 }
 
 /// The current stack pointer.
