@@ -30,6 +30,8 @@ pub enum Crash {
     NotPresent,
     Guard,
     Nested,
+    Stack,
+    ExcStack,
 }
 
 impl Crash {
@@ -42,6 +44,8 @@ impl Crash {
         ("notpresent", Crash::NotPresent),
         ("guard", Crash::Guard),
         ("nested", Crash::Nested),
+        ("stack", Crash::Stack),
+        ("excstack", Crash::ExcStack),
     ];
 }
 
@@ -81,6 +85,8 @@ pub struct Config<'a> {
     /// Event groups to trace (`trace=`; none by default).
     pub trace: Groups,
     pub trace_stop: TraceStop,
+    /// `inject=` / `inject.seed=`: the fault-injection plan (empty: none).
+    pub inject: crate::inject::Plan,
 }
 
 impl Default for Config<'_> {
@@ -99,6 +105,7 @@ impl Default for Config<'_> {
             quiet: false,
             trace: Groups::empty(),
             trace_stop: TraceStop::Never,
+            inject: crate::inject::Plan::default(),
         }
     }
 }
@@ -111,9 +118,10 @@ pub enum BootargError<'a> {
     BadTraceGroup { value: &'a str, group: &'a str },
 }
 
-pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested, \
+pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
 hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=deterministic|random, smp.rounds=N, \
-bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest";
+bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
+inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
 /// The `bench=` kinds (src/ktest/bench.rs).
 pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
@@ -158,7 +166,7 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
                         key: k,
                         value: v,
-                        expected: "null|wild|exec|panic|user|notpresent|guard",
+                        expected: "null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack",
                     })?,
                 );
             }
@@ -213,8 +221,22 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     other => return Err(BootargError::BadValue { key: k, value: other, expected: "never|irqtest" }),
                 }
             }
+            "inject" => {
+                let seed = c.inject.seed;
+                let v = val(crate::inject::SPEC_SYNTAX)?;
+                c.inject = crate::inject::Plan::parse(v).map_err(|e| BootargError::BadValue { key: k, value: e.what, expected: e.expected })?;
+                c.inject.seed = seed;
+            }
+            "inject.seed" => c.inject.seed = number(k, val("a number")?, 0, u64::MAX)?,
             _ => return Err(BootargError::UnknownKey(k)),
         }
+    }
+    if c.hash_mode != HashMode::LockFree && c.inject.has_hcalls() {
+        return Err(BootargError::BadValue {
+            key: "inject",
+            value: s.split_ascii_whitespace().find(|t| t.starts_with("inject=")).unwrap_or("inject").trim_start_matches("inject="),
+            expected: "hypervisor kinds with hash_page=lockfree only (the injecting fault path is the lock-free one)",
+        });
     }
     Ok(c)
 }
@@ -274,6 +296,32 @@ mod tests {
         for (n, c) in Crash::NAMES {
             assert_eq!(parse(&format!("crash={n}")).unwrap().crash, Some(*c));
         }
+    }
+
+    #[test]
+    fn inject_plans() {
+        use crate::inject::{Kind, Trigger};
+        let c = parse("inject=enter_busy:3%,frame:10 inject.seed=77").unwrap();
+        assert_eq!(c.inject.trigger(Kind::EnterBusy), Some(Trigger::Ppm(30_000)));
+        assert_eq!(c.inject.trigger(Kind::Frame), Some(Trigger::Every(10)));
+        assert_eq!(c.inject.seed, 77);
+        // The seed may come first.
+        assert_eq!(parse("inject.seed=5 inject=heap:2").unwrap().inject.seed, 5);
+        assert!(parse("").unwrap().inject.is_empty());
+        let e = parse("inject=enter_bsy:3").unwrap_err();
+        assert_eq!(e, BootargError::BadValue { key: "inject", value: "enter_bsy:3", expected: crate::inject::KIND_LIST });
+        assert!(format!("{e}").contains("enter_full|"), "{e}");
+        assert!(matches!(parse("inject"), Err(BootargError::BadValue { .. })));
+        assert!(matches!(parse("inject=enter_busy:1"), Err(BootargError::BadValue { key: "inject", .. })));
+        assert!(matches!(parse("inject.seed=x"), Err(BootargError::BadValue { .. })));
+        // The injecting fault path is the lock-free one; allocation kinds work with any design.
+        for d in ["locked", "patch2003", "cas2"] {
+            let args = format!("hash_page={d} inject=enter_full:5");
+            let e = parse(&args).unwrap_err();
+            assert!(format!("{e}").contains("lockfree only"), "{e}");
+            assert!(parse(&format!("hash_page={d} inject=frame:5")).is_ok());
+        }
+        assert!(KEYS.contains("inject=KIND:N|KIND:P%"));
     }
 
     #[test]

@@ -51,8 +51,25 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         #[cfg(test)]
         crate::test_main();
     }
+    let inject = !cfg.inject.is_empty();
+    if inject && cfg.inject.has_hcalls() && crate::arch::ppc64::platform::powernv() {
+        // The hypervisor-call kinds fail H_ENTER/H_PROTECT/H_REMOVE; powernv writes its own
+        // table and makes no such calls (its Design::Inject slot holds the default).
+        println!("hashkernel: inject={}: hypervisor-call failures need pseries (powernv makes no hypervisor calls); the allocation kinds work on both", cfg.inject);
+        crate::exit::exit_failure("bad bootargs");
+    }
+    if inject {
+        println!("fault injection: {}", cfg.inject);
+    }
     if let Some(filter) = cfg.test {
+        if inject {
+            println!("fault injection: armed for the tests (a test that checks an exact path may fail under it)");
+            crate::inject::arm(&cfg.inject);
+        }
         crate::ktest::run_and_exit(filter);
+    }
+    if inject && cfg.bench.is_some() {
+        println!("fault injection: not armed for benchmarks (they measure the paths without it)");
     }
     if let Some(b) = cfg.bench {
         match crate::ktest::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
@@ -64,19 +81,38 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         }
     }
     if let Some(kind) = cfg.crash {
+        if inject {
+            crate::inject::arm(&cfg.inject);
+        }
         crate::ktest::crash::run(kind);
     }
     default_run()
 }
 
 fn banner(bi: &boot::BootInfo) {
+    use crate::arch::ppc64::platform;
     let msr = Msr::from_bits_retain(insn::mfmsr());
     let (ks, ke) = boot::kernel_range();
-    println!("hashkernel {} — lock-free hash_page on ppc64 pseries", env!("CARGO_PKG_VERSION"));
-    println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
+    let plat = platform::get();
+    println!("hashkernel {} — lock-free hash_page on ppc64 {}", env!("CARGO_PKG_VERSION"), plat.name());
+    if platform::powernv() {
+        println!("  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])", bi.model(), crate::arch::ppc64::opal::base());
+    } else {
+        println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
+    }
     println!("  cpu:       {} (PVR {:#010x}), {} CPU(s) in /cpus", bi.cpu_name(), bi.pvr, bi.cpus_in_tree);
     println!("  memory:    {} MiB", bi.mem_size >> 20);
-    println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups());
+    match crate::arch::ppc64::powernv::info() {
+        Some(n) => {
+            if n.ptcr != 0 {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (partition table entry {:#x}, PTCR {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, n.ptcr, bi.hpt().groups());
+            } else {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+            }
+            println!("  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts", insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(), n.lpcr_entry);
+        }
+        None => println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups()),
+    }
     println!("  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
              bi.slb_size, boot::BOLTED_SLB, crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE));
     println!("  bolted:    linear zone PA 0..{:#x} ({} HPTEs)", bi.linear_zone_end(), bi.linear_zone_end() >> 12);
@@ -163,11 +199,18 @@ fn default_run() -> ! {
     if let Some(m) = design.model_says() {
         println!("hash_page: {}", m);
     }
-    if let Err(e) = vmalloc_selfcheck() {
+    let cfg = config();
+    let inject = !cfg.inject.is_empty();
+    if inject {
+        crate::inject::arm(&cfg.inject);
+        println!("fault injection: armed for the self-check, the interrupt scenario and the SMP stress ({} rounds); the in-kernel tests, which check exact paths, are not run (test=FILTER inject=... runs them with it)", cfg.smp_rounds);
+    }
+    // Under injection the self-check's own area is allocated without injected failures (the
+    // hypervisor's still apply to its faults); the workloads below get both.
+    if let Err(e) = crate::inject::suspend_allocs(vmalloc_selfcheck) {
         println!("{}", e);
         crate::exit::exit_failure("self-check failed");
     }
-    let cfg = config();
     println!("irqtest: the 2003 scenario: a decrementer handler faults on vmalloc memory while vmalloc holds page_table_lock with interrupts on");
     match crate::ktest::irqtest::with_watchdog(|| crate::ktest::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
         Ok(r) => println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
@@ -181,6 +224,9 @@ fn default_run() -> ! {
         crate::trace::freeze();
         println!("trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit");
     }
+    if inject {
+        injection_run_end();
+    }
     // The self-checks include the SMP race stress (smp::race_stress_invariants_hold, sized by
     // smp.rounds) and the irqtest variants; their reports print as they run.
     let (p, f) = crate::ktest::run("");
@@ -190,6 +236,27 @@ fn default_run() -> ! {
         crate::exit::exit_failure("self-checks failed");
     }
     crate::exit::exit_success()
+}
+
+/// The rest of a default run under `inject=`: the SMP stress with the plan armed, then the
+/// counters and what was injected.
+fn injection_run_end() -> ! {
+    let r = crate::ktest::stress::stress_checked(config().smp_rounds);
+    crate::inject::disarm();
+    crate::hash::stats::print();
+    crate::inject::print_summary();
+    match r {
+        Ok(rep) => {
+            let injected: u64 = rep.injected.iter().sum();
+            println!("fault injection: survived: {} hash faults in the stress with {} failures injected, {} named out-of-memory errors, 0 violations, 0 frames leaked",
+                     rep.faults, injected, rep.out_of_memory);
+            crate::exit::exit_success()
+        }
+        Err(e) => {
+            println!("smp stress: FAILED: {}", e);
+            crate::exit::exit_failure("fault injection run failed")
+        }
+    }
 }
 
 #[cfg(target_os = "none")]

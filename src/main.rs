@@ -21,6 +21,7 @@ extern crate alloc;
 pub mod arch;
 pub mod bootargs;
 pub mod hash;
+pub mod inject;
 pub mod mm;
 pub mod trace;
 

@@ -10,25 +10,30 @@
 //! that faults on a vmalloc page while the interrupted code is inside vmalloc deadlocks.
 //! `hash_page=patch2003` and `hash_page=cas2` are the first lock-free patch as reviewed in 2003
 //! and the reviewer's CAS_PTE proposal (`hash::design`): lock-free too, each with the race the
-//! review is about. The design is chosen by patching the vector's call (`select`), so the
-//! default path pays nothing for the others.
+//! review is about. `inject=` with hypervisor kinds selects one more: the lock-free path over
+//! the injecting backend (`hash::inject`), which fails calls as the armed plan says. The design
+//! is chosen by patching the vector's call (`select`), so the default path pays nothing for
+//! the others. Each design exists once per HPT backend: `Pseries` (hypercalls) and `Native`
+//! (powernv, the kernel's own table); `select` picks the platform's.
 
 use super::access::Access;
-use super::backend::Pseries;
+use super::backend::{HashBackend, Pseries};
 use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
+use super::native::{Native, NATIVE};
+use super::inject::{Armed, Injecting, PSERIES as INJECTING};
 use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::reg::{Dsisr, IsiSrr1, Msr};
-use crate::arch::ppc64::{hcall, insn, percpu};
+use crate::arch::ppc64::{hcall, insn, percpu, platform};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
-/// `hash_fault_designs` (boot/vectors.S).
+/// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::SLOTS` further.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Design {
@@ -40,10 +45,17 @@ pub enum Design {
     /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
     /// selects it, and selects the previous design back.
     Ceiling = 4,
+    /// Lock-free, with the armed fault-injection plan (`crate::inject::arm` selects it; not a
+    /// `hash_page=` value).
+    Inject = 5,
 }
 
 impl Design {
     pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
+    pub const COUNT: usize = Self::ALL.len();
+    /// Entries per HPT backend in `hash_fault_designs` (boot/vectors.S): every variant, the
+    /// ceiling and the injecting design included.
+    pub const SLOTS: usize = 6;
 
     /// The `hash_page=` value.
     pub const fn name(self) -> &'static str {
@@ -53,6 +65,7 @@ impl Design {
             Design::Patch2003 => "patch2003",
             Design::Cas2 => Cas2::NAME,
             Design::Ceiling => "ceiling",
+            Design::Inject => "lockfree+inject",
         }
     }
 
@@ -68,7 +81,7 @@ impl Design {
 
     /// Whether the design takes the PTE with the BUSY bit-lock (so a fault can find it held).
     pub const fn has_busy(self) -> bool {
-        matches!(self, Design::LockFree | Design::Locked)
+        matches!(self, Design::LockFree | Design::Locked | Design::Inject)
     }
 
     pub const fn describe(self) -> &'static str {
@@ -78,6 +91,19 @@ impl Design {
             Design::Patch2003 => "patch2003 (the first lock-free patch as reviewed in 2003: two PTE updates, no USER check, no PRESENT check in the shared area)",
             Design::Cas2 => "cas2 (the reviewer's CAS_PTE proposal: CAS for A/D, insert, CAS for the slot, remove the HPTE if it failed)",
             Design::Ceiling => "ceiling (bench=ceiling only: no hash_page, the access skipped)",
+            Design::Inject => "lock-free, over the fault-injecting backend",
+        }
+    }
+
+    /// The design in slot `n` of `hash_fault_designs` (the lock-free one for any other value).
+    pub const fn from_slot(n: u8) -> Design {
+        match n {
+            1 => Design::Locked,
+            2 => Design::Patch2003,
+            3 => Design::Cas2,
+            4 => Design::Ceiling,
+            5 => Design::Inject,
+            _ => Design::LockFree,
         }
     }
 }
@@ -85,13 +111,7 @@ impl Design {
 static DESIGN: AtomicU8 = AtomicU8::new(Design::LockFree as u8);
 
 pub fn design() -> Design {
-    match DESIGN.load(Relaxed) {
-        1 => Design::Locked,
-        2 => Design::Patch2003,
-        3 => Design::Cas2,
-        4 => Design::Ceiling,
-        _ => Design::LockFree,
-    }
+    Design::from_slot(DESIGN.load(Relaxed))
 }
 
 pub fn locked_mode() -> bool {
@@ -104,17 +124,19 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 5];
+    static hash_fault_designs: [u32; 2 * Design::SLOTS];
 }
 
-/// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
-/// faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
+/// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table
+/// holds pseries' entries, then powernv's). Call it while no other CPU takes hash faults
+/// (boot, or a test/benchmark between phases): every CPU runs the same entry code.
 pub fn select(d: Design) {
     DESIGN.store(d as u8, Relaxed);
     let site = &raw const hash_fault_call as u64;
+    let index = d as usize + if platform::powernv() { Design::SLOTS } else { 0 };
     // SAFETY: reads one word of the (never executed) table of assembled calls.
     let (slot, insn) = unsafe {
-        let slot = (&raw const hash_fault_designs as *const u32).add(d as usize);
+        let slot = (&raw const hash_fault_designs as *const u32).add(index);
         (slot as u64, slot.read())
     };
     let target = slot.wrapping_add(branch_disp(insn) as u64);
@@ -163,13 +185,62 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Busy>(Busy, dar, dsisr, srr1)
+    fast::<false, Busy, Pseries>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, Busy>(Busy, dar, dsisr, srr1)
+    fast::<true, Busy, Pseries>(Busy, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv, lock-free: the same protocol, HPTEs written by the kernel itself.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Busy, Native>(Busy, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=locked`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<true, Busy, Native>(Busy, dar, dsisr, srr1)
+}
+
+/// A fast-path backend: a constant, so the path refers to it without holding a pointer, and
+/// the `Finish` of its lock-free path.
+trait FastBackend: HashBackend + 'static {
+    const IT: Self;
+    type Verdict: Finish<Out = ()> + Default;
+    /// `not_inserted` for this machine: with a hypervisor that owns the CPU a BUSY
+    /// re-execution may give it away (H_CONFER).
+    fn not_inserted(o: Outcome);
+}
+
+impl FastBackend for Pseries {
+    const IT: Self = Pseries;
+    type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
+}
+
+impl FastBackend for Injecting<'static, Pseries, Armed> {
+    const IT: Self = INJECTING;
+    type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
+}
+
+impl FastBackend for Native {
+    const IT: Self = NATIVE;
+    type Verdict = NativeVerdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<false>(o)
+    }
 }
 
 /// 2.4's `hash_table_lock[]` for `hash_page=patch2003`: 128 spin locks chosen by virtual page
@@ -201,17 +272,36 @@ pub const PATCH2003: Patch2003<'static, HashTableLocks> = Patch2003(&HASH_TABLE_
 /// 0x300 under `hash_page=patch2003`: the same path with that design's steps.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_patch2003(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, _>(PATCH2003, dar, dsisr, srr1)
+    fast::<false, _, Pseries>(PATCH2003, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=cas2`.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_cas2(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, Cas2>(Cas2, dar, dsisr, srr1)
+    fast::<false, Cas2, Pseries>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=patch2003`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_patch2003(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, _, Native>(PATCH2003, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=cas2`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_cas2(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Cas2, Native>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 with fault injection armed: the lock-free path over the injecting backend (pseries;
+/// powernv has no hypervisor calls to fail, and its slot holds the default).
+#[no_mangle]
+pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Busy, Injecting<'static, Pseries, Armed>>(Busy, dar, dsisr, srr1)
 }
 
 #[inline(always)]
-fn fast<const LOCKED: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, D: Steps, B: FastBackend>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -223,18 +313,18 @@ fn fast<const LOCKED: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     if LOCKED {
         // Only the default's steps run locked (`do_hash_fault_locked`); naming them here
         // rather than capturing `d` keeps the closure what it was.
-        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
-            not_inserted(o)
+            B::not_inserted(o)
         }
     } else {
-        hash_pte_at(d, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
     }
 }
 
 /// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
 /// right in the cold function that produced it (see `protocol::Finish`).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Verdict;
 
 impl Finish for Verdict {
@@ -251,7 +341,26 @@ impl Finish for Verdict {
     fn finish(self, o: Outcome) {
         // The slow ones in a function of their own: an insert or update just returns.
         if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
-            not_inserted(o)
+            not_inserted::<true>(o)
+        }
+    }
+}
+
+/// `Verdict` on powernv: a BUSY re-execution has no hypervisor to give the CPU to.
+#[derive(Clone, Copy, Default)]
+struct NativeVerdict;
+
+impl Finish for NativeVerdict {
+    type Out = ();
+    #[inline(always)]
+    fn inserted(self) {}
+    #[inline(always)]
+    fn busy(self, _count: u64) {}
+    #[inline(always)]
+    fn finish(self, o: Outcome) {
+        // The slow ones in a function of their own: an insert or update just returns.
+        if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
+            not_inserted::<false>(o)
         }
     }
 }
@@ -276,12 +385,13 @@ impl FaultAddr for FromHashFrame {
     }
 }
 
+/// `HV`: a hypervisor owns the CPU (pseries).
 #[cold]
 #[inline(never)]
-fn not_inserted(o: Outcome) {
+fn not_inserted<const HV: bool>(o: Outcome) {
     match o {
         Outcome::Inserted { .. } | Outcome::Updated => {}
-        Outcome::Retry(why) => retry(why),
+        Outcome::Retry(why) => retry::<HV>(why),
         Outcome::Denied(d) => slow(FaultReason::Denied(d)),
         Outcome::AllBolted => slow(FaultReason::AllBolted),
         Outcome::Refused(call, e) => slow(FaultReason::Refused(call, e)),
@@ -344,8 +454,8 @@ fn segment_vsid(ea: u64) -> u64 {
 /// physical CPU away (H_CONFER), as a shared-processor LPAR should; the count is the
 /// `busy_retries` counter the protocol bumps, so this costs no state of its own.
 #[inline(always)]
-fn retry(why: Retry) {
-    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+fn retry<const HV: bool>(why: Retry) {
+    if HV && why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
         confer();
     }
 }
@@ -391,26 +501,42 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         return Err(FaultReason::NoPageTable);
     };
     let va = Va { ea, vsid: kernel_vsid(ea) };
-    let outcome = match design() {
-        Design::Locked => {
-            p.stats.count(Counter::LockedFaults);
-            let _g = PAGE_TABLE_LOCK.lock();
-            hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome)
-        }
-        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
-        // anything else that faults is hashed as by default.
-        Design::LockFree | Design::Ceiling => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
-        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
-        Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
+    // The platform's backend directly (not `hpt::Hpt`, which branches on every call): the
+    // protocol's code for pseries stays the instantiation it was.
+    let outcome = if platform::powernv() {
+        hash_page_on(slot, &va, access, &NATIVE)
+    } else if design() == Design::Inject {
+        hash_page_on(slot, &va, access, &INJECTING)
+    } else {
+        hash_page_on(slot, &va, access, &Pseries)
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
-            retry(why);
+            if platform::powernv() { retry::<false>(why) } else { retry::<true>(why) }
             Ok(())
         }
         Outcome::Denied(d) => Err(FaultReason::Denied(d)),
         Outcome::AllBolted => Err(FaultReason::AllBolted),
         Outcome::Refused(call, e) => Err(FaultReason::Refused(call, e)),
+    }
+}
+
+/// `hash_page`'s protocol run, with the selected design's steps, on backend `be`.
+#[inline(always)]
+fn hash_page_on<B: HashBackend>(slot: &super::cell::PteSlot, va: &Va, access: Access, be: &B) -> Outcome {
+    let ea = va.ea;
+    match design() {
+        Design::Locked => {
+            percpu::this().stats.count(Counter::LockedFaults);
+            let _g = PAGE_TABLE_LOCK.lock();
+            hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome)
+        }
+        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
+        // anything else that faults is hashed as by default; with injection armed the caller
+        // passes the injecting backend.
+        Design::LockFree | Design::Ceiling | Design::Inject => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Cas2 => hash_pte_at(Cas2, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
     }
 }

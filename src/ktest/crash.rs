@@ -62,7 +62,38 @@ pub fn run(kind: Crash) -> ! {
                 core::arch::asm!("li {t}, 0", "mtmsrd {t}, 1", "ld {t}, 0({a})", t = out(reg_nonzero) _, a = in(reg_nonzero) a, options(nostack))
             };
         }
+        Crash::Stack => {
+            crate::println!("crash: unbounded recursion on CPU 0's kernel stack");
+            let n = recurse(u64::MAX);
+            crate::println!("recursion returned {n}?!");
+        }
+        Crash::ExcStack => {
+            // The same recursion inside an interrupt handler, which runs on the exception
+            // stack: its guard page, not the next CPU's stack, must stop it.
+            crate::println!("crash: unbounded recursion in a decrementer handler (CPU 0's exception stack)");
+            crate::arch::ppc64::timer::set_hook(Some(|_| {
+                let n = recurse(u64::MAX);
+                crate::println!("recursion returned {n}?!");
+            }));
+            crate::sync::irq::enable();
+            crate::arch::ppc64::timer::arm(512);
+            crate::arch::ppc64::timer::udelay(2_000_000);
+        }
     }
     let _ = PAGE_KERNEL;
     crate::exit::exit_failure("crash= kind did not crash");
+}
+
+/// Recursion that neither the compiler nor the stack can make bounded: 1 KiB per level, used
+/// after the call returns (so no tail call), until the stack's guard page stops it.
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let mut buf = [0u8; 1024];
+    core::hint::black_box(&mut buf);
+    buf[(n % 1024) as usize] = n as u8;
+    if n == 0 {
+        return 0;
+    }
+    let below = recurse(core::hint::black_box(n - 1));
+    below + core::hint::black_box(&buf)[(n.wrapping_mul(7) % 1024) as usize] as u64
 }

@@ -50,6 +50,13 @@ pub struct Report {
     pub missed_windows: u64,
     pub data_ok: bool,
     pub elapsed_tb: u64,
+    /// vmalloc calls that failed with `VmError::OutOfMemory` (injected frame or heap failures):
+    /// a named error the loop counts and goes on from.
+    pub out_of_memory: u64,
+    /// Frames the run took and did not give back (see `frame::Ledger`): must be 0.
+    pub frames_leaked: i64,
+    /// Failures injected during the run (all kinds; 0 without `inject=`).
+    pub injected: u64,
 }
 
 fn rand() -> u64 {
@@ -125,7 +132,10 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     for a in [&IRQS, &IN_CRIT, &IRQ_HASH_FAULTS, &IRQ_SEG_FAULTS, &MISSED, &SEQ, &CRIT_AND_FAULT] {
         a.store(0, Relaxed);
     }
-    let buf = vmalloc::vmalloc(PAGES * 4096).map_err(|e| alloc::format!("vmalloc: {e}"))?;
+    let ledger = crate::mm::frame::Ledger::now();
+    let injected0: u64 = crate::inject::injected().iter().sum();
+    // The handler's buffer is the scenario's scaffolding: no injected allocation failure.
+    let buf = crate::inject::suspend_allocs(|| vmalloc::vmalloc(PAGES * 4096)).map_err(|e| alloc::format!("vmalloc: {e}"))?;
     for p in 0..PAGES {
         vmalloc::evict_hpte(buf + p * 4096);
     }
@@ -142,11 +152,19 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
         timer::arm(timer::us_to_tb(5));
     }
     let mut err = None;
+    let mut out_of_memory = 0;
     for i in 0..iterations {
         watchdog::touch();
         ARMED.store(mode == IrqMode::Deterministic && i % 2 == 0, Relaxed);
         let a = match vmalloc::vmalloc(4096) {
             Ok(a) => a,
+            // Out of frames (or heap) is an error vmalloc must report, not survive: with
+            // injected allocation failures it is expected, and the window is lost for this
+            // iteration (the critical section comes after the allocation).
+            Err(vmalloc::VmError::OutOfMemory) => {
+                out_of_memory += 1;
+                continue;
+            }
             Err(e) => {
                 err = Some(alloc::format!("vmalloc: {e}"));
                 break;
@@ -181,6 +199,8 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     if let Some(e) = err {
         return Err(e);
     }
+    let frames_leaked = ledger.leaked_since();
+    let injected = crate::inject::injected().iter().sum::<u64>() - injected0;
     Ok(Report {
         iterations,
         interrupts: IRQS.load(Relaxed),
@@ -191,6 +211,9 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
         missed_windows: MISSED.load(Relaxed),
         data_ok,
         elapsed_tb: elapsed,
+        out_of_memory,
+        frames_leaked,
+        injected,
     })
 }
 
@@ -199,18 +222,29 @@ pub fn run_checked(mode: IrqMode, iterations: u64) -> Result<Report, alloc::stri
     let r = run(mode, iterations)?;
     let ms = r.elapsed_tb * 1000 / timer::tb_freq();
     crate::println!(
-        "irqtest ({:?}): {} iterations in {} ms: {} interrupts, {} inside vmalloc/vfree's critical section (page_table_lock held, EE=1), {} of those took a hash fault, {} hash faults served in interrupt context ({} after a segment miss), {} missed windows, data {}",
+        "irqtest ({:?}): {} iterations in {} ms: {} interrupts, {} inside vmalloc/vfree's critical section (page_table_lock held, EE=1), {} of those took a hash fault, {} hash faults served in interrupt context ({} after a segment miss), {} missed windows, data {}, {} frames leaked",
         mode, r.iterations, ms, r.interrupts, r.in_critical_section, r.window_hits, r.hash_faults_in_irq, r.segment_faults_in_irq, r.missed_windows,
-        if r.data_ok { "verified" } else { "CORRUPT" }
+        if r.data_ok { "verified" } else { "CORRUPT" }, r.frames_leaked
     );
+    if crate::inject::armed() || r.injected > 0 {
+        crate::println!("irqtest: fault injection: {} failures injected, {} vmalloc calls returned the named error 'out of memory'", r.injected, r.out_of_memory);
+    }
     if r.window_hits == 0 {
         return Err("no interrupt both arrived inside the critical section and took a hash fault: window not exercised".into());
     }
-    if mode == IrqMode::Deterministic && (r.window_hits < r.iterations || r.missed_windows != 0) {
-        return Err(alloc::format!("deterministic mode hit the window {} times in {} iterations", r.window_hits, r.iterations));
+    // Each iteration whose vmalloc succeeded has one armed critical section.
+    let windows = r.iterations - r.out_of_memory;
+    if mode == IrqMode::Deterministic && (r.window_hits < windows || r.missed_windows != 0) {
+        return Err(alloc::format!("deterministic mode hit the window {} times in {} iterations ({} without an area)", r.window_hits, r.iterations, r.out_of_memory));
     }
     if !r.data_ok {
         return Err("data written by the interrupt handler did not read back".into());
+    }
+    if r.frames_leaked != 0 {
+        return Err(alloc::format!("{} frames leaked (taken and not given back)", r.frames_leaked));
+    }
+    if r.out_of_memory > 0 && !crate::inject::armed() {
+        return Err(alloc::format!("{} vmalloc calls ran out of memory without injected failures", r.out_of_memory));
     }
     Ok(r)
 }

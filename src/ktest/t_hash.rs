@@ -1,7 +1,8 @@
 //! hash_page:: tests, against the real hypervisor HPT.
 
 use crate::arch::ppc64::exception::{probe_read, probe_write};
-use crate::arch::ppc64::hcall;
+use crate::hash::backend::HashBackend;
+use crate::hash::hpt::Hpt;
 use crate::arch::ppc64::reg::Dsisr;
 use crate::arch::ppc64::boot;
 use crate::hash::access::{decide, Access, Step};
@@ -30,7 +31,7 @@ fn write(a: u64, v: u64) {
 
 /// A page whose PTE is present but never hashed: vmalloc zeroes through the mapping, so take a
 /// fresh page by clearing its HPTE by hand after allocation.
-fn fresh_page() -> Result<u64, alloc::string::String> {
+pub(super) fn fresh_page() -> Result<u64, alloc::string::String> {
     let a = vmalloc::vmalloc(4096).map_err(e)?;
     let p = vmalloc::pte_of(a).ok_or("no PTE")?;
     // Drop the HPTE and the A/D/slot bits: as if just mapped.
@@ -39,6 +40,23 @@ fn fresh_page() -> Result<u64, alloc::string::String> {
     kassert!(p.is_present());
     Ok(a)
 }
+
+ktest!("hash_page", fn faults_enter_at_the_ail_block() {
+    // LPCR[AIL] = 3 (H_SET_MODE on pseries, written directly on powernv): a hash fault taken
+    // with translation on enters the lean 0x300 entry at 0xc000000000004300, which records
+    // the fault in this CPU's hash frame. Through the real-mode vectors it would take the
+    // generic path (and still be served), leaving the hash frame alone.
+    let a = fresh_page()?;
+    let b = fresh_page()?;
+    let _ = read(a);
+    let after_a = crate::arch::ppc64::exception::hash_frame().dar;
+    let _ = read(b);
+    let after_b = crate::arch::ppc64::exception::hash_frame().dar;
+    vmalloc::vfree(a).map_err(e)?;
+    vmalloc::vfree(b).map_err(e)?;
+    kassert!(after_a == a && after_b == b, "hash frame DAR {after_a:#x}, {after_b:#x} after faults on {a:#x}, {b:#x}: the faults did not come through the AIL block");
+    Ok(())
+});
 
 ktest!("hash_page", fn first_touch_inserts_hpte() {
     let a = fresh_page()?;
@@ -119,7 +137,7 @@ ktest!("hash_page", fn reinserted_after_eviction() {
     let a = fresh_page()?;
     write(a, 5);
     let (ptex, _) = vmalloc::find_hpte(a).ok_or("no HPTE")?;
-    hcall::h_remove(hcall::H_AVPN, ptex, avpn_for(kernel_vsid(a), a)).map_err(|x| format!("{x}"))?;
+    Hpt.remove(ptex, avpn_for(kernel_vsid(a), a)).map_err(|x| format!("{x:?}"))?;
     kassert!(vmalloc::find_hpte(a).is_none());
     let v = read(a);
     let again = vmalloc::find_hpte(a);
@@ -164,7 +182,7 @@ ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
     let sg = geo.group_base(hash, true);
     let mut k = 0u64;
     let mut fill = |g: u64, bolted: bool, dummies: &mut alloc::vec::Vec<(u64, u64)>| {
-        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 }, (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) = Hpt.insert(g, avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 }, (0x2000 << 12) | 0x10 | 0x2) {
             dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
             k += 1;
         }
@@ -180,11 +198,11 @@ ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
     let ev = stats::this().get(Counter::Evictions);
     write(a, 9);
     let ev2 = stats::this().get(Counter::Evictions);
-    let bolted_left = (0..8).filter(|i| matches!(hcall::h_read(pg + i), Ok((v, _)) if v & 0x11 == 0x11)).count();
+    let bolted_left = (0..8).filter(|i| Hpt.read(pg + i).v & 0x11 == 0x11).count();
     let v = read(a);
     vmalloc::vfree(a).map_err(e)?;
     for (ptex, avpn) in dummies {
-        let _ = hcall::h_remove(hcall::H_AVPN, ptex, avpn);
+        let _ = Hpt.remove(ptex, avpn);
     }
     kassert!(sec_ok, "with a full primary group the HPTE went to {p}");
     kassert!(ev2 > ev, "no eviction with both groups full");
@@ -297,14 +315,19 @@ ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
 });
 
 ktest!("hash_page", fn design_switch_patches_the_call() {
-    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_locked, select, Design};
+    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_locked, select, Design};
     // ELFv2: a direct call goes to the local entry, 0 or 8 bytes past the symbol (TOC set-up).
     // (With tracing on the call goes through the trace's entry: `design_entry` looks past it.)
     let at = |f: u64| call_target() == f || call_target() == f + 8;
-    let (lf, lk) = (do_hash_fault as *const () as u64, do_hash_fault_locked as *const () as u64);
+    // Each platform has its own instantiation of every design (its HPT backend).
+    let (lf, lk) = if crate::arch::ppc64::platform::powernv() {
+        (do_hash_fault_native as *const () as u64, do_hash_fault_native_locked as *const () as u64)
+    } else {
+        (do_hash_fault as *const () as u64, do_hash_fault_locked as *const () as u64)
+    };
     let was = crate::hash::fault::design();
     if was == Design::LockFree {
-        kassert!(at(lf), "the default call goes to {:#x}, not do_hash_fault {lf:#x}", call_target());
+        kassert!(at(lf), "the default call goes to {:#x}, not this platform's lock-free entry {lf:#x}", call_target());
     }
     let count = |f: &dyn Fn()| {
         let s0 = stats::this().snapshot();
@@ -365,5 +388,94 @@ ktest!("hash_page", fn address_without_page_table_is_reported_as_such() {
     let same = slow_reason(FaultReason::Denied(Denied::NotPresent), mapped);
     vmalloc::vfree(mapped).map_err(e)?;
     kassert_eq!(same, FaultReason::Denied(Denied::NotPresent));
+    Ok(())
+});
+
+/// Puts a `blr` at `a` (a writable mapping) and makes it visible to instruction fetch.
+fn put_blr(a: u64) {
+    // SAFETY: `a` is a live, writable kernel mapping (the caller's page); dcbst/icbi only
+    // write back and invalidate cache lines for that address.
+    unsafe {
+        core::ptr::write_volatile(a as *mut u32, 0x4e80_0020);
+        core::arch::asm!("dcbst 0, {0}", "sync", "icbi 0, {0}", "sync", "isync", in(reg) a);
+    }
+}
+
+ktest!("hash_page", fn fetch_from_guarded_or_no_execute_is_refused_not_looped() {
+    // An instruction fetch hash_page cannot make legal must come back refused — not be
+    // "resolved" by re-inserting or re-protecting the same HPTE and re-executed forever with
+    // EE off (the 0x400 path before it filtered SRR1 and denied EXEC on GUARDED pages).
+    // GUARDED means device memory here: QEMU's H_ENTER refuses G on RAM (H_PARAMETER), so
+    // the guarded page is an ioremap of the PCI I/O window with EXEC added. Nothing below
+    // reads or writes it: a refused fetch never reaches the bus.
+    use crate::arch::ppc64::exception::probe_exec;
+    use crate::arch::ppc64::reg::IsiSrr1;
+    use crate::hash::access::Denied;
+    use crate::hash::reason::FaultReason;
+    use crate::mm::hpte::hpte_for;
+    use crate::mm::pte::{HptSlot, PAGE_KERNEL_X};
+    // Control: the probe runs code that may run.
+    let x = vmalloc::vmalloc_flags(4096, PAGE_KERNEL_X).map_err(e)?;
+    put_blr(x);
+    let ok = probe_exec(x);
+    vmalloc::vfree(x).map_err(e)?;
+    kassert!(ok.is_ok(), "a blr in an EXEC page did not run: {ok:?}");
+
+    // EXEC|GUARDED without an HPTE: a hash miss; hash_page's access check denies EXEC on a
+    // GUARDED page, changes nothing and inserts nothing.
+    let g = vmalloc::ioremap(0x2000_0000_8000, 4096).map_err(e)?;
+    vmalloc::set_pte_raw(g, 0, PteFlags::EXEC.bits()).map_err(e)?;
+    let before = vmalloc::pte_of(g).ok_or("no PTE")?;
+    let s0 = stats::this().snapshot();
+    let r1 = probe_exec(g);
+    let s1 = stats::this().snapshot();
+    let after = vmalloc::pte_of(g).ok_or("no PTE")?;
+    let h1 = vmalloc::find_hpte(g);
+    // The same page with its HPTE in place (G set, N clear; entered by hand, since no data
+    // access may touch the device): the fetch's SRR1 names N/G, which no HPTE update can fix
+    // — refused before hash_page runs at all.
+    let vsid = kernel_vsid(g);
+    let geo = boot::info().hpt();
+    let hp = hpte_for(vsid, g, before.pfn(), before.flags(), false, false);
+    let entered = Hpt.insert(geo.group_base(hash_4k(vsid, g), false), hp.v, hp.r);
+    let r2 = match entered {
+        Ok(ptex) => {
+            vmalloc::set_pte_raw(g, u64::MAX, before.with_slot(HptSlot::of_ptex(ptex, false)).raw()).map_err(e)?;
+            Some(probe_exec(g))
+        }
+        Err(_) => None,
+    };
+    let s2 = stats::this().snapshot();
+    let left = vmalloc::find_hpte(g);
+    vmalloc::iounmap(g).map_err(e)?;
+    let gone = vmalloc::find_hpte(g).is_none();
+    let f1 = r1.err().ok_or("a fetch from an unhashed EXEC|GUARDED page ran")?;
+    kassert_eq!(f1.trap, 0x400);
+    kassert!(IsiSrr1::from_bits_truncate(f1.srr1).contains(IsiSrr1::NOPTE), "SRR1 {:#x}", f1.srr1);
+    kassert_eq!(f1.reason, FaultReason::Denied(Denied::ExecGuarded));
+    kassert_eq!(s1.since(&s0).get(Counter::BadAccess), 1);
+    kassert_eq!(before, after);
+    kassert!(h1.is_none(), "hash_page inserted an HPTE for a fetch it denied");
+    let r2 = r2.ok_or(format!("H_ENTER of the guarded I/O HPTE: {:?}", entered))?;
+    let f2 = r2.err().ok_or("a fetch through a guarded HPTE ran")?;
+    kassert_eq!(f2.trap, 0x400);
+    kassert!(IsiSrr1::from_bits_truncate(f2.srr1).contains(IsiSrr1::NOEXEC_GUARD), "SRR1 {:#x}", f2.srr1);
+    kassert!(matches!(f2.reason, FaultReason::Other(s) if s.contains("no-execute or guarded")), "{}", f2.reason);
+    kassert_eq!(s2.since(&s1).faults(), 0);
+    kassert!(left.is_some(), "the guarded HPTE went away");
+    kassert!(gone, "iounmap left the guarded HPTE");
+
+    // A no-execute HPTE under a PTE that now says EXEC (changed without the flush that every
+    // PTE writer does): the SRR1 cause is N, not a miss; it is refused, not upgraded.
+    let n = vmalloc::vmalloc_flags(4096, PAGE_KERNEL).map_err(e)?;
+    put_blr(n);
+    vmalloc::set_pte_raw(n, 0, PteFlags::EXEC.bits()).map_err(e)?;
+    let s3 = stats::this().snapshot();
+    let r3 = probe_exec(n);
+    let s4 = stats::this().snapshot();
+    vmalloc::vfree(n).map_err(e)?;
+    let f3 = r3.err().ok_or("a fetch through a no-execute HPTE ran: the ISI was 'resolved' by hash_page")?;
+    kassert!(IsiSrr1::from_bits_truncate(f3.srr1).contains(IsiSrr1::NOEXEC_GUARD), "SRR1 {:#x}", f3.srr1);
+    kassert_eq!(s4.since(&s3).faults(), 0);
     Ok(())
 });

@@ -42,15 +42,18 @@ struct Frames {
     high: Bitmap3<65536, 1024, 16>,
     linear_end: u64,
     high_end: u64,
-    reserved: [(u64, u64); 4],
+    reserved: [(u64, u64); MAX_RESERVED],
 }
+
+/// Reserved ranges `init` keeps.
+pub const MAX_RESERVED: usize = 12;
 
 static FRAMES: IrqSpin<Frames> = IrqSpin::new(Frames {
     linear: Bitmap3::new(),
     high: Bitmap3::new(),
     linear_end: 0,
     high_end: 0,
-    reserved: [(0, 0); 4],
+    reserved: [(0, 0); MAX_RESERVED],
 });
 
 /// Sets up both zones. `reserved` are [start, end) physical ranges never handed out.
@@ -61,7 +64,8 @@ pub fn init(mem_size: u64, linear_end: u64, reserved: &[(u64, u64)]) {
     f.high_end = mem;
     f.linear.set_len((linear_end / PAGE_SIZE) as usize);
     f.high.set_len(((mem - linear_end) / PAGE_SIZE) as usize);
-    for (i, r) in reserved.iter().enumerate().take(4) {
+    assert!(reserved.len() <= MAX_RESERVED, "{} reserved ranges, the allocator keeps {}", reserved.len(), MAX_RESERVED);
+    for (i, r) in reserved.iter().enumerate() {
         f.reserved[i] = *r;
     }
     let is_reserved = |pa: u64, f: &Frames| f.reserved.iter().any(|&(s, e)| pa >= s && pa < e);
@@ -80,8 +84,12 @@ pub fn init(mem_size: u64, linear_end: u64, reserved: &[(u64, u64)]) {
 }
 
 /// Allocates one frame; `High` falls back to the linear zone when the high zone is empty
-/// (or absent, with little RAM). Returns its physical address.
+/// (or absent, with little RAM). Returns its physical address. `inject=frame:...` makes it
+/// fail on purpose (`crate::inject`).
 pub fn alloc(zone: Zone) -> Result<u64, FrameError> {
+    if crate::inject::frame_alloc_fails() {
+        return Err(FrameError::OutOfMemory);
+    }
     let mut f = FRAMES.lock();
     if zone == Zone::High {
         if let Some(i) = f.high.alloc_low() {
@@ -130,4 +138,32 @@ pub fn counts() -> (usize, usize, usize, usize) {
 pub fn free_total() -> usize {
     let (a, b, _, _) = counts();
     a + b
+}
+
+/// What a workload should leave as it found it: the free frames, less what is taken for good
+/// meanwhile — page-table pages (never freed, see `pgtable`) and heap growth (kept).
+#[derive(Clone, Copy, Debug)]
+pub struct Ledger {
+    free: usize,
+    table_pages: u64,
+    heap_end: u64,
+}
+
+impl Ledger {
+    pub fn now() -> Ledger {
+        Ledger {
+            free: free_total(),
+            table_pages: super::pgtable::TABLE_PAGES.load(core::sync::atomic::Ordering::Relaxed),
+            heap_end: super::heap::stats().1,
+        }
+    }
+
+    /// Frames gone since `self` that nothing accounts for (0 when nothing leaked; negative if
+    /// more came back than went).
+    pub fn leaked_since(&self) -> i64 {
+        let n = Ledger::now();
+        let taken = self.free as i64 - n.free as i64;
+        let kept = (n.table_pages - self.table_pages) as i64 + ((n.heap_end - self.heap_end) / PAGE_SIZE) as i64;
+        taken - kept
+    }
 }

@@ -66,6 +66,11 @@ pub fn stats() -> (u64, u64, usize, usize, u64) {
 // SAFETY: all access to the heap goes through the IrqSpin lock.
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // `inject=heap:...`: only allocations made inside `inject::fallible` (which handle a
+        // null) are failed on purpose; an infallible one would abort the kernel.
+        if crate::inject::heap_alloc_fails() {
+            return core::ptr::null_mut();
+        }
         let mut h = HEAP.lock();
         loop {
             if let Ok(p) = h.heap.allocate_first_fit(layout) {

@@ -11,7 +11,8 @@ use super::pgtable;
 use super::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_IO};
 use super::slbe::{kernel_vsid, Region};
 use crate::arch::ppc64::boot;
-use crate::hash::backend::Pseries;
+use crate::hash::hpt::Hpt;
+use crate::hash::inject::PSERIES as INJECTING;
 use crate::hash::cell::PteCell;
 use crate::hash::protocol;
 use crate::sync::PtLock;
@@ -174,7 +175,12 @@ fn unmap_pages(start: u64, pages: u64) {
 /// translation to a frame that is about to be freed may survive: that cannot be undone, so it
 /// stops the kernel, naming the call.
 fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) -> Pte {
-    match protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Pseries, spins) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &INJECTING, spins)
+    } else {
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Hpt, spins)
+    };
+    match r {
         Ok(old) => old,
         Err(e) => panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed"),
     }
@@ -182,7 +188,12 @@ fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) 
 
 /// Flushes the HPTE `pte` names, stopping the kernel if the hypervisor refuses (as above).
 fn flush(pte: Pte, ea: u64) -> bool {
-    match protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Pseries) {
+    let r = if crate::inject::hcalls_armed() {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &INJECTING)
+    } else {
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Hpt)
+    };
+    match r {
         Ok(removed) => removed,
         Err(e) => panic!("H_REMOVE refused ({e}) while flushing {ea:#x}: the HPTE may outlive its PTE"),
     }
@@ -217,7 +228,7 @@ pub fn vmalloc_range(size: u64, flags: PteFlags, lo: u64, hi: u64) -> Result<u64
     }
     let pages = size.div_ceil(PAGE_SIZE);
     let mut frames = Vec::new();
-    frames.try_reserve_exact(pages as usize).map_err(|_| VmError::OutOfMemory)?;
+    crate::inject::fallible(|| frames.try_reserve_exact(pages as usize)).map_err(|_| VmError::OutOfMemory)?;
     for _ in 0..pages {
         match frame::alloc(Zone::High) {
             Ok(pa) => frames.push(pa),
@@ -425,24 +436,22 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
 }
 
 /// Every valid HPTE that translates `ea` (primary group with H=0, secondary with H=1), read
-/// through the hypervisor (H_READ). More than one would be a broken invariant.
+/// through the hypervisor (H_READ), or from the table itself on powernv. More than one would
+/// be a broken invariant.
 pub fn find_hptes(ea: u64, out: &mut [(u64, crate::mm::hpte::Hpte); 4]) -> usize {
-    use crate::arch::ppc64::hcall;
-    use crate::mm::hpte::{hash_4k, Hpte};
+    use crate::hash::backend::HashBackend;
+    use crate::mm::hpte::hash_4k;
     let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
     let hash = hash_4k(vsid, ea);
     let mut n = 0;
     for secondary in [false, true] {
         let g = geo.group_base(hash, secondary);
-        for q in [g, g + 4] {
-            if let Ok(four) = hcall::h_read4(q) {
-                for (i, (v, r)) in four.iter().enumerate() {
-                    let h = Hpte { v: *v, r: *r };
-                    if h.matches_in(vsid, ea, secondary) && n < out.len() {
-                        out[n] = (q + i as u64, h);
-                        n += 1;
-                    }
+        if let Ok(group) = Hpt.read_group(g) {
+            for (i, h) in group.iter().enumerate() {
+                if h.matches_in(vsid, ea, secondary) && n < out.len() {
+                    out[n] = (g + i as u64, *h);
+                    n += 1;
                 }
             }
         }
@@ -481,6 +490,18 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
 pub fn evict_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => flush(slot.load(), ea),
+        None => false,
+    }
+}
+
+/// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
+/// `ktest::stress::evict_live`).
+pub fn evict_live_hpte(ea: u64) -> bool {
+    match pgtable::walk(ea) {
+        Some(slot) => {
+            let pte = slot.load();
+            pte.is_present() && flush(pte, ea)
+        }
         None => false,
     }
 }

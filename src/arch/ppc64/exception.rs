@@ -47,6 +47,8 @@ extern "C" {
     static probe_load64_insn: u8;
     static probe_store64_insn: u8;
     static probe_fixup: u8;
+    static probe_exec_ret: u8;
+    static probe_exec_fixup: u8;
     static exc_return: u8;
     static hash_fault_call: u8;
     static hash_fault_slow_ret: u8;
@@ -73,6 +75,17 @@ pub enum Handled {
 /// The reason for the pending oops, between `exception_entry` asking for the slow path and
 /// `exception_slow` (only this CPU touches its slot, with interrupts off).
 static OOPS_WHY: [spin::Mutex<Option<FaultReason>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
+
+/// The reason for the last fault a probe absorbed, one slot per CPU.
+struct ProbeWhy(core::cell::UnsafeCell<FaultReason>);
+
+// SAFETY: each CPU touches only its own slot, and only with interrupts off: `try_fixup` runs
+// in exception context, and `take_probe_fault` inside the probe's masked section; so no two
+// accesses to one slot ever overlap.
+unsafe impl Sync for ProbeWhy {}
+
+static PROBE_WHY: [ProbeWhy; percpu::MAX_CPUS] =
+    [const { ProbeWhy(core::cell::UnsafeCell::new(FaultReason::Other("(no reason recorded)"))) }; percpu::MAX_CPUS];
 
 /// Called by vectors.S with r14-r31 not yet saved in the frame. Returns 0 to return from the
 /// exception, 1 to have the assembly save them and call `exception_slow` (the oops).
@@ -146,6 +159,27 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         }
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
+        // powernv: a parked CPU woken from its nap (a doorbell that was pending, the NMI, the
+        // decrementer) stays parked: back to its nap loop.
+        0x100 if crate::smp::parked_here() && super::reg::wake::reason(f.msr).is_some() => Handled::Done,
+        // powernv: the end of a nap (an idle CPU's wake-up), unless the machine is stopping.
+        0x100 if !crate::smp::stopping() && super::reg::wake::reason(f.msr).is_some() => {
+            if super::reg::wake::reason(f.msr) == Some(super::reg::wake::DECREMENTER) {
+                crate::arch::ppc64::timer::decrementer_interrupt(f);
+            }
+            Handled::Done
+        }
+        // A doorbell that arrived while its CPU was not napping, with interrupts on: the
+        // wake-up it carried is in the work slot already.
+        0xe80 if super::platform::powernv() => Handled::Done,
+        // powernv's NMI reaches the CPU that asked for it too: it just goes on.
+        0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => {
+            crate::smp::own_nmi_arrived();
+            Handled::Done
+        }
+        0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && super::platform::powernv() && f.nip >> 60 != 0xc => {
+            crate::smp::system_reset_in_firmware(f)
+        }
         0x100 if crate::smp::stopping() => crate::smp::system_reset(f),
         _ => Handled::Bad(FaultReason::Other("unexpected exception")),
     };
@@ -157,25 +191,34 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
 
 /// A fault the kernel will not resolve may still be expected: a probe's fixup, or the end of
 /// a test's problem-state run. Rewrites the frame to resume there.
-fn recover(f: &mut ExcFrame, _why: FaultReason) -> bool {
-    try_fixup(f) || crate::ktest::user::user_fault(f)
+fn recover(f: &mut ExcFrame, why: FaultReason) -> bool {
+    try_fixup(f, why) || crate::ktest::user::user_fault(f)
 }
 
-/// A fault on a probe instruction resumes at `probe_fixup` (returns 1) and records the fault.
-fn try_fixup(f: &mut ExcFrame) -> bool {
+/// A fault on a probe instruction resumes at `probe_fixup` (returns 1), and a refused
+/// instruction fetch at the address `probe_exec` branched to resumes at `probe_exec_fixup`;
+/// either way the fault and the kernel's reason are recorded.
+fn try_fixup(f: &mut ExcFrame, why: FaultReason) -> bool {
     // SAFETY: addresses of assembly labels only.
-    let (l, s, fix) = unsafe {
-        (&probe_load64_insn as *const u8 as u64, &probe_store64_insn as *const u8 as u64, &probe_fixup as *const u8 as u64)
-    };
-    if f.nip != l && f.nip != s {
+    let (l, s) = unsafe { (&probe_load64_insn as *const u8 as u64, &probe_store64_insn as *const u8 as u64) };
+    let resume = if f.nip == l || f.nip == s {
+        &raw const probe_fixup as u64
+    } else if f.trap == 0x400 && f.lr == &raw const probe_exec_ret as u64 && f.nip == f.ctr {
+        // probe_exec's `bctrl`: LR is its return address, CTR the target, and the fetch of
+        // the target's first instruction faulted (so the called code ran nothing).
+        &raw const probe_exec_fixup as u64
+    } else {
         return false;
-    }
+    };
     let p = percpu::this();
     p.probe_fault[0].store(f.trap, Relaxed);
     p.probe_fault[1].store(f.dar, Relaxed);
     p.probe_fault[2].store(f.dsisr, Relaxed);
     p.probe_fault[3].store(1, Relaxed);
-    f.nip = fix;
+    p.probe_fault[4].store(f.msr, Relaxed);
+    // SAFETY: this CPU's slot, interrupts off (see ProbeWhy).
+    unsafe { *PROBE_WHY[p.cpu.load(Relaxed) as usize].0.get() = why };
+    f.nip = resume;
     true
 }
 
@@ -198,17 +241,46 @@ pub struct ProbeFault {
     pub trap: u64,
     pub dar: u64,
     pub dsisr: u64,
+    /// Why the kernel did not resolve the fault (what an oops would have said).
+    pub reason: FaultReason,
+    /// SRR1 of the fault (for 0x400: the instruction-storage cause bits).
+    pub srr1: u64,
 }
 
 fn take_probe_fault() -> ProbeFault {
     let p = percpu::this();
     p.probe_fault[3].store(0, Relaxed);
-    ProbeFault { trap: p.probe_fault[0].load(Relaxed), dar: p.probe_fault[1].load(Relaxed), dsisr: p.probe_fault[2].load(Relaxed) }
+    ProbeFault {
+        trap: p.probe_fault[0].load(Relaxed),
+        dar: p.probe_fault[1].load(Relaxed),
+        dsisr: p.probe_fault[2].load(Relaxed),
+        // SAFETY: this CPU's slot, inside the probe's masked section (see ProbeWhy).
+        reason: unsafe { *PROBE_WHY[p.cpu.load(Relaxed) as usize].0.get() },
+        srr1: p.probe_fault[4].load(Relaxed),
+    }
 }
 
 /// Loads 8 bytes from `addr`, turning a fault the kernel cannot resolve into an error instead
 /// of an oops (tests and deliberate-fault paths use it).
 pub fn probe_read(addr: u64) -> Result<u64, ProbeFault> {
+    masked(|| probe_read_raw(addr))
+}
+
+pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
+    masked(|| probe_write_raw(addr, val))
+}
+
+/// Runs a probe with interrupts masked: the fault record is per CPU, and an interrupt handler
+/// whose own probe faulted between this probe's fault and its reading of the record would
+/// leave it the handler's fault (the stress's decrementer handlers probe too).
+fn masked<R>(f: impl FnOnce() -> R) -> R {
+    let was = crate::sync::irq::save_disable();
+    let r = f();
+    crate::sync::irq::restore(was);
+    r
+}
+
+fn probe_read_raw(addr: u64) -> Result<u64, ProbeFault> {
     let (rc, v): (u64, u64);
     // SAFETY: probe_load64 is a leaf that reads r3 and returns r3/r4; a fault on its load is
     // fixed up by exception_entry.
@@ -219,12 +291,35 @@ pub fn probe_read(addr: u64) -> Result<u64, ProbeFault> {
     if rc == 0 { Ok(v) } else { Err(take_probe_fault()) }
 }
 
-pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
+fn probe_write_raw(addr: u64, val: u64) -> Result<(), ProbeFault> {
     let rc: u64;
     // SAFETY: as probe_read; the caller owns whatever `addr` refers to if the store lands.
     unsafe {
         core::arch::asm!("bl probe_store64", inlateout("r3") addr => rc, in("r4") val,
                          out("lr") _, options(nostack))
+    };
+    if rc == 0 { Ok(()) } else { Err(take_probe_fault()) }
+}
+
+/// Branches to `addr` (`bctrl`) and returns Ok once the code there returns, or the fault if
+/// the kernel refuses to fetch its first instruction (tests of the 0x400 path: a refused
+/// fetch must come back as an error, not oops, and above all not re-fault forever).
+pub fn probe_exec(addr: u64) -> Result<(), ProbeFault> {
+    masked(|| probe_exec_raw(addr))
+}
+
+fn probe_exec_raw(addr: u64) -> Result<(), ProbeFault> {
+    let rc: u64;
+    // SAFETY: probe_exec saves LR, calls `addr` with the ELFv2 convention and returns r3; the
+    // callers' code at `addr` is a leaf that follows the ABI (a bare `blr` in the tests), so
+    // it may clobber what the ELFv2 ABI lets a callee clobber, all declared (no FP or vector
+    // state: the target is soft-float, and clobber_abi would name FP registers it cannot use).
+    unsafe {
+        core::arch::asm!("bl probe_exec", inlateout("r3") addr => rc,
+                         out("r0") _, out("r4") _, out("r5") _, out("r6") _, out("r7") _, out("r8") _,
+                         out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                         out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
+                         out("ctr") _, out("lr") _, out("xer") _)
     };
     if rc == 0 { Ok(()) } else { Err(take_probe_fault()) }
 }

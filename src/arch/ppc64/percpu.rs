@@ -58,6 +58,11 @@ pub struct Paca {
     pub hash_mask: AtomicU64,
     /// Address of `hash::protocol::HPTE_R` (HPTE second-word flags by PTE flags).
     pub hpte_r: AtomicU64,
+    /// Linear address of the HPT the kernel owns (powernv: `hash::native`); 0 on pseries.
+    pub hpt_base: AtomicU64,
+    /// r1 of the kernel code in an OPAL call (powernv), 0 outside one: OPAL runs on its own
+    /// stack, and an exception that interrupts it puts its frame below this one instead.
+    pub opal_sp: AtomicU64,
     /// This CPU's hash-fault counters (written only by this CPU).
     pub stats: Stats,
     /// Generic exception nesting depth (0 = thread context). The hash fault does not count
@@ -67,8 +72,8 @@ pub struct Paca {
     pub last_frame: AtomicU64,
     /// Time base at the last sign of progress (watchdog heartbeat).
     pub heartbeat: AtomicU64,
-    /// The last fault a probe absorbed: trap, DAR, DSISR, pending.
-    pub probe_fault: [AtomicU64; 4],
+    /// The last fault a probe absorbed: trap, DAR, DSISR, pending, SRR1.
+    pub probe_fault: [AtomicU64; 5],
     pub online: AtomicU64,
     /// Address of the lock this CPU is spinning on (0 = none), for deadlock reports.
     pub spinning_on: AtomicU64,
@@ -98,11 +103,13 @@ impl Paca {
             seg_table: Z,
             hash_mask: Z,
             hpte_r: Z,
+            hpt_base: Z,
+            opal_sp: Z,
             stats: Stats::new(),
             depth: Z,
             last_frame: Z,
             heartbeat: Z,
-            probe_fault: [Z; 4],
+            probe_fault: [Z; 5],
             online: Z,
             spinning_on: Z,
             user_sp: Z,
@@ -135,6 +142,8 @@ pub mod offsets {
     pub const SEG_TABLE: usize = offset_of!(Paca, seg_table);
     pub const HASH_MASK: usize = offset_of!(Paca, hash_mask);
     pub const HPTE_R: usize = offset_of!(Paca, hpte_r);
+    pub const HPT_BASE: usize = offset_of!(Paca, hpt_base);
+    pub const OPAL_SP: usize = offset_of!(Paca, opal_sp);
     pub const STATS: usize = offset_of!(Paca, stats);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
 }
@@ -170,7 +179,8 @@ impl<const N: usize> GuardedStack<N> {
 static EXC_STACKS: [GuardedStack<EXC_STACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
 /// Hash stacks, one per CPU: the 0x300 fault runs here.
 static HASH_STACKS: [GuardedStack<HASH_STACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
-/// Kernel (thread) stacks of the secondary CPUs; CPU 0 runs on the boot stack.
+/// Kernel (thread) stacks of the secondary CPUs; CPU 0 runs on the boot stack (boot/entry.S,
+/// with its own guard page), so `KSTACKS[0]` is unused.
 static KSTACKS: [GuardedStack<KSTACK_SIZE>; MAX_CPUS] = [const { GuardedStack::new() }; MAX_CPUS];
 
 const _: () = assert!(core::mem::offset_of!(Paca, pgd) == 0, "pgd_root indexes r13 directly");
@@ -240,9 +250,21 @@ pub fn guard_pages() -> impl Iterator<Item = (u64, &'static str, usize)> {
         [
             (EXC_STACKS[c].guard(), "exception stack", c),
             (HASH_STACKS[c].guard(), "hash stack", c),
-            (KSTACKS[c].guard(), "kernel stack", c),
+            (kstack_guard(c), "kernel stack", c),
         ]
     })
+}
+
+/// The guard page below CPU `cpu`'s kernel stack.
+fn kstack_guard(cpu: usize) -> u64 {
+    extern "C" {
+        static boot_stack_guard: u8;
+    }
+    if cpu == 0 {
+        &raw const boot_stack_guard as u64
+    } else {
+        KSTACKS[cpu].guard()
+    }
 }
 
 /// The current stack pointer.
