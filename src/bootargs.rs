@@ -370,3 +370,27 @@ mod tests {
         assert!(KEYS.contains("trace=all|off|GROUP"));
     }
 }
+
+/// The run's configuration, parsed once by kmain and read by whoever needs it (the test
+/// harness's `quiet`, the SMP stress's rounds): kept here, below the runs and tests that read
+/// it, rather than in kmain above them.
+#[cfg(target_os = "none")]
+mod global {
+    use super::Config;
+    static CONFIG: spin::Once<Config<'static>> = spin::Once::new();
+
+    pub fn set_config(c: Config<'static>) -> &'static Config<'static> {
+        CONFIG.call_once(|| c)
+    }
+
+    pub fn config() -> &'static Config<'static> {
+        CONFIG.get().expect("bootargs are parsed first thing in kmain")
+    }
+
+    /// `quiet`: passing tests are not listed (failures and summaries still are).
+    pub fn quiet() -> bool {
+        CONFIG.get().map(|c| c.quiet).unwrap_or(false)
+    }
+}
+#[cfg(target_os = "none")]
+pub use global::{config, quiet, set_config};

@@ -464,7 +464,7 @@ pub use kernel::*;
 mod kernel {
     use super::*;
     use crate::arch::ppc64::percpu::{self, MAX_CPUS};
-    use crate::sync::irq;
+    use crate::arch::ppc64::irq;
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
     /// Per CPU: calls seen per site, the random stream, failures injected per kind, and the

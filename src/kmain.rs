@@ -2,25 +2,17 @@
 //! default run.
 
 use crate::arch::ppc64::{boot, insn, percpu, reg::Msr};
-use crate::bootargs::{self, Config};
+use crate::bootargs;
 use crate::println;
 
-static CONFIG: spin::Once<Config<'static>> = spin::Once::new();
+pub use crate::bootargs::{config, quiet};
 
-/// `quiet`: passing tests are not listed (failures and summaries still are).
-pub fn quiet() -> bool {
-    CONFIG.get().map(|c| c.quiet).unwrap_or(false)
-}
-
-pub fn config() -> &'static Config<'static> {
-    CONFIG.get().expect("bootargs are parsed first thing in kmain")
-}
-
+#[no_mangle]
 pub extern "C" fn kmain(_arg: u64) -> ! {
     let bi = boot::info();
     percpu::paca(0).online.store(1, core::sync::atomic::Ordering::Release);
     let cfg = match bootargs::parse(bi.bootargs()) {
-        Ok(c) => *CONFIG.call_once(|| c),
+        Ok(c) => *bootargs::set_config(c),
         Err(e) => {
             println!("hashkernel: {}", e);
             crate::exit::exit_failure("bad bootargs");
@@ -44,7 +36,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         bootargs::HashMode::Cas2 => crate::hash::fault::Design::Cas2,
     });
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
-    let online = crate::smp::start_secondaries();
+    let online = crate::smp::start_secondaries(crate::mm::init_cpu);
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
 
     if cfg!(test) {

@@ -54,14 +54,16 @@ pub fn prepare_handoff(idx: usize) -> *const boot::MmuHandoff {
 /// CPUs 0..n-1. Each CPU gets its own hand-off, PACA and stack, so one that comes up after we
 /// stopped waiting for it runs on its own (and idles: it is not counted); the CPUs after it
 /// are not started, because the rest of the kernel numbers online CPUs 0..ncpus().
-pub fn start_secondaries() -> usize {
+/// `prepare(cpu)` sets up what the memory layer keeps per CPU (page-table roots, the HPTE
+/// table pointer) before the CPU runs: passed in, so that SMP bring-up sits below mm.
+pub fn start_secondaries(prepare: fn(usize)) -> usize {
     let bi = boot::info();
     let mut online = 1;
     for idx in 1..bi.ncpus {
         let id = bi.cpu_ids[idx];
         let p = percpu::paca(0);
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
-        crate::mm::init_cpu(idx);
+        prepare(idx);
         let h = prepare_handoff(idx);
         let started = if platform::powernv() {
             powernv::start_cpu(idx, id, h).map_err(|e| alloc::format!("OPAL_START_CPU: {e}"))

@@ -132,6 +132,8 @@ mod kernel {
         &dt[..n] == ty
     }
 
+    crate::early_probe!(probe_serial);
+
     /// Finds the PCI host bridges below the root (device_type "pci") and the first 16550 UART
     /// directly behind one of them. REAL MODE, before quiesce, no heap: only OF calls and stack
     /// buffers.

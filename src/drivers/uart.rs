@@ -155,7 +155,7 @@ pub fn init() {
             unsafe { *UART.0.get() = Some(Inner { dev, buf: [0; LINE], len: 0 }) };
             STATE.call_once(|| st);
             STATUS.store(Status::Up as u8, Release);
-            crate::console::UART_ON.store(true, Release);
+            crate::console::set_sink(write_bytes);
             crate::println!("uart: 16550 {} ({:04x}:{:04x}) BAR0 I/O {:#x} ({}) = PA {:#x} at {:#x}; console on vty + UART",
                             ps.path(), ps.vendor, ps.device, st.bar.pci,
                             if st.bar.by_firmware { "firmware-assigned" } else { "assigned by the kernel" },

@@ -312,9 +312,9 @@ mod kernel {
         }
         #[inline(always)]
         fn critical<R>(&self, f: impl FnOnce() -> R) -> R {
-            let on = crate::sync::irq::save_disable();
+            let on = crate::arch::ppc64::irq::save_disable();
             let r = f();
-            crate::sync::irq::restore(on);
+            crate::arch::ppc64::irq::restore(on);
             r
         }
         #[inline(always)]
@@ -329,7 +329,7 @@ mod kernel {
         fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
             let t = percpu::load_field::<{ percpu::offsets::HPTE_R }>();
             // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
-            // boot::init_cpu_mmu before the CPU takes hash faults).
+            // mm::init_cpu before the CPU takes hash faults).
             let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };
             t.r(pte)
         }

@@ -317,7 +317,7 @@ impl PhaseBarrier {
             } else {
                 timer::arm(timer::us_to_tb(CEDE_US));
                 hcall::h_cede();
-                crate::sync::irq::disable();
+                crate::arch::ppc64::irq::disable();
                 timer::arm(timer::DEC_IDLE);
                 HARNESS_HCALLS.fetch_add(1, Relaxed);
             }

@@ -75,7 +75,7 @@ pub fn run(kind: Crash) -> ! {
                 let n = recurse(u64::MAX);
                 crate::println!("recursion returned {n}?!");
             }));
-            crate::sync::irq::enable();
+            crate::arch::ppc64::irq::enable();
             crate::arch::ppc64::timer::arm(512);
             crate::arch::ppc64::timer::udelay(2_000_000);
         }

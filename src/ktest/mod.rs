@@ -109,7 +109,7 @@ pub fn run(filter: &str) -> (usize, usize) {
             continue;
         }
         if let Some(p) = t.only.filter(|&p| p != here) {
-            if !crate::kmain::quiet() {
+            if !crate::bootargs::quiet() {
                 crate::println!("test {} ... skipped ({} only)", name, p.name());
             }
             skip += 1;
@@ -118,7 +118,7 @@ pub fn run(filter: &str) -> (usize, usize) {
         CURRENT.store(i, Relaxed);
         match (t.func)() {
             Ok(()) => {
-                if !crate::kmain::quiet() {
+                if !crate::bootargs::quiet() {
                     crate::println!("test {} ... ok", name);
                 }
                 pass += 1;

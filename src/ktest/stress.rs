@@ -845,7 +845,7 @@ pub fn parallel_vcpus() -> bool {
 }
 
 crate::ktest!("smp", fn race_stress_invariants_hold() {
-    let rep = stress_checked(crate::kmain::config().smp_rounds)?;
+    let rep = stress_checked(crate::bootargs::config().smp_rounds)?;
     crate::kassert!(rep.checks > 0);
     Ok(())
 });

@@ -70,13 +70,13 @@ fn in_interrupt(f: fn(u64), arg: u64) -> Result<(), String> {
     IRQ_ARG.store(arg, Relaxed);
     IRQ_DONE.store(false, Relaxed);
     timer::set_hook(Some(on_decrementer));
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     timer::arm(512);
     let start = insn::mftb();
     while !IRQ_DONE.load(Acquire) && insn::mftb() - start < timer::us_to_tb(2_000_000) {
         insn::cpu_relax();
     }
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     timer::arm(timer::DEC_IDLE);
     timer::set_hook(None);
     kassert!(IRQ_DONE.load(Acquire), "the decrementer handler did not run within 2 s");

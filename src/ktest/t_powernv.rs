@@ -101,7 +101,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     let s = m.slot(ptex);
     let rb = tlbie_rb(boot::hpt(), ptex, h.v);
     // Interrupts off: nothing else runs on this CPU between the steps.
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     let _ = read(a); // the translation of `a` is in this CPU's TLB now
     let locked = m.try_lock(s, h.v);
     m.store_r(s, (h.r & !RPN_MASK) | (pfn_b << 12));
@@ -115,7 +115,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     m.store_r(s, h.r);
     m.invalidate(rb);
     m.store_v(s, h.v);
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
     let back = read(a);
     vmalloc::vfree(a).map_err(e)?;
     kassert!(locked && relocked, "could not take the entry's lock");
@@ -138,7 +138,7 @@ fn hold_lock(_cpu: usize) {
     let m = &NATIVE.mem;
     let s = m.slot(HELD_PTEX.load(Acquire));
     let v = HELD_V.load(Acquire);
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     if m.try_lock(s, v) {
         HOLDER.store(1, Release);
         let t = insn::mftb();
@@ -154,7 +154,7 @@ fn hold_lock(_cpu: usize) {
     } else {
         HOLDER.store(2, Release);
     }
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
 }
 
 ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
@@ -175,14 +175,14 @@ ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
     // The next free slot of the group, locked as if another CPU were filling it.
     let free = (g..g + 8).find(|&p| !Hpt.read(p).is_valid()).ok_or("no free slot left in the group")?;
     let m = &NATIVE.mem;
-    let pre = crate::sync::irq::save_disable();
+    let pre = crate::arch::ppc64::irq::save_disable();
     let took = m.try_lock(m.slot(free), 0);
-    crate::sync::irq::restore(pre);
+    crate::arch::ppc64::irq::restore(pre);
     let v2 = avpn_for(vsid, ea + (1 << 23)) | HpteV::VALID.bits();
     let other = Hpt.insert(g, v2, r);
-    let pre = crate::sync::irq::save_disable();
+    let pre = crate::arch::ppc64::irq::save_disable();
     m.store_v(m.slot(free), 0);
-    crate::sync::irq::restore(pre);
+    crate::arch::ppc64::irq::restore(pre);
     // Another CPU takes the first entry's lock.
     HELD_PTEX.store(ptex, Release);
     HELD_V.store(v, Release);

@@ -73,6 +73,8 @@ mod kernel {
     pub fn init_cpu(cpu: usize) {
         let p = crate::arch::ppc64::percpu::paca(cpu);
         boot::init_cpu_mmu(cpu);
+        // The fault path's HPTE dword-1 table, reached off r13 (hash::backend `hpte_r`).
+        p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, core::sync::atomic::Ordering::Relaxed);
         super::pgtable::install(p);
     }
 

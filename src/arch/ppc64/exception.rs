@@ -274,9 +274,9 @@ pub fn probe_write(addr: u64, val: u64) -> Result<(), ProbeFault> {
 /// whose own probe faulted between this probe's fault and its reading of the record would
 /// leave it the handler's fault (the stress's decrementer handlers probe too).
 fn masked<R>(f: impl FnOnce() -> R) -> R {
-    let was = crate::sync::irq::save_disable();
+    let was = crate::arch::ppc64::irq::save_disable();
     let r = f();
-    crate::sync::irq::restore(was);
+    crate::arch::ppc64::irq::restore(was);
     r
 }
 

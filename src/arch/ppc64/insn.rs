@@ -116,6 +116,13 @@ pub fn cpu_relax() {
     unsafe { asm!("or 1,1,1", "or 2,2,2", options(nomem, nostack, preserves_flags)) };
 }
 
+/// Spins here for good (the end of a run that could not end otherwise).
+pub fn halt() -> ! {
+    loop {
+        cpu_relax();
+    }
+}
+
 /// # Safety
 /// Installs a translation; the caller guarantees the entry is correct and does not replace a
 /// bolted slot that running code depends on.

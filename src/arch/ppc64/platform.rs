@@ -36,3 +36,14 @@ impl Platform {
         }
     }
 }
+
+/// Failure before the console lock and per-CPU state are usable (real mode, early boot).
+pub fn fail_early() -> ! {
+    crate::console::early_puts("hashkernel: exit status 1 (early boot)\r\n");
+    if powernv() {
+        let _ = super::opal::power_down();
+        super::insn::halt()
+    }
+    super::rtas::os_term("early boot failure");
+    super::insn::halt()
+}

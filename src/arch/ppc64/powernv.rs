@@ -23,6 +23,12 @@ use crate::mm::hpte::{avpn_for, hash_4k, native_hpt_shift, HpteR, HpteV, HptGeom
 use crate::mm::slbe::kernel_vsid;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
+extern "C" {
+    /// The kernel proper (src/kmain.rs), entered with translation on: the one name early boot
+    /// knows above the platform, by symbol (like the vectors' calls into the trap code).
+    fn kmain(arg: u64) -> !;
+}
+
 /// Largest HPT the kernel gives itself: 16 MiB, a quarter of the bolted zone.
 pub const MAX_HPT_SHIFT: u32 = 24;
 /// What only powernv has, kept from early boot.
@@ -113,7 +119,7 @@ fn tlbiel_all() {
 
 fn fail(msg: core::fmt::Arguments) -> ! {
     crate::println!("boot: {}", msg);
-    crate::exit::fail_early()
+    super::platform::fail_early()
 }
 
 /// boot/entry.S calls this on the boot CPU, in real mode, with what skiboot passed: the FDT,
@@ -196,7 +202,7 @@ extern "C" fn early_main_opal(fdt_pa: u64, opal_base: u64, opal_entry: u64) -> *
     cpu_mmu_setup(i);
     boot::init_boot_cpu();
     bolt_linear_zone(bi, geo);
-    boot::make_handoff(0, false, crate::kmain as *const () as u64, 0)
+    boot::make_handoff(0, false, kmain as *const () as u64, 0)
 }
 
 /// Inserts the bolted HPTEs of the linear zone (what entry.S's H_ENTER loop does on pseries):
@@ -254,11 +260,11 @@ pub const KERNEL_MSR: u64 = boot::KERNEL_MSR | Msr::HV.bits();
 /// reset at 0x100 (SRR1 says why, `reg::wake`), which returns right after the `nap`. A
 /// `kick` (hypervisor doorbell) or the decrementer end it; a waker stores first, then kicks.
 pub fn idle_until(wake: impl Fn() -> bool) {
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     while !wake() {
         nap();
     }
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
 }
 
 /// One nap (ISA 3.0: `stop` at level 0, set up by PSSCR), until the next wake-up event.
