@@ -19,6 +19,9 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         }
     };
     banner(bi);
+    // The test harness's problem-state runs end in a system call or a fault: the trap dispatch
+    // hands those to it through registered hooks.
+    crate::trap::set_user_hooks(crate::ktest::user::syscall, crate::ktest::user::user_fault);
     // Before anything else records: the trace points are patched on the boot CPU alone.
     crate::trace::control::init(cfg.trace);
     if !cfg.trace.is_empty() {
@@ -254,26 +257,5 @@ fn injection_run_end() -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::console::emergency();
-    crate::smp::stop_others();
-    let cpu = percpu::cpu_id();
-    crate::console::with_console(|w| {
-        use core::fmt::Write;
-        let _ = writeln!(w, "------------[ kernel panic on CPU {} ]------------", cpu);
-        match info.location() {
-            Some(l) => {
-                let _ = writeln!(w, "panicked at {}:{}:{}:", l.file(), l.line(), l.column());
-            }
-            None => {
-                let _ = writeln!(w, "panicked:");
-            }
-        }
-        let _ = writeln!(w, "  {}", info.message());
-        let sp: u64;
-        // SAFETY: reads r1.
-        unsafe { core::arch::asm!("mr {0}, 1", out(reg) sp) };
-        let _ = writeln!(w, "Call trace:");
-        crate::arch::ppc64::exception::backtrace_from(w, sp, None);
-    });
-    crate::exit::exit_failure("panic");
+    crate::report::panic(info)
 }

@@ -35,9 +35,13 @@ pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod kmain;
 #[cfg(target_os = "none")]
+pub mod report;
+#[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sync;
+#[cfg(target_os = "none")]
+pub mod trap;
 
 #[cfg(target_os = "none")]
 pub use kmain::kmain;

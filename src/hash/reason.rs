@@ -27,6 +27,14 @@ impl Hcall {
     }
 }
 
+/// What a fault handler concluded (every handler the trap dispatch calls returns it).
+pub enum Handled {
+    /// Translation installed (or retry): re-execute the access.
+    Done,
+    /// The access is not allowed / the address is not mapped: fixup or oops.
+    Bad(FaultReason),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultReason {
     /// DSISR/SRR1 name a cause other than a missing or too weak HPTE (DABR, storage key, N/G).

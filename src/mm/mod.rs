@@ -91,12 +91,7 @@ mod kernel {
         }
     }
 
-    /// The stack guard page `ea` lies in, named.
-    pub fn guard_page_of(ea: u64) -> Option<(&'static str, usize)> {
-        crate::arch::ppc64::percpu::guard_pages()
-            .find(|&(va, _, _)| ea >= va && ea < va + crate::arch::ppc64::percpu::GUARD_SIZE as u64)
-            .map(|(_, what, cpu)| (what, cpu))
-    }
+    pub use crate::arch::ppc64::percpu::guard_page_of;
 
     /// One line naming what an address is, for oops reports.
     pub fn describe_address(ea: u64) -> Option<String> {

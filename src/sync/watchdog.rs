@@ -10,7 +10,7 @@
 use super::ptlock::{Holder, LockHead};
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, reg, timer};
-use crate::println;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 /// A watchdog CPU is running.
@@ -101,29 +101,30 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     let lock = p.spinning_on.load(Relaxed);
     let holder = lock_at(lock).and_then(LockHead::holder);
     crate::trace::record(crate::trace::Event::Watchdog, cpu as u32, stalled_tb, lock);
-    crate::smp::stop_others();
-    let ms = stalled_tb * 1000 / timer::tb_freq();
-    println!("==================[ DEADLOCK DETECTED ]==================");
-    println!("watchdog (CPU {}): CPU {} made no progress for {} ms", percpu::cpu_id(), cpu, ms);
-    let at = crate::smp::stopped_at(cpu);
-    let (frame, depth) = match at {
-        Some(at) => {
-            println!("  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
-            // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
-            ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
-        }
-        None => {
-            println!("  CPU {} did not answer the system reset; its state as last recorded:", cpu);
-            (crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)), p.depth.load(Relaxed))
-        }
-    };
-    print_frame(cpu, frame, depth);
-    println!("  spinning on: {} ({:#x})", describe_lock(lock), lock);
-    println!("  held by: {}", holder_str(holder));
-    // Every CPU's ring, the stuck one's included (stopped now: its ring no longer changes).
-    crate::trace::dump("deadlock", Some(cpu));
-    println!("==========================================================");
-    crate::exit::exit_failure("deadlock");
+    let me = percpu::cpu_id();
+    crate::report::fatal("deadlock", |w| {
+        // The other CPUs are stopped now: the stuck one recorded where it was.
+        let ms = stalled_tb * 1000 / timer::tb_freq();
+        let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
+        let _ = writeln!(w, "watchdog (CPU {}): CPU {} made no progress for {} ms", me, cpu, ms);
+        let (frame, depth) = match crate::smp::stopped_at(cpu) {
+            Some(at) => {
+                let _ = writeln!(w, "  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
+                // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
+                ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
+            }
+            None => {
+                let _ = writeln!(w, "  CPU {} did not answer the system reset; its state as last recorded:", cpu);
+                (crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)), p.depth.load(Relaxed))
+            }
+        };
+        print_frame(w, cpu, frame, depth);
+        let _ = writeln!(w, "  spinning on: {} ({:#x})", describe_lock(lock), lock);
+        let _ = writeln!(w, "  held by: {}", holder_str(holder));
+        // Every CPU's ring, the stuck one's included (stopped now: its ring no longer changes).
+        crate::trace::dump("deadlock", Some(cpu));
+        let _ = writeln!(w, "==========================================================");
+    })
 }
 
 /// Called from a lock's spin loop. With no watchdog CPU (e.g. --smp 1), a CPU that spins for
@@ -143,30 +144,29 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             crate::console::emergency();
             DETECTED_AT.store(now, Relaxed);
             crate::trace::record(crate::trace::Event::Watchdog, me as u32, now - start_tb, lock_addr);
-            println!("==================[ DEADLOCK DETECTED ]==================");
-            println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
-            println!("  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
-            println!("  held by: {}", holder_str(Some(h)));
             let me = me as usize;
             let f = crate::arch::ppc64::exception::innermost_frame(me, percpu::sp(), percpu::this().last_frame.load(Relaxed));
-            print_frame(me, f, percpu::exception_depth());
-            crate::trace::dump("deadlock", Some(me as usize));
-            println!("==========================================================");
-            crate::exit::exit_failure("deadlock");
+            let depth = percpu::exception_depth();
+            crate::report::fatal("deadlock", |w| {
+                let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
+                let _ = writeln!(w, "lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
+                let _ = writeln!(w, "  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
+                let _ = writeln!(w, "  held by: {}", holder_str(Some(h)));
+                print_frame(w, me, f, depth);
+                crate::trace::dump("deadlock", Some(me));
+                let _ = writeln!(w, "==========================================================");
+            })
         }
     }
 }
 
-fn print_frame(cpu: usize, f: Option<&ExcFrame>, depth: u64) {
+fn print_frame(w: &mut dyn Write, cpu: usize, f: Option<&ExcFrame>, depth: u64) {
     if let Some(f) = f {
-        println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
-        println!("  exception depth: {}", depth);
-        crate::console::with_console(|w| {
-            use core::fmt::Write;
-            let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
-            crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
-        });
+        let _ = writeln!(w, "  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
+        let _ = writeln!(w, "  exception depth: {}", depth);
+        let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
+        crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
     } else {
-        println!("  exception depth: {}", depth);
+        let _ = writeln!(w, "  exception depth: {}", depth);
     }
 }

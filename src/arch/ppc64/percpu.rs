@@ -309,3 +309,10 @@ pub fn init(cpu: usize, toc: u64, exc_common: u64, kmsr: u64, slb_size: u64, bol
     p.slb_size.store(slb_size, Relaxed);
     p.slb_next.store(bolted, Relaxed);
 }
+
+/// The stack guard page `ea` lies in, named.
+pub fn guard_page_of(ea: u64) -> Option<(&'static str, usize)> {
+    guard_pages()
+        .find(|&(va, _, _)| ea >= va && ea < va + GUARD_SIZE as u64)
+        .map(|(_, what, cpu)| (what, cpu))
+}
