@@ -21,7 +21,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     banner(bi);
     // The test harness's problem-state runs end in a system call or a fault: the trap dispatch
     // hands those to it through registered hooks.
-    crate::trap::set_user_hooks(crate::ktest::user::syscall, crate::ktest::user::user_fault);
+    crate::trap::set_user_hooks(crate::run::user::syscall, crate::run::user::user_fault);
     // Before anything else records: the trace points are patched on the boot CPU alone.
     crate::trace::control::init(cfg.trace);
     if !cfg.trace.is_empty() {
@@ -61,13 +61,19 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
             println!("fault injection: armed for the tests (a test that checks an exact path may fail under it)");
             crate::inject::arm(&cfg.inject);
         }
+        #[cfg(feature = "ktests")]
         crate::ktest::run_and_exit(filter);
+        #[cfg(not(feature = "ktests"))]
+        {
+            println!("hashkernel: test={}: this image was built without the tests (cargo feature `ktests`)", filter);
+            crate::exit::exit_failure("no tests in this build");
+        }
     }
     if inject && cfg.bench.is_some() {
         println!("fault injection: not armed for benchmarks (they measure the paths without it)");
     }
     if let Some(b) = cfg.bench {
-        match crate::ktest::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
+        match crate::run::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
             Ok(()) => crate::exit::exit_success(),
             Err(e) => {
                 println!("bench: {}", e);
@@ -79,7 +85,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         if inject {
             crate::inject::arm(&cfg.inject);
         }
-        crate::ktest::crash::run(kind);
+        crate::run::crash::run(kind);
     }
     default_run()
 }
@@ -207,7 +213,7 @@ fn default_run() -> ! {
         crate::exit::exit_failure("self-check failed");
     }
     println!("irqtest: the 2003 scenario: a decrementer handler faults on vmalloc memory while vmalloc holds page_table_lock with interrupts on");
-    match crate::ktest::irqtest::with_watchdog(|| crate::ktest::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
+    match crate::run::irqtest::with_watchdog(|| crate::run::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
         Ok(r) => println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
                           r.window_hits, r.hash_faults_in_irq),
         Err(e) => {
@@ -224,7 +230,7 @@ fn default_run() -> ! {
     }
     // The self-checks include the SMP race stress (smp::race_stress_invariants_hold, sized by
     // smp.rounds) and the irqtest variants; their reports print as they run.
-    let (p, f) = crate::ktest::run("");
+    let (p, f) = self_checks();
     println!("self-checks: {} passed, {} failed", p, f);
     crate::hash::stats::print();
     if f > 0 || p == 0 {
@@ -233,10 +239,28 @@ fn default_run() -> ! {
     crate::exit::exit_success()
 }
 
+/// Every in-kernel test (the SMP stress among them), or, in a build without the tests, the
+/// SMP stress alone: (passed, failed).
+#[cfg(feature = "ktests")]
+fn self_checks() -> (usize, usize) {
+    crate::ktest::run("")
+}
+
+#[cfg(not(feature = "ktests"))]
+fn self_checks() -> (usize, usize) {
+    match crate::run::stress::stress_checked(config().smp_rounds) {
+        Ok(_) => (1, 0),
+        Err(e) => {
+            println!("smp stress: FAILED: {}", e);
+            (0, 1)
+        }
+    }
+}
+
 /// The rest of a default run under `inject=`: the SMP stress with the plan armed, then the
 /// counters and what was injected.
 fn injection_run_end() -> ! {
-    let r = crate::ktest::stress::stress_checked(config().smp_rounds);
+    let r = crate::run::stress::stress_checked(config().smp_rounds);
     crate::inject::disarm();
     crate::hash::stats::print();
     crate::inject::print_summary();

@@ -11,7 +11,7 @@
 // paths (asm goto) and returns the taken values on the fall-through path only, like Linux's
 // asm goto with outputs; this saves the status decoding on the hash-fault path.
 #![cfg_attr(target_os = "none", feature(asm_goto_with_outputs))]
-#![cfg_attr(target_os = "none", test_runner(crate::ktest::cargo_test_runner))]
+#![cfg_attr(all(target_os = "none", feature = "ktests"), test_runner(crate::ktest::cargo_test_runner))]
 #![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
@@ -30,12 +30,14 @@ pub mod console;
 pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod exit;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "ktests"))]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod kmain;
 #[cfg(target_os = "none")]
 pub mod report;
+#[cfg(target_os = "none")]
+pub mod run;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]

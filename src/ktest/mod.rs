@@ -2,12 +2,9 @@
 //! section, so the same registry serves `cargo test` (which builds a test kernel and boots it
 //! through the runner) and the `test=FILTER` bootarg of a normal image.
 
-pub mod bench;
-pub mod crash;
-pub mod irqtest;
-pub mod stress;
-pub mod user;
 mod t_boot;
+mod t_irqtest;
+mod t_smp;
 mod t_mmu;
 mod t_vmalloc;
 mod t_hash;

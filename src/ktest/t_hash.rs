@@ -286,7 +286,7 @@ ktest!("hash_page", fn fault_counters_move() {
 });
 
 ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
-    use crate::ktest::user::{run_user_load, UserExit};
+    use crate::run::user::{run_user_load, UserExit};
     // Sanity: a user page is readable from problem state.
     let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT).map_err(e)?;
     let ok = run_user_load(upage).map_err(e)?;

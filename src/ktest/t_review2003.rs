@@ -48,7 +48,7 @@ fn remove_hptes(ea: u64) -> u64 {
 }
 
 ktest!("review2003", fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() {
-    use crate::ktest::user::{run_user_store, UserExit};
+    use crate::run::user::{run_user_store, UserExit};
     // "an attempted access by a user process to a page that it doesn't have the right to
     // access will still result in _PAGE_ACCESSED (and possibly _PAGE_DIRTY) getting set"
     let k = fresh_page()?;
@@ -283,12 +283,12 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
     // few rounds; where they take turns (--accel single, a busy host) only when a time slice
     // happens to end inside it — the deterministic replay (vfree_between_insert_and_slot_record)
     // shows the flaw in every mode, this test where the race is real.
-    let parallel = crate::ktest::stress::parallel_vcpus();
-    let rep = crate::ktest::stress::run_until_stale(MAX_ROUNDS)?;
+    let parallel = crate::run::stress::parallel_vcpus();
+    let rep = crate::run::stress::run_until_stale(MAX_ROUNDS)?;
     let Some(s) = rep.stale else {
         // Parallel before and after the hunt: the host let the vCPUs run at once (a host that
         // got busy in between is the taking-turns case, said so).
-        let parallel_after = parallel && crate::ktest::stress::parallel_vcpus();
+        let parallel_after = parallel && crate::run::stress::parallel_vcpus();
         if parallel_after {
             return Err(format!("no stale HPTE in {} rounds with vCPUs running in parallel ({} faults, {} areas replaced, {} cleared PTEs marked HASHPTE by a late slot record reset)", rep.rounds, rep.faults, rep.replaced, rep.leftovers));
         }

@@ -10,7 +10,7 @@
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
-use crate::ktest::irqtest;
+use crate::run::irqtest;
 use crate::smp;
 use crate::trace::event::{scan_lock_holds, Event, Groups, Mark, Outcome};
 use crate::trace::{self, site, RING_LEN};

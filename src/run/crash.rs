@@ -30,10 +30,10 @@ pub fn run(kind: Crash) -> ! {
             f();
         }
         Crash::User => {
-            crate::ktest::user::FATAL.store(true, core::sync::atomic::Ordering::Relaxed);
+            crate::run::user::FATAL.store(true, core::sync::atomic::Ordering::Relaxed);
             let k = vmalloc::vmalloc(4096).expect("vmalloc");
             crate::println!("crash: problem-state load from kernel page {k:#x}");
-            let _ = crate::ktest::user::run_user_load(k);
+            let _ = crate::run::user::run_user_load(k);
         }
         Crash::NotPresent => {
             let ea = vmalloc::VMALLOC_START + (52u64 << 30);
