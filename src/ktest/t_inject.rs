@@ -3,6 +3,7 @@
 //! The accesses are plain loads and stores (no probes) wherever the kernel must survive: a
 //! refusal there is an oops, which fails the run.
 
+use crate::ktest::TestResult;
 use super::t_hash::fresh_page;
 use crate::arch::ppc64::exception::{probe_read, probe_write, ExcFrame};
 use crate::arch::ppc64::{boot, hcall, insn, timer};
@@ -83,7 +84,8 @@ fn in_interrupt(f: fn(u64), arg: u64) -> Result<(), String> {
     Ok(())
 }
 
-ktest!("inject", fn lost_eviction_races_re_execute_even_in_interrupts() {
+ktest!("inject", lost_eviction_races_re_execute_even_in_interrupts);
+fn lost_eviction_races_re_execute_even_in_interrupts() -> TestResult {
     // H_PTEG_FULL on every H_ENTER for 40 calls: both groups stay "full" after every eviction
     // round, as when other CPUs refill them as fast as this one evicts. One attempt makes 18
     // H_ENTER calls (primary, secondary, 8 rounds of two), then gives the access back to be
@@ -114,7 +116,7 @@ ktest!("inject", fn lost_eviction_races_re_execute_even_in_interrupts() {
         kassert!(h.is_some(), "no HPTE after the access went through");
     }
     Ok(())
-});
+}
 
 /// Fills what is free of both HPTE groups of `ea` with unbolted entries of a VSID no region
 /// uses (another partition's pages, say), so the next insert for `ea` must evict one.
@@ -130,7 +132,8 @@ fn crowd(ea: u64, dummies: &mut alloc::vec::Vec<(u64, u64)>, k: &mut u64) {
     }
 }
 
-ktest!("inject", fn transient_hypervisor_answers_are_survived() {
+ktest!("inject", transient_hypervisor_answers_are_survived);
+fn transient_hypervisor_answers_are_survived() -> TestResult {
     // Every transient kind, every few calls, on 16 pages that are loaded, stored, evicted and
     // made clean again (so H_ENTER, H_PROTECT and H_REMOVE all run), the groups of page 0
     // crowded before each access (so its inserts evict): every access completes, every page
@@ -190,9 +193,10 @@ ktest!("inject", fn transient_hypervisor_answers_are_survived() {
     kassert!(d.get(Counter::RetryHvBusy) > 0 && d.get(Counter::InsertSecondary) > 0 && d.get(Counter::Evictions) > 0, "{d:?}");
     kassert_eq!(d.get(Counter::HvRefusals), 0);
     Ok(())
-});
+}
 
-ktest!("inject", fn permanent_hardware_failure_is_refused_and_claims_nothing() {
+ktest!("inject", permanent_hardware_failure_is_refused_and_claims_nothing);
+fn permanent_hardware_failure_is_refused_and_claims_nothing() -> TestResult {
     // H_HARDWARE on H_ENTER, H_PROTECT, H_REMOVE: through a probe (which turns the oops the
     // kernel would print into an error carrying its reason) the fault is refused naming the
     // call and status, again on the next try (permanent), and the PTE never claims an HPTE
@@ -263,9 +267,10 @@ ktest!("inject", fn permanent_hardware_failure_is_refused_and_claims_nothing() {
     kassert!(h.is_none(), "an HPTE exists although the eviction failed");
     kassert_eq!(left, dummies.len());
     Ok(())
-});
+}
 
-ktest!("inject", fn allocation_failures_are_named_errors() {
+ktest!("inject", allocation_failures_are_named_errors);
+fn allocation_failures_are_named_errors() -> TestResult {
     // Frame allocation failing: vmalloc says "out of memory" (never a panic), whether the
     // first frame or a later one fails, and gives back every frame it took; a page table that
     // cannot be allocated is the same error. Heap failure (vmalloc's bookkeeping) likewise;
@@ -315,9 +320,10 @@ ktest!("inject", fn allocation_failures_are_named_errors() {
     write(a + 5 * 4096, 3);
     vmalloc::vfree(a).map_err(e)?;
     Ok(())
-});
+}
 
-ktest!("inject", fn same_seed_same_failures() {
+ktest!("inject", same_seed_same_failures);
+fn same_seed_same_failures() -> TestResult {
     // On one CPU the decisions depend only on the plan, the seed and the calls: the same
     // workload under the same seed injects the same failures; another seed, others.
     let run = |seed: u64| -> Result<[u64; inject::KINDS], String> {
@@ -340,9 +346,10 @@ ktest!("inject", fn same_seed_same_failures() {
     kassert!(x != z, "seeds 7 and 8 injected the same failures: {x:?}");
     kassert!(x[Kind::EnterBusy as usize] > 0 && x[Kind::RemoveNotFound as usize] > 0, "{x:?}");
     Ok(())
-});
+}
 
-ktest!("inject", fn disarmed_the_default_path_is_back() {
+ktest!("inject", disarmed_the_default_path_is_back);
+fn disarmed_the_default_path_is_back() -> TestResult {
     // Arming hypervisor kinds patches the 0x300 entry's call to the injecting design; disarming
     // puts back whichever design was on (the default, or the one `hash_page=` chose). Through
     // `design_entry`, so a traced run (whose call goes to the trace's entry first) checks the same.
@@ -359,4 +366,4 @@ ktest!("inject", fn disarmed_the_default_path_is_back() {
     let d = inject::with_plan(&plan, design);
     kassert!(d == was, "{d:?}");
     Ok(())
-});
+}

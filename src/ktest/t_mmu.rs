@@ -11,14 +11,16 @@ use crate::mm::slbe::{kernel_vsid, SlbEntry};
 use crate::mm::vmalloc;
 use crate::{kassert, kassert_eq, ktest};
 use core::sync::atomic::Ordering::Relaxed;
+use crate::ktest::TestResult;
 
-ktest!("mmu", fn translation_is_on() {
+ktest!("mmu", translation_is_on);
+fn translation_is_on() -> TestResult {
     let msr = Msr::from_bits_retain(insn::mfmsr());
     kassert!(msr.contains(Msr::IR | Msr::DR | Msr::SF | Msr::ME | Msr::RI), "MSR {}", msr);
     let pc = translation_is_on as *const () as u64;
     kassert!(pc >> 60 == 0xc, "running at {:#x}, not the link address", pc);
     Ok(())
-});
+}
 
 /// The HPTE the boot stub bolted for linear address `ea`, found through H_READ (powernv: in
 /// the kernel's own table).
@@ -38,7 +40,8 @@ fn bolted_hpte(ea: u64) -> Option<Hpte> {
     None
 }
 
-ktest!("mmu", fn bolted_linear_entries_match() {
+ktest!("mmu", bolted_linear_entries_match);
+fn bolted_linear_entries_match() -> TestResult {
     let stack_var = 0u64;
     let candidates = [
         bolted_hpte as *const () as u64,                        // kernel text
@@ -55,9 +58,10 @@ ktest!("mmu", fn bolted_linear_entries_match() {
         kassert_eq!(h.r & 0x78, 0x10); // WIMG = M
     }
     Ok(())
-});
+}
 
-ktest!("mmu", fn unmapped_linear_address_faults() {
+ktest!("mmu", unmapped_linear_address_faults);
+fn unmapped_linear_address_faults() -> TestResult {
     let bi = boot::info();
     if bi.mem_size <= bi.linear_zone_end() + (16 << 20) {
         return Ok(()); // nothing beyond the bolted zone inside segment 0
@@ -72,9 +76,10 @@ ktest!("mmu", fn unmapped_linear_address_faults() {
             Ok(())
         }
     }
-});
+}
 
-ktest!("mmu", fn wild_address_is_a_segment_fault() {
+ktest!("mmu", wild_address_is_a_segment_fault);
+fn wild_address_is_a_segment_fault() -> TestResult {
     let ea = 0x5000_0000_dead_0000;
     match probe_read(ea) {
         Ok(_) => Err("read from a wild address succeeded".into()),
@@ -84,14 +89,15 @@ ktest!("mmu", fn wild_address_is_a_segment_fault() {
             Ok(())
         }
     }
-});
+}
 
 fn invalidate_segment(ea: u64) {
     // SAFETY: vmalloc segments are never bolted; the next access just misses again.
     unsafe { insn::slbie(ea) };
 }
 
-ktest!("mmu", fn slb_miss_on_vmalloc_is_handled_and_counted() {
+ktest!("mmu", slb_miss_on_vmalloc_is_handled_and_counted);
+fn slb_miss_on_vmalloc_is_handled_and_counted() -> TestResult {
     let a = vmalloc::vmalloc(4096).map_err(|e| alloc::format!("{e}"))?;
     invalidate_segment(a);
     let before = stats::this().get(Counter::DsegMiss);
@@ -104,9 +110,10 @@ ktest!("mmu", fn slb_miss_on_vmalloc_is_handled_and_counted() {
     kassert_eq!(v, 0x1234);
     kassert_eq!(after, before + 1);
     Ok(())
-});
+}
 
-ktest!("mmu", fn more_segments_than_slb_slots() {
+ktest!("mmu", more_segments_than_slb_slots);
+fn more_segments_than_slb_slots() -> TestResult {
     // Map one page in each of 48 different 256M segments of the vmalloc region, touch them
     // all twice: the SLB (32 slots, 1 bolted) must evict round robin, never the bolted slot.
     let base = vmalloc::VMALLOC_START + (32u64 << 30);
@@ -142,9 +149,10 @@ ktest!("mmu", fn more_segments_than_slb_slots() {
     kassert_eq!(sum, 2 * (0..n).sum::<u64>());
     kassert!(misses >= n + (n - 31), "only {} segment misses for {} segments x2", misses, n);
     Ok(())
-});
+}
 
-ktest!("mmu", fn h_enter_into_full_group_reports_pteg_full() {
+ktest!("mmu", h_enter_into_full_group_reports_pteg_full);
+fn h_enter_into_full_group_reports_pteg_full() -> TestResult {
     // A VSID no kernel region uses, so the test cannot disturb real translations.
     let vsid = 0x0f_ffff_fff0u64;
     let geo = boot::info().hpt();
@@ -174,16 +182,18 @@ ktest!("mmu", fn h_enter_into_full_group_reports_pteg_full() {
     }
     kassert_eq!(full_after, Some(8 - taken));
     Ok(())
-});
+}
 
-ktest!("mmu", fn exception_depth_is_balanced() {
+ktest!("mmu", exception_depth_is_balanced);
+fn exception_depth_is_balanced() -> TestResult {
     kassert_eq!(percpu::this().depth.load(Relaxed), 0);
     let _ = probe_read(0x5000_0000_0000_0000);
     kassert_eq!(percpu::this().depth.load(Relaxed), 0);
     Ok(())
-});
+}
 
-ktest!("mmu", fn every_stack_has_an_unmapped_guard_page_below_it() {
+ktest!("mmu", every_stack_has_an_unmapped_guard_page_below_it);
+fn every_stack_has_an_unmapped_guard_page_below_it() -> TestResult {
     // Each CPU's kernel, exception and hash stack sits right above a guard page with no HPTE,
     // so an overflow faults (and the oops says STACK OVERFLOW) instead of running into what
     // lies below. For CPU 0's kernel stack, "right above" is checked against the stack this
@@ -212,9 +222,10 @@ ktest!("mmu", fn every_stack_has_an_unmapped_guard_page_below_it() {
     }
     kassert_eq!(seen, 3 * percpu::MAX_CPUS);
     Ok(())
-});
+}
 
-ktest!("mmu", fn exception_exits_drop_the_reservation() {
+ktest!("mmu", exception_exits_drop_the_reservation);
+fn exception_exits_drop_the_reservation() -> TestResult {
     // Both ways back from an exception that ran kernel code (the 0x300 entry's exit and the
     // generic path's) store conditionally before their rfid, as Linux does: a reservation
     // the handler left (a take that found BUSY, say) must not let the interrupted code's
@@ -245,4 +256,4 @@ ktest!("mmu", fn exception_exits_drop_the_reservation() {
         kassert!(matches!(stdcx, Some(s) if s < rfid), "{name}: no stdcx. before its rfid ({} instructions on)", rfid);
     }
     Ok(())
-});
+}

@@ -12,6 +12,7 @@ use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::format;
 use core::sync::atomic::{AtomicU64, Ordering::*};
+use crate::ktest::TestResult;
 
 fn e(x: VmError) -> alloc::string::String {
     format!("{x}")
@@ -31,7 +32,8 @@ fn write(a: u64, v: u64) {
 /// the scratch register).
 const UART_SCR: u32 = 0x3f8 + 7;
 
-ktest!("opal", only PowerNv, fn lpc_io_round_trip() {
+ktest!("opal", only PowerNv, lpc_io_round_trip);
+fn lpc_io_round_trip() -> TestResult {
     // OPAL_LPC_WRITE then OPAL_LPC_READ of the same I/O port: two real calls into skiboot,
     // which drives the LPC bus through XSCOM.
     let old = opal::lpc_read_io(UART_SCR, 1).map_err(|x| format!("read: {x}"))?;
@@ -43,9 +45,10 @@ ktest!("opal", only PowerNv, fn lpc_io_round_trip() {
     opal::lpc_write_io(UART_SCR, old, 1).map_err(|x| format!("restore: {x}"))?;
     kassert_eq!(seen, [0x5a, 0xa5]);
     Ok(())
-});
+}
 
-ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
+ktest!("opal", only PowerNv, device_tree_from_skiboot);
+fn device_tree_from_skiboot() -> TestResult {
     let bi = boot::info();
     let n = powernv::info().ok_or("no powernv boot information")?;
     kassert_eq!(bi.firmware, boot::Firmware::Opal);
@@ -60,9 +63,10 @@ ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
     kassert!(ids.iter().enumerate().all(|(i, p)| !ids[..i].contains(p)), "PIRs {ids:?}");
     kassert_eq!(ids[0] as u64, insn::mfspr::<{ spr::PIR }>()); // the boot CPU is CPU 0
     Ok(())
-});
+}
 
-ktest!("native", only PowerNv, fn mmu_registers_name_the_kernels_table() {
+ktest!("native", only PowerNv, mmu_registers_name_the_kernels_table);
+fn mmu_registers_name_the_kernels_table() -> TestResult {
     let n = powernv::info().ok_or("no powernv boot information")?;
     let geo = boot::hpt();
     // POWER8: SDR1; ISA 3.0: the same value as entry 0 (LPID 0) of the table PTCR names.
@@ -85,9 +89,10 @@ ktest!("native", only PowerNv, fn mmu_registers_name_the_kernels_table() {
         kassert_eq!(percpu::paca(c).hpt_base.load(Relaxed), boot::KERNEL_BASE + n.hpt_pa);
     }
     Ok(())
-});
+}
 
-ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
+ktest!("native", only PowerNv, translation_stays_until_tlbie);
+fn translation_stays_until_tlbie() -> TestResult {
     // The MMU caches translations: an HPTE rewritten in memory changes nothing until the
     // invalidation sequence (ptesync; tlbie; eieio; tlbsync; ptesync) drops the old one. So
     // every change the native backend makes to a valid entry ends in that sequence.
@@ -123,7 +128,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     kassert_eq!(after, 0xbbbb); // the invalidation made the MMU read the new entry
     kassert_eq!(back, 0xaaaa);
     Ok(())
-});
+}
 
 static HELD_PTEX: AtomicU64 = AtomicU64::new(0);
 static HELD_V: AtomicU64 = AtomicU64::new(0);
@@ -157,7 +162,8 @@ fn hold_lock(_cpu: usize) {
     crate::arch::ppc64::irq::restore(on);
 }
 
-ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
+ktest!("native", only PowerNv, writers_wait_for_the_hpte_lock);
+fn writers_wait_for_the_hpte_lock() -> TestResult {
     // A removal of an entry whose lock another CPU holds waits until it is released, then
     // finds and removes it (a removal that returned "not found" or went ahead meanwhile would
     // let the caller free a page the other CPU is still mapping); an insert into the group
@@ -209,4 +215,4 @@ ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
     kassert_eq!(holder_after, 3); // the removal returned only after the holder let go
     kassert_eq!(again, Err(RemoveError::NotFound));
     Ok(())
-});
+}

@@ -22,6 +22,7 @@ use crate::{kassert, kassert_eq, ktest, println};
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use crate::ktest::TestResult;
 
 fn e(x: vmalloc::VmError) -> String {
     format!("{x}")
@@ -47,7 +48,8 @@ fn remove_hptes(ea: u64) -> u64 {
     n
 }
 
-ktest!("review2003", fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() {
+ktest!("review2003", user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003);
+fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() -> TestResult {
     use crate::run::user::{run_user_store, UserExit};
     // "an attempted access by a user process to a page that it doesn't have the right to
     // access will still result in _PAGE_ACCESSED (and possibly _PAGE_DIRTY) getting set"
@@ -68,9 +70,10 @@ ktest!("review2003", fn user_store_to_kernel_page_sets_accessed_dirty_only_under
         kassert_eq!(before, after);
     }
     Ok(())
-});
+}
 
-ktest!("review2003", fn not_present_pte_in_shared_area_hashed_only_under_patch2003() {
+ktest!("review2003", not_present_pte_in_shared_area_hashed_only_under_patch2003);
+fn not_present_pte_in_shared_area_hashed_only_under_patch2003() -> TestResult {
     // "if shared_mem_area is true we seem to be going ahead and putting in a HPTE even if
     // _PAGE_PRESENT is false ... the other bits in the pte ... can be used for other purposes
     // such as storing a swap entry"
@@ -113,7 +116,7 @@ ktest!("review2003", fn not_present_pte_in_shared_area_hashed_only_under_patch20
         kassert_eq!(pte_shared.raw(), swap);
     }
     Ok(())
-});
+}
 
 // ---------------------------------------------------------------- the clear-and-flush race, replayed
 
@@ -189,7 +192,8 @@ fn replay_cpu1(_cpu: usize) {
     *REPLAY_OUT.lock() = Some(o);
 }
 
-ktest!("review2003", fn vfree_between_insert_and_slot_record() {
+ktest!("review2003", vfree_between_insert_and_slot_record);
+fn vfree_between_insert_and_slot_record() -> TestResult {
     // "we update the PTE twice ... some other cpu could have zeroed out the PTE in the
     // meantime. We then have a race when it goes to do the corresponding tlb_flush call,
     // which should find and wipe out the [HPTE]": the model's counterexample, step by step, on
@@ -260,9 +264,10 @@ ktest!("review2003", fn vfree_between_insert_and_slot_record() {
         }
     }
     Ok(())
-});
+}
 
-ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
+ktest!("review2003", stress_catches_stale_hpte_of_patch2003_and_cas2);
+fn stress_catches_stale_hpte_of_patch2003_and_cas2() -> TestResult {
     // The SMP race stress with its H_READ checks, under a design the review found wanting: it
     // must find a stale HPTE (one translating a page whose PTE is clear, a page vfree has just
     // freed, or a frame vfree freed from that page) within the bound.
@@ -306,9 +311,10 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
     }
     kassert!(s.freed_pfn == Some(s.hpte.rpn()), "the stale HPTE's frame {:#x} was never freed from page {:#x}", s.hpte.rpn(), s.ea);
     Ok(())
-});
+}
 
-ktest!("review2003", fn every_design_has_its_own_entry() {
+ktest!("review2003", every_design_has_its_own_entry);
+fn every_design_has_its_own_entry() -> TestResult {
     use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_cas2,
                              do_hash_fault_native_locked, do_hash_fault_native_patch2003, do_hash_fault_patch2003, select};
     // The 0x300 entry's call is patched per design (and per platform: each HPT backend has its
@@ -330,4 +336,4 @@ ktest!("review2003", fn every_design_has_its_own_entry() {
     select(was);
     kassert!(seen.iter().all(|&s| s), "entries patched per design: {:?}", seen);
     Ok(())
-});
+}

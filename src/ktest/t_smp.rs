@@ -11,19 +11,23 @@ use crate::mm::pte::PteFlags;
 use crate::mm::slbe::kernel_vsid;
 use alloc::collections::BTreeSet;
 use core::sync::atomic::Ordering::*;
+use crate::ktest::TestResult;
 
-crate::ktest!("smp", fn all_cpus_online() {
+crate::ktest!("smp", all_cpus_online);
+fn all_cpus_online() -> TestResult {
     crate::kassert_eq!(smp::ncpus(), boot::info().ncpus);
     Ok(())
-});
+}
 
-crate::ktest!("smp", fn race_stress_invariants_hold() {
+crate::ktest!("smp", race_stress_invariants_hold);
+fn race_stress_invariants_hold() -> TestResult {
     let rep = stress_checked(crate::bootargs::config().smp_rounds)?;
     crate::kassert!(rep.checks > 0);
     Ok(())
-});
+}
 
-crate::ktest!("smp", fn stress_without_contention_is_rejected() {
+crate::ktest!("smp", stress_without_contention_is_rejected);
+fn stress_without_contention_is_rejected() -> TestResult {
     // Workers that only keep the barriers: no BUSY re-execution can happen. Where vCPUs run in
     // parallel the stress must call that a failure; elsewhere it must pass and say why.
     WORKERS_IDLE.store(true, Relaxed);
@@ -53,9 +57,10 @@ crate::ktest!("smp", fn stress_without_contention_is_rejected() {
             Ok(())
         }
     }
-});
+}
 
-crate::ktest!("smp", fn stale_hpte_check_covers_every_page_mapped() {
+crate::ktest!("smp", stale_hpte_check_covers_every_page_mapped);
+fn stale_hpte_check_covers_every_page_mapped() -> TestResult {
     // A stale HPTE on a page of an area the stress created, below every area the workers use:
     // the check after each round and the final one must both report it, at that address.
     INJECT_STALE.store(true, Relaxed);
@@ -69,9 +74,10 @@ crate::ktest!("smp", fn stale_hpte_check_covers_every_page_mapped() {
     crate::kassert!(rep.planted_at != 0 && rep.first_violation_at == rep.planted_at, "first finding at {:#x}, planted at {:#x}", rep.first_violation_at, rep.planted_at);
     crate::kassert!(vmalloc::find_hpte(rep.planted_at).is_none(), "the planted HPTE was not removed afterwards");
     Ok(())
-});
+}
 
-crate::ktest!("smp", fn lost_reservations_are_counted() {
+crate::ktest!("smp", lost_reservations_are_counted);
+fn lost_reservations_are_counted() -> TestResult {
     // Every failed stdcx. in hash_page's take must be counted and retried: never lost, never a
     // wrong PTE. First deterministically on this CPU (an interrupt between ldarx and stdcx.),
     // in every mode; then, where vCPUs really run at once, against another CPU updating the PTE.
@@ -102,9 +108,10 @@ crate::ktest!("smp", fn lost_reservations_are_counted() {
     let last = TOGGLE_SLOT.load();
     crate::kassert!(!last.is_busy() && last.pfn() == 0x1234, "PTE after the race: {}", last);
     Ok(())
-});
+}
 
-crate::ktest!("smp", fn hunt_resets_leftover_hashpte_ptes() {
+crate::ktest!("smp", hunt_resets_leftover_hashpte_ptes);
+fn hunt_resets_leftover_hashpte_ptes() -> TestResult {
     // The leftover of patch2003's late slot record whose HPTE another CPU evicted: a freed
     // page's PTE with HASHPTE and a slot but not present. vmalloc will not map over it; the
     // hunt resets it — and nothing else: not a page that still has an HPTE.
@@ -129,4 +136,4 @@ crate::ktest!("smp", fn hunt_resets_leftover_hashpte_ptes() {
     crate::kassert_eq!(p0, Some(0));
     crate::kassert_eq!(p1, Some(leftover));
     Ok(())
-});
+}

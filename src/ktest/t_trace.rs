@@ -17,6 +17,7 @@ use crate::trace::{self, site, RING_LEN};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use crate::ktest::TestResult;
 
 /// Runs `f` with `g` recorded, then puts the boot-time groups back. None if recording was
 /// stopped for good (`trace.stop=`): the rings are not to be touched then.
@@ -42,7 +43,8 @@ fn word(at: u64) -> u32 {
     unsafe { core::ptr::read_volatile(at as *const u32) }
 }
 
-ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
+ktest!("trace", points_are_nops_when_off_and_branches_when_on);
+fn points_are_nops_when_off_and_branches_when_on() -> TestResult {
     use crate::hash::fault::{call_target, design_entry};
     let sites = site::sites();
     // Every event that has a trace point in the kernel has at least one.
@@ -85,11 +87,12 @@ ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
     }
     crate::println!("  {} trace points; all nops with tracing off", sites.len());
     Ok(())
-});
+}
 
 const MAGIC: u64 = 0x7ace_0000_0000_0000;
 
-ktest!("trace", fn ring_wraps_keeping_the_newest() {
+ktest!("trace", ring_wraps_keeping_the_newest);
+fn ring_wraps_keeping_the_newest() -> TestResult {
     let cpu = percpu::cpu_id();
     let n = RING_LEN as u64 + 1000;
     // Only marks: no group whose trace points fire here (the watchdog records only in reports).
@@ -118,7 +121,7 @@ ktest!("trace", fn ring_wraps_keeping_the_newest() {
     kassert_eq!(c.first, h1 - RING_LEN as u64);
     kassert_eq!(c.torn, 0);
     Ok(())
-});
+}
 
 /// Writers on every CPU at once, decrementer interrupts recording into the same rings between
 /// their records. Each writer paces its records (one every 10 microseconds); if its CPU has
@@ -175,7 +178,8 @@ fn writer(me: usize) {
     timer::arm(timer::DEC_IDLE);
     WRITTEN[me].store(i, Release);
 }
-ktest!("trace", fn concurrent_writers_and_nested_interrupts_keep_every_record() {
+ktest!("trace", concurrent_writers_and_nested_interrupts_keep_every_record);
+fn concurrent_writers_and_nested_interrupts_keep_every_record() -> TestResult {
     let n = smp::ncpus();
     NCPU.store(n as u64, Release);
     for c in &IRQS {
@@ -248,9 +252,10 @@ ktest!("trace", fn concurrent_writers_and_nested_interrupts_keep_every_record() 
         crate::println!("  CPU {}: {} records in order: {} written in thread context, {} decrementer interrupts nested into them (entry, decrementer, mark, exit each)", cpu, head - from, writes, irqs);
     }
     Ok(())
-});
+}
 
-ktest!("trace", fn lockfree_fault_completes_inside_the_lock_hold() {
+ktest!("trace", lockfree_fault_completes_inside_the_lock_hold);
+fn lockfree_fault_completes_inside_the_lock_hold() -> TestResult {
     if crate::hash::fault::locked_mode() {
         return Ok(());
     }
@@ -280,9 +285,10 @@ ktest!("trace", fn lockfree_fault_completes_inside_the_lock_hold() {
     kassert!(segs >= 1, "no 0x380 recorded (the handler drops its segment every third time)");
     crate::println!("  {} lock holds, {} with a 0x300 completing inside the decrementer inside them; {} records", s.holds, s.holds_with_completed_fault, evs.len());
     Ok(())
-});
+}
 
-ktest!("trace", fn untraced_run_records_nothing() {
+ktest!("trace", untraced_run_records_nothing);
+fn untraced_run_records_nothing() -> TestResult {
     if !trace::boot_groups().is_empty() {
         return Ok(());
     }
@@ -296,4 +302,4 @@ ktest!("trace", fn untraced_run_records_nothing() {
     kassert_eq!(trace::head(cpu), h0);
     kassert_eq!(site::count_on(), 0);
     Ok(())
-});
+}
