@@ -7,8 +7,8 @@
 //! CPU that already holds the lock (an oops or panic in the middle of a print) writes straight
 //! through instead of waiting for itself.
 
-use crate::arch::ppc64::{hcall, insn};
 use crate::arch::ppc64::irq;
+use crate::arch::ppc64::{hcall, insn};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 

@@ -25,8 +25,11 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
     // Before anything else records: the trace points are patched on the boot CPU alone.
     crate::trace::control::init(cfg.trace);
     if !cfg.trace.is_empty() {
-        println!("trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
-                 crate::trace::event::GroupList(cfg.trace), crate::trace::site::count_on());
+        println!(
+            "trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
+            crate::trace::event::GroupList(cfg.trace),
+            crate::trace::site::count_on()
+        );
     }
     crate::mm::init();
     crate::mm::init_cpu(0);
@@ -97,7 +100,11 @@ fn banner(bi: &boot::BootInfo) {
     let plat = platform::get();
     println!("hashkernel {} — lock-free hash_page on ppc64 {}", env!("CARGO_PKG_VERSION"), plat.name());
     if platform::powernv() {
-        println!("  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])", bi.model(), crate::arch::ppc64::opal::base());
+        println!(
+            "  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])",
+            bi.model(),
+            crate::arch::ppc64::opal::base()
+        );
     } else {
         println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
     }
@@ -108,14 +115,33 @@ fn banner(bi: &boot::BootInfo) {
             if n.ptcr != 0 {
                 println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (partition table entry {:#x}, PTCR {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, n.ptcr, bi.hpt().groups());
             } else {
-                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+                println!(
+                    "  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups",
+                    bi.hpt().bytes() >> 10,
+                    n.hpt_pa,
+                    n.sdr1,
+                    bi.hpt().groups()
+                );
             }
-            println!("  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts", insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(), n.lpcr_entry);
+            println!(
+                "  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts",
+                insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(),
+                n.lpcr_entry
+            );
         }
-        None => println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups()),
+        None => println!(
+            "  hpt:       {} KiB (ibm,pft-size {}), {} groups",
+            bi.hpt().bytes() >> 10,
+            bi.pft_shift,
+            bi.hpt().groups()
+        ),
     }
-    println!("  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
-             bi.slb_size, boot::BOLTED_SLB, crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE));
+    println!(
+        "  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
+        bi.slb_size,
+        boot::BOLTED_SLB,
+        crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE)
+    );
     println!("  bolted:    linear zone PA 0..{:#x} ({} HPTEs)", bi.linear_zone_end(), bi.linear_zone_end() >> 12);
     println!("  kernel:    {:#x}..{:#x}, running translated: MSR {}", ks, ke, msr);
     println!("  timebase:  {} Hz, decrementer {} bits", bi.tb_freq, bi.dec_bits);
@@ -133,8 +159,20 @@ fn memory_map() {
     println!("  vectors    PA {:#014x}..{:#014x}", 0, 0x2000);
     println!("  kernel     PA {:#014x}..{:#014x} (at {:#x})", ks & 0xfff_ffff, ke & 0xfff_ffff, ks);
     println!("  heap       VA {:#x}..{:#x} ({} KiB used, {} KiB free)", hs, he, hu >> 10, hf >> 10);
-    println!("  linear     VA {:#x}..{:#x} bolted; frames {}/{} free", crate::mm::KERNEL_BASE, crate::mm::KERNEL_BASE + bi.linear_zone_end(), fl, tl);
-    println!("  high       PA {:#014x}..{:#014x}; frames {}/{} free (vmalloc only)", bi.linear_zone_end(), bi.mem_size, fh, th);
+    println!(
+        "  linear     VA {:#x}..{:#x} bolted; frames {}/{} free",
+        crate::mm::KERNEL_BASE,
+        crate::mm::KERNEL_BASE + bi.linear_zone_end(),
+        fl,
+        tl
+    );
+    println!(
+        "  high       PA {:#014x}..{:#014x}; frames {}/{} free (vmalloc only)",
+        bi.linear_zone_end(),
+        bi.mem_size,
+        fh,
+        th
+    );
     println!("  vmalloc    VA {:#x}..{:#x}", vmalloc::VMALLOC_START, vmalloc::VMALLOC_END);
     println!("  ioremap    VA {:#x}..{:#x}", vmalloc::IOREMAP_START, vmalloc::IOREMAP_END);
 }
@@ -223,7 +261,9 @@ fn default_run() -> ! {
     }
     if cfg.trace_stop == bootargs::TraceStop::Irqtest && !cfg.trace.is_empty() {
         crate::trace::freeze();
-        println!("trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit");
+        println!(
+            "trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit"
+        );
     }
     if inject {
         injection_run_end();

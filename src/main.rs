@@ -14,6 +14,12 @@
 #![cfg_attr(all(target_os = "none", feature = "ktests"), test_runner(crate::ktest::cargo_test_runner))]
 #![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
+// Per-CPU tables are indexed by CPU number, and the loops say so ("for c in 0..ncpus").
+#![allow(clippy::needless_range_loop)]
+// trace_point! hands its values to the asm as `in(reg)` operands inside its unsafe block; its
+// callers pass plain values (loads, addresses), and an operand list cannot be bound first
+// without one arm per operand count.
+#![allow(clippy::macro_metavars_in_unsafe)]
 
 #[cfg(target_os = "none")]
 extern crate alloc;
@@ -30,10 +36,10 @@ pub mod console;
 pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod exit;
-#[cfg(all(target_os = "none", feature = "ktests"))]
-pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod kmain;
+#[cfg(all(target_os = "none", feature = "ktests"))]
+pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod report;
 #[cfg(target_os = "none")]

@@ -108,6 +108,7 @@ extern "C" fn exception_stack_overflow(nip: u64, trap: u64) -> ! {
     crate::console::emergency();
     crate::console::early_puts("FATAL: exception stack overflow\n");
     fatal("exception stack overflow", |w| {
-        let _ = writeln!(w, "exception stack overflow on CPU {}: vector {:#x} at NIP {:#x}", percpu::cpu_id(), trap, nip);
+        let _ =
+            writeln!(w, "exception stack overflow on CPU {}: vector {:#x} at NIP {:#x}", percpu::cpu_id(), trap, nip);
     })
 }

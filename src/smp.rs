@@ -7,9 +7,9 @@
 //! and reports where it was.
 
 use crate::arch::ppc64::exception::ExcFrame;
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{boot, hcall, insn, of, percpu, platform, powernv, rtas, timer};
 use crate::println;
-use crate::arch::ppc64::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::arch::ppc64::hcall::H_SIGNAL_SYS_RESET;
@@ -34,7 +34,8 @@ pub struct StoppedAt {
     pub depth: u64,
 }
 
-static STOPPED_AT: [spin::Mutex<Option<StoppedAt>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
+static STOPPED_AT: [spin::Mutex<Option<StoppedAt>>; percpu::MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
 
 /// Where `cpu` was when it was stopped, if it has been.
 pub fn stopped_at(cpu: usize) -> Option<StoppedAt> {
@@ -62,7 +63,14 @@ pub fn start_secondaries(prepare: fn(usize)) -> usize {
     for idx in 1..bi.ncpus {
         let id = bi.cpu_ids[idx];
         let p = percpu::paca(0);
-        percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
+        percpu::init(
+            idx,
+            p.toc.load(Relaxed),
+            p.exc_common.load(Relaxed),
+            p.kmsr.load(Relaxed),
+            p.slb_size.load(Relaxed),
+            boot::BOLTED_SLB as u64,
+        );
         prepare(idx);
         let h = prepare_handoff(idx);
         let started = if platform::powernv() {
@@ -96,7 +104,10 @@ pub fn start_secondaries(prepare: fn(usize)) -> usize {
                     Err(_) => "state unknown",
                 }
             };
-            println!("smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it", idx, id, state);
+            println!(
+                "smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it",
+                idx, id, state
+            );
             break;
         }
         online += 1;

@@ -14,7 +14,10 @@ use crate::arch::ppc64::exception::{self, ExcFrame, Handled};
 use crate::arch::ppc64::reg::{self, Msr};
 use crate::arch::ppc64::{percpu, platform, timer};
 use crate::hash::reason::FaultReason;
-use core::sync::atomic::{AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use core::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The test harness's problem-state hooks (`ktest::user`): the system call that ends a
 /// user-mode run and the fault that ends it. Registered slots, not calls into the tests, so
@@ -33,7 +36,8 @@ fn user_syscall(f: &mut ExcFrame) -> Handled {
         0 => Handled::Bad(FaultReason::Other("system call with no user-mode harness registered")),
         h => {
             // SAFETY: USER_SYSCALL only ever holds a `fn(&mut ExcFrame) -> Handled`.
-            let h: fn(&mut ExcFrame) -> Handled = unsafe { core::mem::transmute::<usize, fn(&mut ExcFrame) -> Handled>(h) };
+            let h: fn(&mut ExcFrame) -> Handled =
+                unsafe { core::mem::transmute::<usize, fn(&mut ExcFrame) -> Handled>(h) };
             h(f)
         }
     }
@@ -52,7 +56,8 @@ fn user_fault(f: &mut ExcFrame) -> bool {
 
 /// The reason for the pending oops, between `exception_entry` asking for the slow path and
 /// `exception_slow` (only this CPU touches its slot, with interrupts off).
-static OOPS_WHY: [spin::Mutex<Option<FaultReason>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
+static OOPS_WHY: [spin::Mutex<Option<FaultReason>>; percpu::MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
 
 /// Called by vectors.S with r14-r31 not yet saved in the frame. Returns 0 to return from the
 /// exception, 1 to have the assembly save them and call `exception_slow` (the oops).
@@ -113,8 +118,11 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
             "a hash fault inside the hash-fault handler or exception entry/exit (MSR[RI]=0): unrecoverable",
         ));
     }
-    if !f.msr().contains(Msr::RI) && !(f.trap == 0x100 && crate::smp::stopping()) {
-        return Some(FaultReason::Other("unrecoverable exception (MSR[RI]=0: it interrupted exception entry/exit or the hash-fault handler)"));
+    let stopping_reset = f.trap == 0x100 && crate::smp::stopping();
+    if !f.msr().contains(Msr::RI) && !stopping_reset {
+        return Some(FaultReason::Other(
+            "unrecoverable exception (MSR[RI]=0: it interrupted exception entry/exit or the hash-fault handler)",
+        ));
     }
     let outcome = match f.trap {
         0x380 => crate::mm::slb::handle_miss(f, f.dar, false),
@@ -161,7 +169,6 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
 fn recover(f: &mut ExcFrame, why: FaultReason) -> bool {
     exception::try_fixup(f, why) || user_fault(f)
 }
-
 
 /// The oops for `f`: the report, with what the memory layer knows about the faulting address.
 fn oops(f: &ExcFrame, why: &dyn core::fmt::Display) -> ! {

@@ -112,7 +112,9 @@ impl fmt::Display for FaultReason {
                 Denied::NoExec => "instruction fetch from a no-execute page",
                 Denied::ExecGuarded => "instruction fetch from a guarded page",
             }),
-            FaultReason::AllBolted => f.write_str("every slot of both HPTE groups holds a bolted entry: no HPTE can be inserted"),
+            FaultReason::AllBolted => {
+                f.write_str("every slot of both HPTE groups holds a bolted entry: no HPTE can be inserted")
+            }
             FaultReason::Refused(call, e) => write!(f, "the hypervisor refused {}: {}", call.name(), e),
             FaultReason::Other(s) => f.write_str(s),
         }

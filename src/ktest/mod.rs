@@ -3,16 +3,16 @@
 //! through the runner) and the `test=FILTER` bootarg of a normal image.
 
 mod t_boot;
-mod t_irqtest;
-mod t_smp;
-mod t_mmu;
-mod t_vmalloc;
 mod t_hash;
 mod t_inject;
-mod t_review2003;
-mod t_uart;
+mod t_irqtest;
+mod t_mmu;
 mod t_powernv;
+mod t_review2003;
+mod t_smp;
 mod t_trace;
+mod t_uart;
+mod t_vmalloc;
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -63,7 +63,15 @@ macro_rules! kassert_eq {
     ($a:expr, $b:expr) => {{
         let (a, b) = (&$a, &$b);
         if a != b {
-            return Err(alloc::format!("{} == {} failed: {:#x?} != {:#x?} ({}:{})", stringify!($a), stringify!($b), a, b, file!(), line!()));
+            return Err(alloc::format!(
+                "{} == {} failed: {:#x?} != {:#x?} ({}:{})",
+                stringify!($a),
+                stringify!($b),
+                a,
+                b,
+                file!(),
+                line!()
+            ));
         }
     }};
 }

@@ -1,8 +1,8 @@
 //! boot::, of::, console:: tests.
 
 use crate::arch::ppc64::boot;
-use crate::{kassert, kassert_eq, ktest};
 use crate::ktest::TestResult;
+use crate::{kassert, kassert_eq, ktest};
 
 ktest!("boot", device_tree_facts);
 fn device_tree_facts() -> TestResult {
@@ -22,7 +22,11 @@ fn hpt_size_follows_ram() -> TestResult {
     // does the same, within the bolted zone's means (at most 2^MAX_HPT_SHIFT).
     let bi = boot::info();
     let want = (bi.mem_size.next_power_of_two().trailing_zeros() - 7).max(18);
-    let want = if crate::arch::ppc64::platform::powernv() { want.clamp(19, crate::arch::ppc64::powernv::MAX_HPT_SHIFT) } else { want };
+    let want = if crate::arch::ppc64::platform::powernv() {
+        want.clamp(19, crate::arch::ppc64::powernv::MAX_HPT_SHIFT)
+    } else {
+        want
+    };
     kassert_eq!(bi.pft_shift, want);
     Ok(())
 }
@@ -81,9 +85,17 @@ fn secondary_handoffs_are_per_cpu() -> TestResult {
         let cpu = i + 1;
         // SAFETY: make_handoff returns a pointer to a static hand-off; it is only read here.
         let h = unsafe { &*h };
-        kassert!(h.paca == percpu::paca(cpu) as *const _ as u64 && h.stack == percpu::kstack_top(cpu) - 112 && h.arg == cpu as u64,
-                 "CPU {}'s hand-off names PACA {:#x}, stack {:#x}, arg {} after the others' were prepared (want PACA {:#x})",
-                 cpu, h.paca, h.stack, h.arg, percpu::paca(cpu) as *const _ as u64);
+        kassert!(
+            h.paca == percpu::paca(cpu) as *const _ as u64
+                && h.stack == percpu::kstack_top(cpu) - 112
+                && h.arg == cpu as u64,
+            "CPU {}'s hand-off names PACA {:#x}, stack {:#x}, arg {} after the others' were prepared (want PACA {:#x})",
+            cpu,
+            h.paca,
+            h.stack,
+            h.arg,
+            percpu::paca(cpu) as *const _ as u64
+        );
     }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! hash_page:: tests, against the real hypervisor HPT.
 
-use crate::ktest::TestResult;
-use crate::arch::ppc64::exception::{probe_read, probe_write};
-use crate::hash::backend::HashBackend;
-use crate::hash::hpt::Hpt;
-use crate::arch::ppc64::reg::Dsisr;
 use crate::arch::ppc64::boot;
+use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::arch::ppc64::reg::Dsisr;
 use crate::hash::access::{decide, Access, Step};
+use crate::hash::backend::HashBackend;
 use crate::hash::cell::{PteCell, PteSlot, Take};
+use crate::hash::hpt::Hpt;
 use crate::hash::stats::{self, Counter};
+use crate::ktest::TestResult;
 use crate::mm::hpte::{avpn_for, hash_4k, HpteV};
 use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_RO};
 use crate::mm::slbe::kernel_vsid;
@@ -115,7 +115,11 @@ fn store_to_read_only_is_bad_access() -> TestResult {
     vmalloc::vfree(a).map_err(e)?;
     let f = r.err().ok_or("store to a read-only page succeeded")?;
     kassert_eq!(f.trap, 0x300);
-    kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+    kassert!(
+        Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE),
+        "DSISR {:#x}",
+        f.dsisr
+    );
     kassert_eq!(before, after);
     kassert!(!after.flags().contains(PteFlags::DIRTY));
     kassert_eq!(stats::this().get(Counter::BadAccess), bad + 1);
@@ -191,7 +195,11 @@ fn full_groups_secondary_then_eviction_bolted_survive() -> TestResult {
     let sg = geo.group_base(hash, true);
     let mut k = 0u64;
     let mut fill = |g: u64, bolted: bool, dummies: &mut alloc::vec::Vec<(u64, u64)>| {
-        while let Ok(ptex) = Hpt.insert(g, avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 }, (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) = Hpt.insert(
+            g,
+            avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 },
+            (0x2000 << 12) | 0x10 | 0x2,
+        ) {
             dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
             k += 1;
         }
@@ -301,7 +309,8 @@ ktest!("hash_page", user_access_to_kernel_page_refused_untouched);
 fn user_access_to_kernel_page_refused_untouched() -> TestResult {
     use crate::run::user::{run_user_load, UserExit};
     // Sanity: a user page is readable from problem state.
-    let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT).map_err(e)?;
+    let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT)
+        .map_err(e)?;
     let ok = run_user_load(upage).map_err(e)?;
     // A kernel page, never hashed, and one already hashed (HPTE with kernel-only PP).
     let k1 = fresh_page()?;
@@ -319,7 +328,10 @@ fn user_access_to_kernel_page_refused_untouched() -> TestResult {
     }
     kassert_eq!(ok, UserExit::Syscall);
     kassert!(matches!(r1, UserExit::Fault { trap: 0x300, dar, .. } if dar == k1), "{r1:?}");
-    kassert!(matches!(r2, UserExit::Fault { trap: 0x300, dar, dsisr } if dar == k2 && dsisr & 0x0800_0000 != 0), "{r2:?}");
+    kassert!(
+        matches!(r2, UserExit::Fault { trap: 0x300, dar, dsisr } if dar == k2 && dsisr & 0x0800_0000 != 0),
+        "{r2:?}"
+    );
     kassert_eq!(before1, after1);
     kassert_eq!(before2, after2);
     kassert!(!after1.flags().contains(PteFlags::ACCESSED), "denied user access set ACCESSED");
@@ -329,7 +341,10 @@ fn user_access_to_kernel_page_refused_untouched() -> TestResult {
 
 ktest!("hash_page", design_switch_patches_the_call);
 fn design_switch_patches_the_call() -> TestResult {
-    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_locked, select, Design};
+    use crate::hash::fault::{
+        design_entry as call_target, do_hash_fault, do_hash_fault_locked, do_hash_fault_native,
+        do_hash_fault_native_locked, select, Design,
+    };
     // ELFv2: a direct call goes to the local entry, 0 or 8 bytes past the symbol (TOC set-up).
     // (With tracing on the call goes through the trace's entry: `design_entry` looks past it.)
     let at = |f: u64| call_target() == f || call_target() == f + 8;
@@ -353,11 +368,17 @@ fn design_switch_patches_the_call() -> TestResult {
     let locked_call = at(lk);
     // The locked design takes page_table_lock in exception context: the lock validator's
     // report is expected here (see locked_mode_works_without_interrupts).
-    let (d, _) = crate::sync::lockdep::expecting(&vmalloc::PAGE_TABLE_LOCK.class, || count(&|| { let _ = read(a); }));
+    let (d, _) = crate::sync::lockdep::expecting(&vmalloc::PAGE_TABLE_LOCK.class, || {
+        count(&|| {
+            let _ = read(a);
+        })
+    });
     select(Design::LockFree);
     let back = at(lf);
     let b = fresh_page()?;
-    let d2 = count(&|| { let _ = read(b); });
+    let d2 = count(&|| {
+        let _ = read(b);
+    });
     select(was);
     vmalloc::vfree(a).map_err(e)?;
     vmalloc::vfree(b).map_err(e)?;
@@ -377,7 +398,11 @@ fn empty_page_tables_are_read_only() -> TestResult {
         let r = probe_write(va, 0x1234_5000 | PAGE_KERNEL.bits());
         let f = r.err().ok_or(format!("store into the empty table at {va:#x} succeeded"))?;
         kassert_eq!(f.trap, 0x300);
-        kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+        kassert!(
+            Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE),
+            "DSISR {:#x}",
+            f.dsisr
+        );
         kassert_eq!(read(va), before);
     }
     Ok(())

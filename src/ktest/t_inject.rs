@@ -3,7 +3,6 @@
 //! The accesses are plain loads and stores (no probes) wherever the kernel must survive: a
 //! refusal there is an oops, which fails the run.
 
-use crate::ktest::TestResult;
 use super::t_hash::fresh_page;
 use crate::arch::ppc64::exception::{probe_read, probe_write, ExcFrame};
 use crate::arch::ppc64::{boot, hcall, insn, timer};
@@ -11,6 +10,7 @@ use crate::hash::protocol::Hcall;
 use crate::hash::reason::FaultReason;
 use crate::hash::stats::{self, Counter};
 use crate::inject::{self, Kind, Plan, Trigger};
+use crate::ktest::TestResult;
 use crate::mm::frame::Ledger;
 use crate::mm::hpte::{avpn_for, hash_4k, Hpte, HpteV};
 use crate::mm::pte::PteFlags;
@@ -125,7 +125,9 @@ fn crowd(ea: u64, dummies: &mut alloc::vec::Vec<(u64, u64)>, k: &mut u64) {
     let geo = boot::info().hpt();
     let hash = hash_4k(kernel_vsid(ea), ea);
     for g in [geo.group_base(hash, false), geo.group_base(hash, true)] {
-        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(vsid, *k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) =
+            hcall::h_enter(0, g, avpn_for(vsid, *k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2)
+        {
             dummies.push((ptex, avpn_for(vsid, *k << 23)));
             *k += 1;
         }
@@ -190,7 +192,10 @@ fn transient_hypervisor_answers_are_survived() -> TestResult {
     for k in Kind::ALL.iter().filter(|k| k.is_transient()) {
         kassert!(inj[*k as usize] > 0, "{} never fired", k.name());
     }
-    kassert!(d.get(Counter::RetryHvBusy) > 0 && d.get(Counter::InsertSecondary) > 0 && d.get(Counter::Evictions) > 0, "{d:?}");
+    kassert!(
+        d.get(Counter::RetryHvBusy) > 0 && d.get(Counter::InsertSecondary) > 0 && d.get(Counter::Evictions) > 0,
+        "{d:?}"
+    );
     kassert_eq!(d.get(Counter::HvRefusals), 0);
     Ok(())
 }
@@ -246,7 +251,9 @@ fn permanent_hardware_failure_is_refused_and_claims_nothing() -> TestResult {
     let mut dummies = alloc::vec::Vec::new();
     let mut k = 0u64;
     for g in [geo.group_base(hash, false), geo.group_base(hash, true)] {
-        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) =
+            hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2)
+        {
             dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
             k += 1;
         }
@@ -256,7 +263,10 @@ fn permanent_hardware_failure_is_refused_and_claims_nothing() -> TestResult {
     let r = inject::with_plan(&plan, || probe_read(c));
     let after = vmalloc::pte_of(c).ok_or("no PTE")?;
     let h = vmalloc::find_hpte(c);
-    let left = dummies.iter().filter(|(p, avpn)| matches!(hcall::h_read(*p), Ok((v, _)) if v & 1 != 0 && v & !0x7f == *avpn)).count();
+    let left = dummies
+        .iter()
+        .filter(|(p, avpn)| matches!(hcall::h_read(*p), Ok((v, _)) if v & 1 != 0 && v & !0x7f == *avpn))
+        .count();
     for (ptex, avpn) in &dummies {
         let _ = hcall::h_remove(hcall::H_AVPN, *ptex, *avpn);
     }
@@ -327,7 +337,9 @@ fn same_seed_same_failures() -> TestResult {
     // On one CPU the decisions depend only on the plan, the seed and the calls: the same
     // workload under the same seed injects the same failures; another seed, others.
     let run = |seed: u64| -> Result<[u64; inject::KINDS], String> {
-        let mut plan = Plan::default().with(Kind::EnterBusy, Trigger::Ppm(300_000)).with(Kind::RemoveNotFound, Trigger::Ppm(300_000));
+        let mut plan = Plan::default()
+            .with(Kind::EnterBusy, Trigger::Ppm(300_000))
+            .with(Kind::RemoveNotFound, Trigger::Ppm(300_000));
         plan.seed = seed;
         let a = vmalloc::vmalloc(8 * 4096).map_err(e)?;
         let r = inject::with_plan(&plan, || {
@@ -358,9 +370,17 @@ fn disarmed_the_default_path_is_back() -> TestResult {
     let (was, entry) = (design(), design_entry());
     kassert!(was != Design::Inject, "armed before the test: {:#x}", entry);
     let plan = Plan::default().with(Kind::EnterBusy, Trigger::Every(2));
-    let (armed_design, armed_call) = inject::with_plan(&plan, || (design(), at(do_hash_fault_inject as *const () as u64)));
+    let (armed_design, armed_call) =
+        inject::with_plan(&plan, || (design(), at(do_hash_fault_inject as *const () as u64)));
     kassert!(armed_design == Design::Inject && armed_call, "armed: {:?}, call {:#x}", armed_design, design_entry());
-    kassert!(design() == was && design_entry() == entry, "after: {:?} (was {:?}), call {:#x} (was {:#x})", design(), was, design_entry(), entry);
+    kassert!(
+        design() == was && design_entry() == entry,
+        "after: {:?} (was {:?}), call {:#x} (was {:#x})",
+        design(),
+        was,
+        design_entry(),
+        entry
+    );
     // Allocation kinds alone leave the fault path alone.
     let plan = Plan::default().with(Kind::Frame, Trigger::Every(1000));
     let d = inject::with_plan(&plan, design);

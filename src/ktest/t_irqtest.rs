@@ -1,7 +1,7 @@
 //! irqtest:: tests: the 2003 scenario's windows, deterministic and random (src/run/irqtest.rs).
-use crate::run::irqtest::*;
 use crate::bootargs::IrqMode;
 use crate::ktest::TestResult;
+use crate::run::irqtest::*;
 
 crate::ktest!("irqtest", deterministic_window_lockfree);
 fn deterministic_window_lockfree() -> TestResult {

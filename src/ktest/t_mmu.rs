@@ -1,17 +1,17 @@
 //! mmu:: tests: translation, bolted HPTEs through H_READ, SLB misses and eviction, faults.
 
 use crate::arch::ppc64::exception::{probe_read, ProbeFault};
-use crate::hash::backend::{HashBackend, InsertError};
-use crate::hash::hpt::Hpt;
 use crate::arch::ppc64::reg::{Dsisr, Msr};
 use crate::arch::ppc64::{boot, insn, percpu};
+use crate::hash::backend::{HashBackend, InsertError};
+use crate::hash::hpt::Hpt;
 use crate::hash::stats::{self, Counter};
+use crate::ktest::TestResult;
 use crate::mm::hpte::{avpn_for, hash_4k, Hpte, HpteV};
 use crate::mm::slbe::{kernel_vsid, SlbEntry};
 use crate::mm::vmalloc;
 use crate::{kassert, kassert_eq, ktest};
 use core::sync::atomic::Ordering::Relaxed;
-use crate::ktest::TestResult;
 
 ktest!("mmu", translation_is_on);
 fn translation_is_on() -> TestResult {
@@ -44,9 +44,9 @@ ktest!("mmu", bolted_linear_entries_match);
 fn bolted_linear_entries_match() -> TestResult {
     let stack_var = 0u64;
     let candidates = [
-        bolted_hpte as *const () as u64,                        // kernel text
-        &stack_var as *const u64 as u64,                         // boot stack
-        percpu::this() as *const _ as u64,                       // per-CPU area
+        bolted_hpte as *const () as u64,                                // kernel text
+        &stack_var as *const u64 as u64,                                // boot stack
+        percpu::this() as *const _ as u64,                              // per-CPU area
         crate::mm::KERNEL_BASE + boot::info().linear_zone_end() - 4096, // last bolted page
     ];
     for ea in candidates {
@@ -208,13 +208,19 @@ fn every_stack_has_an_unmapped_guard_page_below_it() -> TestResult {
             "exception stack" => kassert_eq!(exc_stack_bounds(cpu).0, top),
             "hash stack" => kassert_eq!(hash_stack_bounds(cpu).0, top),
             "kernel stack" if cpu == 0 => {
-                kassert!(sp > top && sp - top < BOOT_STACK_SIZE as u64, "CPU 0 runs at {sp:#x}, not on the stack above the guard page at {g:#x}")
+                kassert!(
+                    sp > top && sp - top < BOOT_STACK_SIZE as u64,
+                    "CPU 0 runs at {sp:#x}, not on the stack above the guard page at {g:#x}"
+                )
             }
-            "kernel stack" => kassert_eq!(percpu::kstack_top(cpu) - crate::arch::ppc64::percpu::KSTACK_SIZE as u64, top),
+            "kernel stack" => {
+                kassert_eq!(percpu::kstack_top(cpu) - crate::arch::ppc64::percpu::KSTACK_SIZE as u64, top)
+            }
             other => return Err(alloc::format!("unknown stack '{other}'")),
         }
         kassert!(vmalloc::find_hpte(g).is_none(), "the guard page below CPU {cpu}'s {what} has an HPTE");
-        let f = probe_read(g + 0x800).err().ok_or(alloc::format!("the guard page below CPU {cpu}'s {what} is readable"))?;
+        let f =
+            probe_read(g + 0x800).err().ok_or(alloc::format!("the guard page below CPU {cpu}'s {what} is readable"))?;
         kassert_eq!(f.trap, 0x300);
         let d = crate::mm::describe_address(g + 0x800).unwrap_or_default();
         kassert!(d.contains("STACK OVERFLOW") && d.contains(what), "{d}");
@@ -238,7 +244,9 @@ fn exception_exits_drop_the_reservation() -> TestResult {
     const RFID: u32 = 0x4c00_0024;
     // stdcx. RS,RA,RB: primary opcode 31, extended opcode 214, Rc = 1.
     let is_stdcx = |i: u32| i & 0xfc00_07ff == 0x7c00_01ad;
-    for (name, at) in [("hash_fault_exit", &raw const hash_fault_exit as u64), ("exc_restore", &raw const exc_restore as u64)] {
+    for (name, at) in
+        [("hash_fault_exit", &raw const hash_fault_exit as u64), ("exc_restore", &raw const exc_restore as u64)]
+    {
         let mut stdcx = None;
         let mut rfid = None;
         for k in 0..64u64 {

@@ -7,12 +7,12 @@ use crate::arch::ppc64::{boot, insn, opal, percpu, timer};
 use crate::hash::backend::{HashBackend, RemoveError};
 use crate::hash::hpt::Hpt;
 use crate::hash::native::{HptMem, NATIVE};
+use crate::ktest::TestResult;
 use crate::mm::hpte::{avpn_for, hash_4k, tlbie_rb, HpteV, RPN_MASK};
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::format;
 use core::sync::atomic::{AtomicU64, Ordering::*};
-use crate::ktest::TestResult;
 
 fn e(x: VmError) -> alloc::string::String {
     format!("{x}")

@@ -8,12 +8,13 @@ use crate::arch::ppc64::exception::probe_read;
 use crate::arch::ppc64::{insn, timer};
 use crate::hash::access::Access;
 use crate::hash::backend::HashBackend;
-use crate::hash::hpt::Hpt;
 use crate::hash::cell::{PteCell, Take};
 use crate::hash::design::{Busy, Cas2, Patch2003, Steps, SHARED_AREA};
 use crate::hash::fault::{design, Design, HashTableLocks, PATCH2003};
-use crate::hash::protocol::{hash_pte_at, Outcome, ReturnOutcome, Retry, Va};
+use crate::hash::hpt::Hpt;
+use crate::hash::protocol::{hash_pte_at, Outcome, Retry, ReturnOutcome, Va};
 use crate::hash::stats::ThisCpu;
+use crate::ktest::TestResult;
 use crate::mm::hpte::avpn_for;
 use crate::mm::pte::{HptSlot, Pte, PteFlags, PAGE_KERNEL};
 use crate::mm::slbe::kernel_vsid;
@@ -22,7 +23,6 @@ use crate::{kassert, kassert_eq, ktest, println};
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use crate::ktest::TestResult;
 
 fn e(x: vmalloc::VmError) -> String {
     format!("{x}")
@@ -59,12 +59,24 @@ fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() -> TestR
     let after = vmalloc::pte_of(k).ok_or("no PTE")?;
     let h = vmalloc::find_hpte(k);
     vmalloc::vfree(k).map_err(e)?;
-    kassert!(matches!(r, UserExit::Fault { trap: 0x300, dar, .. } if dar == k), "the problem-state store was not refused: {r:?}");
+    kassert!(
+        matches!(r, UserExit::Fault { trap: 0x300, dar, .. } if dar == k),
+        "the problem-state store was not refused: {r:?}"
+    );
     kassert!(h.is_none(), "a refused access left an HPTE: {:?}", h);
-    println!("review2003: {}: problem-state store to kernel page {:#x} refused; PTE before {} / after {}", design().name(), k, before, after);
+    println!(
+        "review2003: {}: problem-state store to kernel page {:#x} refused; PTE before {} / after {}",
+        design().name(),
+        k,
+        before,
+        after
+    );
     if design() == Design::Patch2003 {
         kassert!(!before.flags().intersects(PteFlags::ACCESSED | PteFlags::DIRTY), "{before}");
-        kassert!(after.flags().contains(PteFlags::ACCESSED | PteFlags::DIRTY), "patch2003 did not set ACCESSED|DIRTY: {after}");
+        kassert!(
+            after.flags().contains(PteFlags::ACCESSED | PteFlags::DIRTY),
+            "patch2003 did not set ACCESSED|DIRTY: {after}"
+        );
         println!("review2003: patch2003 has no USER check in its atomic step: the refused store set ACCESSED and DIRTY (the 2003 review's second point)");
     } else {
         kassert_eq!(before, after);
@@ -96,8 +108,17 @@ fn not_present_pte_in_shared_area_hashed_only_under_patch2003() -> TestResult {
         remove_hptes(ea);
         vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
         if i == 0 {
-            println!("review2003: {}: load from {:#x} (shared area) through not-present {}: {}", design().name(), ea, Pte(swap),
-                     match (r, h) { (Ok(v), Some((ptex, h))) => format!("succeeded, read {v:#x} through HPTE {ptex:#x} {h}"), (Ok(v), None) => format!("succeeded ({v:#x}), no HPTE"), (Err(f), _) => format!("refused (trap {:#x})", f.trap) });
+            println!(
+                "review2003: {}: load from {:#x} (shared area) through not-present {}: {}",
+                design().name(),
+                ea,
+                Pte(swap),
+                match (r, h) {
+                    (Ok(v), Some((ptex, h))) => format!("succeeded, read {v:#x} through HPTE {ptex:#x} {h}"),
+                    (Ok(v), None) => format!("succeeded ({v:#x}), no HPTE"),
+                    (Err(f), _) => format!("refused (trap {:#x})", f.trap),
+                }
+            );
         }
     }
     vmalloc::vfree(src).map_err(e)?;
@@ -109,7 +130,10 @@ fn not_present_pte_in_shared_area_hashed_only_under_patch2003() -> TestResult {
     if design() == Design::Patch2003 {
         kassert_eq!(h_shared, Some(pfn));
         kassert_eq!(v_shared, PATTERN);
-        kassert!(!pte_shared.is_present() && pte_shared.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE), "{pte_shared}");
+        kassert!(
+            !pte_shared.is_present() && pte_shared.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE),
+            "{pte_shared}"
+        );
         println!("review2003: patch2003 hashed a not-present PTE: the swap entry's bits became an HPTE for frame {pfn:#x}, and the load read that frame (the 2003 review's third point)");
     } else {
         kassert!(h_shared.is_none(), "HPTE inserted for a not-present PTE: frame {:?}", h_shared);
@@ -242,21 +266,36 @@ fn vfree_between_insert_and_slot_record() -> TestResult {
         Design::LockFree | Design::Locked | Design::Ceiling | Design::Inject => {
             kassert!(pte_at_vfree.is_busy(), "the PTE was not BUSY during the insert: {pte_at_vfree}");
             kassert!(waited, "vfree's clear did not wait for BUSY");
-            kassert!(after_vfree.is_none() && after.is_none(), "an HPTE survived vfree: {} / {}", h(after_vfree), h(after));
+            kassert!(
+                after_vfree.is_none() && after.is_none(),
+                "an HPTE survived vfree: {} / {}",
+                h(after_vfree),
+                h(after)
+            );
             kassert_eq!(pte_after.raw(), 0);
             kassert_eq!(outcome, Some(Outcome::Inserted { secondary: false, evicted: 0 }));
-            println!("review2003: BUSY: the clear waited for the holder, then flushed the slot it recorded: no stale HPTE");
+            println!(
+                "review2003: BUSY: the clear waited for the holder, then flushed the slot it recorded: no stale HPTE"
+            );
         }
         Design::Patch2003 => {
             kassert!(!waited, "vfree waited for patch2003's fault");
-            kassert!(matches!(after_vfree, Some((_, x)) if x.rpn() == pfn), "no HPTE for the freed frame after vfree: {}", h(after_vfree));
+            kassert!(
+                matches!(after_vfree, Some((_, x)) if x.rpn() == pfn),
+                "no HPTE for the freed frame after vfree: {}",
+                h(after_vfree)
+            );
             kassert!(matches!(after, Some((_, x)) if x.rpn() == pfn), "the stale HPTE went away: {}", h(after));
             kassert!(!pte_after.is_present() && pte_after.has_hashpte(), "{pte_after}");
             println!("review2003: patch2003: vfree's flush found no HASHPTE and removed nothing; the HPTE inserted before it survives, translating freed frame {pfn:#x}, and the second update marked the cleared PTE HASHPTE (the 2003 review's first point)");
         }
         Design::Cas2 => {
             kassert!(!waited, "vfree waited for cas2's fault");
-            kassert!(matches!(after_vfree, Some((_, x)) if x.rpn() == pfn), "no HPTE for the freed frame right after vfree: {}", h(after_vfree));
+            kassert!(
+                matches!(after_vfree, Some((_, x)) if x.rpn() == pfn),
+                "no HPTE for the freed frame right after vfree: {}",
+                h(after_vfree)
+            );
             kassert_eq!(outcome, Some(Outcome::Retry(Retry::SlotChanged)));
             kassert!(after.is_none(), "cas2 did not remove its HPTE: {}", h(after));
             kassert_eq!(pte_after.raw(), 0);
@@ -309,25 +348,41 @@ fn stress_catches_stale_hpte_of_patch2003_and_cas2() -> TestResult {
         Some(false) => println!("review2003: that HPTE was gone by the end of the round: the window between an insert and its removal"),
         None => {}
     }
-    kassert!(s.freed_pfn == Some(s.hpte.rpn()), "the stale HPTE's frame {:#x} was never freed from page {:#x}", s.hpte.rpn(), s.ea);
+    kassert!(
+        s.freed_pfn == Some(s.hpte.rpn()),
+        "the stale HPTE's frame {:#x} was never freed from page {:#x}",
+        s.hpte.rpn(),
+        s.ea
+    );
     Ok(())
 }
 
 ktest!("review2003", every_design_has_its_own_entry);
 fn every_design_has_its_own_entry() -> TestResult {
-    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_cas2,
-                             do_hash_fault_native_locked, do_hash_fault_native_patch2003, do_hash_fault_patch2003, select};
+    use crate::hash::fault::{
+        design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native,
+        do_hash_fault_native_cas2, do_hash_fault_native_locked, do_hash_fault_native_patch2003,
+        do_hash_fault_patch2003, select,
+    };
     // The 0x300 entry's call is patched per design (and per platform: each HPT backend has its
     // own instantiation of every design); the default path is do_hash_fault[_native].
     let was = design();
     let at = |f: u64| call_target() == f || call_target() == f + 8;
     let mut seen = [false; 4];
     let entries: [(Design, u64); 4] = if crate::arch::ppc64::platform::powernv() {
-        [(Design::LockFree, do_hash_fault_native as *const () as u64), (Design::Locked, do_hash_fault_native_locked as *const () as u64),
-         (Design::Patch2003, do_hash_fault_native_patch2003 as *const () as u64), (Design::Cas2, do_hash_fault_native_cas2 as *const () as u64)]
+        [
+            (Design::LockFree, do_hash_fault_native as *const () as u64),
+            (Design::Locked, do_hash_fault_native_locked as *const () as u64),
+            (Design::Patch2003, do_hash_fault_native_patch2003 as *const () as u64),
+            (Design::Cas2, do_hash_fault_native_cas2 as *const () as u64),
+        ]
     } else {
-        [(Design::LockFree, do_hash_fault as *const () as u64), (Design::Locked, do_hash_fault_locked as *const () as u64),
-         (Design::Patch2003, do_hash_fault_patch2003 as *const () as u64), (Design::Cas2, do_hash_fault_cas2 as *const () as u64)]
+        [
+            (Design::LockFree, do_hash_fault as *const () as u64),
+            (Design::Locked, do_hash_fault_locked as *const () as u64),
+            (Design::Patch2003, do_hash_fault_patch2003 as *const () as u64),
+            (Design::Cas2, do_hash_fault_cas2 as *const () as u64),
+        ]
     };
     for (d, f) in entries {
         select(d);

@@ -10,6 +10,7 @@
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
+use crate::ktest::TestResult;
 use crate::run::irqtest;
 use crate::smp;
 use crate::trace::event::{scan_lock_holds, Event, Groups, Mark, Outcome};
@@ -17,7 +18,6 @@ use crate::trace::{self, site, RING_LEN};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use crate::ktest::TestResult;
 
 /// Runs `f` with `g` recorded, then puts the boot-time groups back. None if recording was
 /// stopped for good (`trace.stop=`): the rings are not to be touched then.
@@ -48,9 +48,21 @@ fn points_are_nops_when_off_and_branches_when_on() -> TestResult {
     use crate::hash::fault::{call_target, design_entry};
     let sites = site::sites();
     // Every event that has a trace point in the kernel has at least one.
-    for ev in [Event::ExcEntry, Event::ExcExit, Event::PteTake, Event::PtePublish, Event::Hcall, Event::HcallBegin,
-               Event::HcallEnd, Event::LockAcquire, Event::LockContended, Event::LockRelease, Event::Vmalloc,
-               Event::Vfree, Event::Decrementer] {
+    for ev in [
+        Event::ExcEntry,
+        Event::ExcExit,
+        Event::PteTake,
+        Event::PtePublish,
+        Event::Hcall,
+        Event::HcallBegin,
+        Event::HcallEnd,
+        Event::LockAcquire,
+        Event::LockContended,
+        Event::LockRelease,
+        Event::Vmalloc,
+        Event::Vfree,
+        Event::Decrementer,
+    ] {
         kassert!(sites.iter().any(|s| trace::event::code_event(s.code) == Some(ev)), "no trace point for {ev:?}");
     }
     let slb_at = &raw const slb_vector_branch as u64;
@@ -274,16 +286,34 @@ fn lockfree_fault_completes_inside_the_lock_hold() -> TestResult {
     let lock = &crate::mm::vmalloc::PAGE_TABLE_LOCK as *const _ as *const u8 as u64;
     let s = scan_lock_holds(&evs, lock);
     kassert!(s.deadlock.is_none(), "a fault inside the hold found the lock taken: {s:?}");
-    kassert!(s.holds_with_completed_fault >= ITER,
-             "{} of {} lock holds had a decrementer whose 0x300 completed inside (want {ITER})", s.holds_with_completed_fault, s.holds);
+    kassert!(
+        s.holds_with_completed_fault >= ITER,
+        "{} of {} lock holds had a decrementer whose 0x300 completed inside (want {ITER})",
+        s.holds_with_completed_fault,
+        s.holds
+    );
     // The faults inside the decrementer were resolved by hash_page, and their segments were
     // installed on the traced (generic) 0x380 path.
-    let nested_inserts = evs.iter().filter(|r| r.ev == Event::HashOutcome && r.depth == 2
-        && matches!(Outcome::from_u8(r.c as u8), Some(Outcome::InsertedPrimary | Outcome::InsertedSecondary | Outcome::Updated | Outcome::Evicted))).count() as u64;
+    let nested_inserts = evs
+        .iter()
+        .filter(|r| {
+            r.ev == Event::HashOutcome
+                && r.depth == 2
+                && matches!(
+                    Outcome::from_u8(r.c as u8),
+                    Some(Outcome::InsertedPrimary | Outcome::InsertedSecondary | Outcome::Updated | Outcome::Evicted)
+                )
+        })
+        .count() as u64;
     kassert!(nested_inserts >= ITER, "{nested_inserts} hash faults inside an interrupt resolved");
     let segs = evs.iter().filter(|r| r.ev == Event::ExcEntry && r.c == 0x380).count();
     kassert!(segs >= 1, "no 0x380 recorded (the handler drops its segment every third time)");
-    crate::println!("  {} lock holds, {} with a 0x300 completing inside the decrementer inside them; {} records", s.holds, s.holds_with_completed_fault, evs.len());
+    crate::println!(
+        "  {} lock holds, {} with a 0x300 completing inside the decrementer inside them; {} records",
+        s.holds,
+        s.holds_with_completed_fault,
+        evs.len()
+    );
     Ok(())
 }
 

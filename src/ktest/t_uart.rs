@@ -5,13 +5,13 @@
 use crate::arch::ppc64::boot;
 use crate::drivers::pci::{self, dt, PCI_COMMAND, PCI_COMMAND_IO};
 use crate::drivers::uart::{self, Status, UartError};
+use crate::ktest::TestResult;
 use crate::mm::pte::PteFlags;
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::format;
 use alloc::string::String;
 use uart_16550::backend::Backend;
-use crate::ktest::TestResult;
 
 const THR: u8 = 0;
 const MCR: u8 = 4;
@@ -56,7 +56,9 @@ fn found_in_device_tree() -> TestResult {
     match boot::info().firmware {
         boot::Firmware::Slof => kassert!(ps.assigned_bar0.is_some(), "SLOF wrote no assigned-addresses"),
         boot::Firmware::Vof => kassert_eq!(ps.assigned_bar0, None),
-        boot::Firmware::Opal => return Err("a PCI UART found under skiboot: the kernel has no PCI probe for powernv".into()),
+        boot::Firmware::Opal => {
+            return Err("a PCI UART found under skiboot: the kernel has no PCI probe for powernv".into())
+        }
     }
     // RTAS sees the same device at that config address.
     let id = pci::cfg_read(&ps, 0, 4).map_err(|e| format!("{e}"))?;
@@ -212,9 +214,9 @@ fn no_device_behind_mapping_is_not_present() -> TestResult {
     }
     let (_, _, io_areas, io_pages) = vmalloc::usage();
     let empty = ps.io_window + 0x8000; // nothing decodes here
-    // On purpose, then: uart_16550's presence check reads the scratch register, writes a
-    // pattern, reads it back and (on the mismatch) restores it — four byte accesses that nothing
-    // answers and QEMU logs.
+                                       // On purpose, then: uart_16550's presence check reads the scratch register, writes a
+                                       // pattern, reads it back and (on the mismatch) restores it — four byte accesses that nothing
+                                       // answers and QEMU logs.
     for access in ["read", "write", "read", "write"] {
         crate::ktest::expect_qemu_log(access, empty + SCR as u64, 1);
     }

@@ -1,11 +1,11 @@
 //! vmalloc:: and ioremap:: tests.
 
 use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::ktest::TestResult;
 use crate::mm::frame;
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
 use alloc::format;
-use crate::ktest::TestResult;
 
 fn e(x: VmError) -> alloc::string::String {
     format!("{x}")
@@ -15,7 +15,7 @@ ktest!("vmalloc", round_trip_many_sizes);
 fn round_trip_many_sizes() -> TestResult {
     for &size in &[1u64, 8, 4095, 4096, 4097, 12288, 65536, 300_000, 1 << 20] {
         let a = vmalloc::vmalloc(size).map_err(e)?;
-        kassert!(a >= vmalloc::VMALLOC_START && a < vmalloc::VMALLOC_END);
+        kassert!((vmalloc::VMALLOC_START..vmalloc::VMALLOC_END).contains(&a));
         let words = size.div_ceil(8);
         // SAFETY: [a, a+size rounded to pages) is ours until vfree.
         unsafe {
@@ -73,7 +73,10 @@ fn bad_inputs_are_errors() -> TestResult {
     kassert_eq!(vmalloc::iounmap(a), Err(VmError::WrongKind(a)));
     vmalloc::vfree(a).map_err(e)?;
     kassert_eq!(vmalloc::vfree(a), Err(VmError::DoubleFree(a)));
-    kassert_eq!(vmalloc::vfree(vmalloc::VMALLOC_START + (40 << 30)), Err(VmError::NotAnArea(vmalloc::VMALLOC_START + (40 << 30))));
+    kassert_eq!(
+        vmalloc::vfree(vmalloc::VMALLOC_START + (40 << 30)),
+        Err(VmError::NotAnArea(vmalloc::VMALLOC_START + (40 << 30)))
+    );
     kassert!(matches!(vmalloc::ioremap(0x10_0000, 4096), Err(VmError::IsRam(_))));
     kassert_eq!(vmalloc::ioremap(0x2000_0000_0000, 0), Err(VmError::ZeroSize));
     kassert_eq!(vmalloc::ioremap(u64::MAX - 10, 100), Err(VmError::Overflow));
@@ -237,7 +240,8 @@ fn pci_io_window_maps_cache_inhibited() -> TestResult {
         probe_read(io).map(|_| ()).map_err(|f| format!("read from the I/O window faulted: {f:?}"))
     } else {
         // SAFETY: `io` maps the live UART's registers; the console never uses the scratch register.
-        unsafe { crate::drivers::uart::scratch_round_trip(io) }.map_err(|b| format!("scratch register read back {b:#x}"))
+        unsafe { crate::drivers::uart::scratch_round_trip(io) }
+            .map_err(|b| format!("scratch register read back {b:#x}"))
     };
     let h = vmalloc::find_hpte(io);
     let pte = vmalloc::pte_of(io);
@@ -251,7 +255,6 @@ fn pci_io_window_maps_cache_inhibited() -> TestResult {
     kassert!(vmalloc::find_hpte(io).is_none(), "HPTE survived iounmap");
     Ok(())
 }
-
 
 ktest!("frame", double_and_foreign_free_detected);
 fn double_and_foreign_free_detected() -> TestResult {

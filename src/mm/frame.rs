@@ -112,7 +112,7 @@ pub fn claim(pa: u64) -> Result<(), FrameError> {
 
 pub fn free(pa: u64) -> Result<(), FrameError> {
     let mut f = FRAMES.lock();
-    if pa % PAGE_SIZE != 0 || f.reserved.iter().any(|&(s, e)| pa >= s && pa < e) {
+    if !pa.is_multiple_of(PAGE_SIZE) || f.reserved.iter().any(|&(s, e)| pa >= s && pa < e) {
         return Err(FrameError::Foreign(pa));
     }
     let (le, he) = (f.linear_end, f.high_end);

@@ -53,7 +53,11 @@ pub fn find_gap(areas: impl Iterator<Item = (u64, u64)>, lo: u64, hi: u64, pages
         }
         cur = cur.max(end + PAGE_SIZE);
     }
-    if cur.checked_add(need)? <= hi { Some(cur) } else { None }
+    if cur.checked_add(need)? <= hi {
+        Some(cur)
+    } else {
+        None
+    }
 }
 
 #[cfg(all(test, not(target_os = "none")))]

@@ -111,7 +111,10 @@ mod kernel {
             }
             Region::Vmalloc | Region::Io => match super::vmalloc::describe(ea) {
                 Some(d) => alloc::format!("{ea:#x}: {d}"),
-                None => alloc::format!("{ea:#x} is in the {} region, in no area", super::vmalloc::region_name(region_of(ea)?)),
+                None => alloc::format!(
+                    "{ea:#x} is in the {} region, in no area",
+                    super::vmalloc::region_name(region_of(ea)?)
+                ),
             },
         })
     }

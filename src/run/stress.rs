@@ -8,6 +8,7 @@
 //! last area is freed, when every such PTE must be empty and untranslated.
 
 use crate::arch::ppc64::exception::{probe_read, probe_write, ExcFrame};
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{boot, insn, percpu, timer};
 use crate::hash::cell::PteCell;
 use crate::hash::stats::{self, Counter};
@@ -15,9 +16,8 @@ use crate::mm::hpte::{hash_4k, Hpte};
 use crate::mm::pte::PteFlags;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
-use crate::smp::{self, Barrier};
-use crate::arch::ppc64::irq;
 use crate::println;
+use crate::smp::{self, Barrier};
 use alloc::collections::BTreeSet;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
@@ -29,7 +29,8 @@ const MAX_PAGES: u64 = 4;
 /// Per slot: area address, pages, generation.
 static AREA: [[AtomicU64; 3]; SLOTS] = [const { [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)] }; SLOTS];
 /// Per slot and page: generation at which the page was last written successfully (+1; 0 none).
-static WRITTEN: [[AtomicU64; MAX_PAGES as usize]; SLOTS] = [const { [const { AtomicU64::new(0) }; MAX_PAGES as usize] }; SLOTS];
+static WRITTEN: [[AtomicU64; MAX_PAGES as usize]; SLOTS] =
+    [const { [const { AtomicU64::new(0) }; MAX_PAGES as usize] }; SLOTS];
 static ROUND_END: AtomicBool = AtomicBool::new(false);
 static QUIT: AtomicBool = AtomicBool::new(false);
 static BARRIER: Barrier = Barrier::new();
@@ -137,7 +138,8 @@ fn refused(f: crate::arch::ppc64::exception::ProbeFault) {
     use crate::hash::access::Denied;
     use crate::hash::reason::FaultReason;
     REFUSED.fetch_add(1, Relaxed);
-    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable) {
+    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable)
+    {
         if ILLEGAL_REFUSALS.fetch_add(1, Relaxed) < 10 {
             println!("stress: INVARIANT VIOLATED: a touch of {:#x} was refused: {}", f.dar, f.reason);
         }
@@ -160,7 +162,7 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
     // A third of all touches go to one hot page, evicted each time, so CPUs race to hash the
     // very same PTE (BUSY re-executions, lost reservations). Hunting a stale HPTE, all of them
     // (and CPU 0 keeps freeing that page's area): the faults sit in the window more often.
-    if x % 3 == 0 || STOP_AT_STALE.load(Relaxed) {
+    if x.is_multiple_of(3) || STOP_AT_STALE.load(Relaxed) {
         let hot = AREA[0][0].load(Acquire);
         if hot != 0 && AREA[0][1].load(Acquire) != 0 {
             evict_live(hot);
@@ -239,7 +241,7 @@ fn worker(cpu: usize) {
             crate::sync::watchdog::touch();
             if idle {
                 insn::cpu_relax();
-            } else if ager && r.next() % 4 != 0 {
+            } else if ager && !r.next().is_multiple_of(4) {
                 let hot = AREA[0][0].load(Acquire);
                 if let Some(slot) = pgtable::walk(hot) {
                     let mut spins = 0;
@@ -292,9 +294,12 @@ impl Findings {
         };
         // Whether the HPTE's frame is one that vfree freed from this very page.
         let freed = h.map(|(_, hpte)| hpte.rpn()).filter(|&f| self.freed.contains(&(ea, f)));
-        if let (Some((ptex, hpte)), true, None) = (h, [STALE_CLEAR, STALE_AFTER_VFREE, STALE_OTHER_FRAME].contains(&what), self.stale) {
+        if let (Some((ptex, hpte)), true, None) =
+            (h, [STALE_CLEAR, STALE_AFTER_VFREE, STALE_OTHER_FRAME].contains(&what), self.stale)
+        {
             let persisted = if what == STALE_AFTER_VFREE { None } else { Some(true) };
-            self.stale = Some(Stale { ea, pte, ptex, hpte, freed_pfn: freed, found_by: what, round: self.round, persisted });
+            self.stale =
+                Some(Stale { ea, pte, ptex, hpte, freed_pfn: freed, found_by: what, round: self.round, persisted });
         }
         if self.violations <= 10 {
             let freed = match freed {
@@ -302,7 +307,9 @@ impl Findings {
                 None => alloc::string::String::new(),
             };
             match h {
-                Some((ptex, h)) => println!("stress: {}: {} at {:#x}: {} / HPTE {:#x} {}{}", tag, what, ea, pte, ptex, h, freed),
+                Some((ptex, h)) => {
+                    println!("stress: {}: {} at {:#x}: {} / HPTE {:#x} {}{}", tag, what, ea, pte, ptex, h, freed)
+                }
                 None => println!("stress: {}: {} at {:#x}: {}{}", tag, what, ea, pte, freed),
             }
         }
@@ -338,7 +345,9 @@ fn check_invariants(all_freed: bool, f: &mut Findings) -> u64 {
                 f.bad("HPTE its PTE does not know about (slot bits differ)", ea, pte, Some(hs[0]));
             } else if h.rpn() != pte.pfn() {
                 f.bad(STALE_OTHER_FRAME, ea, pte, Some(hs[0]));
-            } else if crate::mm::hpte::effective_access(h.pp(), false).1 && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY) {
+            } else if crate::mm::hpte::effective_access(h.pp(), false).1
+                && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY)
+            {
                 f.bad("writable HPTE for a PTE that is not RW+DIRTY", ea, pte, Some(hs[0]));
             }
         }
@@ -447,10 +456,12 @@ fn free_checked(addr: u64, pages: u64, f: &mut Findings) {
 /// the rest of the hunt. Reset such PTEs (nobody maps them: this CPU alone allocates); returns
 /// how many.
 pub(crate) fn reset_leftovers(history: &BTreeSet<u64>) -> u64 {
-    let live = |ea: u64| (0..SLOTS).any(|k| {
-        let a = AREA[k][0].load(Relaxed);
-        a != 0 && ea >= a && ea < a + AREA[k][1].load(Relaxed) * 4096
-    });
+    let live = |ea: u64| {
+        (0..SLOTS).any(|k| {
+            let a = AREA[k][0].load(Relaxed);
+            a != 0 && ea >= a && ea < a + AREA[k][1].load(Relaxed) * 4096
+        })
+    };
     let mut n = 0;
     for &ea in history {
         if let Some(p) = vmalloc::pte_of(ea) {
@@ -540,11 +551,19 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
                     let k = (x >> 8) as usize % SLOTS;
                     let a = AREA[k][0].load(Relaxed);
                     let p = (x >> 16) % AREA[k][1].load(Relaxed).max(1);
-                    let (clr, set) = if x & (1 << 40) != 0 { (PteFlags::RW, PteFlags::empty()) } else { (PteFlags::empty(), PteFlags::RW) };
+                    let (clr, set) = if x & (1 << 40) != 0 {
+                        (PteFlags::RW, PteFlags::empty())
+                    } else {
+                        (PteFlags::empty(), PteFlags::RW)
+                    };
                     // Only this CPU replaces areas: the page is live, so this cannot fail.
                     if let Err(e) = vmalloc::change_protection(a + p * 4096, clr, set) {
                         f.violations += 1;
-                        println!("stress: INVARIANT VIOLATED: change_protection of live page {:#x}: {}", a + p * 4096, e);
+                        println!(
+                            "stress: INVARIANT VIOLATED: change_protection of live page {:#x}: {}",
+                            a + p * 4096,
+                            e
+                        );
                     }
                 }
                 3 => {
@@ -577,7 +596,8 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         if let Some(st) = f.stale.as_mut().filter(|st| st.persisted.is_none()) {
             let mut hs = [(0, Hpte { v: 0, r: 0 }); 4];
             let n = vmalloc::find_hptes(st.ea, &mut hs);
-            st.persisted = Some(hs[..n].iter().any(|&(p, h)| p == st.ptex && h.v == st.hpte.v && h.rpn() == st.hpte.rpn()));
+            st.persisted =
+                Some(hs[..n].iter().any(|&(p, h)| p == st.ptex && h.v == st.hpte.v && h.rpn() == st.hpte.rpn()));
         }
         // A vCPU thread can miss a 20 ms round when vCPUs outnumber host cores; a second
         // without a single touch is a stall (a hang is caught by the barrier timeout above).
@@ -587,7 +607,11 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
                 idle_rounds[c] += 1;
                 if idle_rounds[c] * round_us >= STALL_US && (idle_rounds[c] - 1) * round_us < STALL_US {
                     f.violations += 1;
-                    println!("stress: INVARIANT VIOLATED: CPU {} made no progress for {} ms (stalled)", c, STALL_US / 1000);
+                    println!(
+                        "stress: INVARIANT VIOLATED: CPU {} made no progress for {} ms (stalled)",
+                        c,
+                        STALL_US / 1000
+                    );
                 }
             } else {
                 idle_rounds[c] = 0;
@@ -687,7 +711,9 @@ fn plant_stale_hpte(history: &mut BTreeSet<u64>) -> Result<u64, alloc::string::S
 fn remove_planted(x: u64) -> Result<(), alloc::string::String> {
     use crate::hash::backend::HashBackend;
     if let Some((ptex, _)) = vmalloc::find_hpte(x) {
-        crate::hash::hpt::Hpt.remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
+        crate::hash::hpt::Hpt
+            .remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x))
+            .map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
     }
     vmalloc::vfree(x).map_err(|e| alloc::format!("vfree: {e}"))
 }
@@ -759,8 +785,12 @@ pub fn run_checked(rounds: u64, round_us: u64, require: Require) -> Result<Stres
         }
         println!("smp stress: direct take race: {} takes, {} lost reservations", takes, lost);
         if rep.stcx_fails + lost == 0 {
-            return Err(alloc::format!("race not exercised: {} BUSY re-executions, {} stcx. failures in faults, {} in the direct take race",
-                                      rep.busy_retries, rep.stcx_fails, lost));
+            return Err(alloc::format!(
+                "race not exercised: {} BUSY re-executions, {} stcx. failures in faults, {} in the direct take race",
+                rep.busy_retries,
+                rep.stcx_fails,
+                lost
+            ));
         }
     }
     Ok(rep)
@@ -778,7 +808,11 @@ pub fn stress_checked(rounds: u64) -> Result<StressReport, alloc::string::String
     let why = if parallel && !busy_bit {
         "vCPUs run in parallel, but this design has no BUSY bit: BUSY re-executions not required"
     } else if parallel {
-        if require.lost { "vCPUs run in parallel: BUSY re-executions and lost reservations required" } else { "vCPUs run in parallel: BUSY re-executions required" }
+        if require.lost {
+            "vCPUs run in parallel: BUSY re-executions and lost reservations required"
+        } else {
+            "vCPUs run in parallel: BUSY re-executions required"
+        }
     } else if n < 2 {
         "one CPU: no contention possible, BUSY re-executions not required"
     } else {
@@ -926,12 +960,17 @@ pub fn interrupted_takes(n: u64) -> Result<(u64, u64, u64), alloc::string::Strin
                 slot.publish(new.without(PteFlags::BUSY));
             }
             other => {
-                result = Err(alloc::format!("take {i}: {other:?}, PTE word now {:#x} (want Taken, {want:#x})", slot.load().raw()));
+                result = Err(alloc::format!(
+                    "take {i}: {other:?}, PTE word now {:#x} (want Taken, {want:#x})",
+                    slot.load().raw()
+                ));
                 break;
             }
         }
         if fails == 0 {
-            result = Err(alloc::format!("take {i}: the stdcx. kept its reservation across the protection fault (or did not fault)"));
+            result = Err(alloc::format!(
+                "take {i}: the stdcx. kept its reservation across the protection fault (or did not fault)"
+            ));
             break;
         }
         lost += fails;

@@ -67,7 +67,11 @@ pub struct LockClass {
 
 impl LockClass {
     pub const fn new() -> Self {
-        LockClass { irqs_on_site: AtomicUsize::new(0), in_irq_site: AtomicUsize::new(0), reported: AtomicBool::new(false) }
+        LockClass {
+            irqs_on_site: AtomicUsize::new(0),
+            in_irq_site: AtomicUsize::new(0),
+            reported: AtomicBool::new(false),
+        }
     }
 }
 

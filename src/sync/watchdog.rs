@@ -27,7 +27,11 @@ pub fn set_timeout_ms(ms: u64) {
 
 fn timeout_tb() -> u64 {
     let t = TIMEOUT_TB.load(Relaxed);
-    if t == 0 { timer::us_to_tb(200_000) } else { t }
+    if t == 0 {
+        timer::us_to_tb(200_000)
+    } else {
+        t
+    }
 }
 
 #[inline(always)]
@@ -85,7 +89,11 @@ fn holder_str(h: Option<Holder>) -> alloc::string::String {
     match h {
         None => "nobody (free now)".into(),
         Some(h) => {
-            let ctx = if h.depth == 0 { "thread context (interrupted inside its critical section)".into() } else { alloc::format!("exception context (depth {})", h.depth) };
+            let ctx = if h.depth == 0 {
+                "thread context (interrupted inside its critical section)".into()
+            } else {
+                alloc::format!("exception context (depth {})", h.depth)
+            };
             match h.site {
                 Some(s) => alloc::format!("CPU {} in {}, taken at {}:{}", h.cpu, ctx, s.file(), s.line()),
                 None => alloc::format!("CPU {} in {}", h.cpu, ctx),
@@ -109,13 +117,17 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
         let _ = writeln!(w, "watchdog (CPU {}): CPU {} made no progress for {} ms", me, cpu, ms);
         let (frame, depth) = match crate::smp::stopped_at(cpu) {
             Some(at) => {
-                let _ = writeln!(w, "  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
+                let _ =
+                    writeln!(w, "  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
                 // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
                 ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
             }
             None => {
                 let _ = writeln!(w, "  CPU {} did not answer the system reset; its state as last recorded:", cpu);
-                (crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)), p.depth.load(Relaxed))
+                (
+                    crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)),
+                    p.depth.load(Relaxed),
+                )
             }
         };
         print_frame(w, cpu, frame, depth);
@@ -145,11 +157,22 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             DETECTED_AT.store(now, Relaxed);
             crate::trace::record(crate::trace::Event::Watchdog, me as u32, now - start_tb, lock_addr);
             let me = me as usize;
-            let f = crate::arch::ppc64::exception::innermost_frame(me, percpu::sp(), percpu::this().last_frame.load(Relaxed));
+            let f = crate::arch::ppc64::exception::innermost_frame(
+                me,
+                percpu::sp(),
+                percpu::this().last_frame.load(Relaxed),
+            );
             let depth = percpu::exception_depth();
             crate::report::fatal("deadlock", |w| {
                 let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
-                let _ = writeln!(w, "lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
+                let _ = writeln!(
+                    w,
+                    "lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})",
+                    me,
+                    (now - start_tb) * 1000 / timer::tb_freq(),
+                    describe_lock(lock_addr),
+                    lock_addr
+                );
                 let _ = writeln!(w, "  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
                 let _ = writeln!(w, "  held by: {}", holder_str(Some(h)));
                 print_frame(w, me, f, depth);
@@ -162,7 +185,15 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
 
 fn print_frame(w: &mut dyn Write, cpu: usize, f: Option<&ExcFrame>, depth: u64) {
     if let Some(f) = f {
-        let _ = writeln!(w, "  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
+        let _ = writeln!(
+            w,
+            "  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}",
+            reg::vector_name(f.trap),
+            f.trap,
+            f.nip,
+            f.lr,
+            f.dar
+        );
         let _ = writeln!(w, "  exception depth: {}", depth);
         let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
         crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));

@@ -43,4 +43,3 @@ pub fn set_groups(g: Groups) {
     unsafe { site::patch(at, site::branch(at, to)) };
     crate::hash::fault::select(crate::hash::fault::design());
 }
-

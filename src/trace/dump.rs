@@ -19,7 +19,13 @@ pub fn dump(reason: &str, stuck: Option<usize>) {
     let ncpus = crate::smp::ncpus();
     crate::println!(
         "trace: dump begin: reason={} stuck={} dumper={} cpus={} tb_hz={} ring={} groups={} stopped={}",
-        Word(reason), Cpu(stuck), percpu::cpu_id(), ncpus, boot::info().tb_freq, RING_LEN, GroupList(groups()),
+        Word(reason),
+        Cpu(stuck),
+        percpu::cpu_id(),
+        ncpus,
+        boot::info().tb_freq,
+        RING_LEN,
+        GroupList(groups()),
         STOPPED.load(Relaxed) as u8
     );
     let mut syms = Syms::new();
@@ -37,7 +43,14 @@ pub fn dump(reason: &str, stuck: Option<usize>) {
             for_each(cpu, 0, |_| n += 1);
             n
         };
-        crate::println!("trace: cpu {}: {} events recorded, {} overwritten, {} torn, tb0 {:x}", cpu, head, first, head - first - valid, tb0.unwrap_or(0));
+        crate::println!(
+            "trace: cpu {}: {} events recorded, {} overwritten, {} torn, tb0 {:x}",
+            cpu,
+            head,
+            first,
+            head - first - valid,
+            tb0.unwrap_or(0)
+        );
         let mut prev = tb0.unwrap_or(0);
         for_each(cpu, 0, |rec| {
             crate::println!("{}", Line { cpu, prev_tb: prev, rec });
@@ -102,7 +115,9 @@ impl Syms {
                 Self::add(r.a, &mut self.locks, &mut self.nlocks);
             }
             Event::Watchdog => Self::add(r.b, &mut self.locks, &mut self.nlocks),
-            Event::Hcall | Event::HcallBegin | Event::HcallEnd => Self::add(r.c as u64, &mut self.hcalls, &mut self.nhcalls),
+            Event::Hcall | Event::HcallBegin | Event::HcallEnd => {
+                Self::add(r.c as u64, &mut self.hcalls, &mut self.nhcalls)
+            }
             _ => {}
         }
     }

@@ -10,10 +10,10 @@
 use super::event::{code_event, code_payload, pack_w0, Event, Groups, Mark, Outcome, Rec};
 use super::site;
 use crate::arch::ppc64::exception::{self, ExcFrame};
-use crate::arch::ppc64::{hcall, insn, percpu};
-use crate::arch::ppc64::percpu::MAX_CPUS;
-use crate::hash::stats;
 use crate::arch::ppc64::irq;
+use crate::arch::ppc64::percpu::MAX_CPUS;
+use crate::arch::ppc64::{hcall, insn, percpu};
+use crate::hash::stats;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 
 /// Records per CPU (a power of two, and not a multiple of 2^16: see `event::pack_w0`).
@@ -37,6 +37,8 @@ pub struct Ring {
 
 impl Ring {
     const fn new() -> Ring {
+        // A const, so that each use below is a fresh atomic (the array-init idiom).
+        #[allow(clippy::declare_interior_mutable_const)]
         const Z: AtomicU64 = AtomicU64::new(0);
         Ring { head: Z, slots: [const { Slot { tb: Z, w0: Z, a: Z, b: Z } }; RING_LEN] }
     }
@@ -74,7 +76,8 @@ static HASH_INNER: AtomicU64 = AtomicU64::new(0);
 /// status, and an interrupt may make calls of its own between a call's begin and end (H_CEDE
 /// returns with EE on).
 const HCALL_DEPTHS: usize = 16;
-static HCALL_OP: [[AtomicU64; HCALL_DEPTHS]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; HCALL_DEPTHS] }; MAX_CPUS];
+static HCALL_OP: [[AtomicU64; HCALL_DEPTHS]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; HCALL_DEPTHS] }; MAX_CPUS];
 
 pub fn groups() -> Groups {
     Groups::from_bits_truncate(GROUPS.load(Relaxed))
@@ -111,13 +114,21 @@ pub fn hash_fault_route(target: u64) -> u64 {
     if target != traced {
         HASH_INNER.store(target, Relaxed);
     }
-    if groups().intersects(Groups::EXC | Groups::HASH) { traced } else { target }
+    if groups().intersects(Groups::EXC | Groups::HASH) {
+        traced
+    } else {
+        target
+    }
 }
 
 /// The design entry a call to `target` ends up in (`target` itself unless it is the traced
 /// entry).
 pub fn hash_fault_design_entry(target: u64) -> u64 {
-    if target == site::traced_hash_entry() { HASH_INNER.load(Relaxed) } else { target }
+    if target == site::traced_hash_entry() {
+        HASH_INNER.load(Relaxed)
+    } else {
+        target
+    }
 }
 
 /// The 0x300 entry while exceptions or hash_page are traced: the exception's entry, the
@@ -162,7 +173,8 @@ fn from_site(ev: Event, payload: u32, x: u64, y: u64, z: u64) {
             // A frame that interrupted the hash-fault handler (a system reset stopping a CPU
             // stuck in it) lies on the exception stack, one level inside that handler.
             let cpu = percpu::cpu_id();
-            let depth = percpu::this().depth.load(Relaxed) + percpu::on_hash_stack(cpu, f.gpr[1]) as u64
+            let depth = percpu::this().depth.load(Relaxed)
+                + percpu::on_hash_stack(cpu, f.gpr[1]) as u64
                 + percpu::on_hash_stack(cpu, percpu::sp()) as u64;
             if ev == Event::ExcEntry {
                 record_at(ev, depth, f.trap as u32, f.dar, f.nip)
@@ -187,7 +199,11 @@ fn from_site(ev: Event, payload: u32, x: u64, y: u64, z: u64) {
             if op == hcall::H_PUT_TERM_CHAR {
                 return;
             }
-            if ev == Event::HcallBegin { record_at(ev, depth, op as u32, y, z) } else { record_at(ev, depth, op as u32, x, y) }
+            if ev == Event::HcallBegin {
+                record_at(ev, depth, op as u32, y, z)
+            } else {
+                record_at(ev, depth, op as u32, x, y)
+            }
         }
         Event::Hcall => record_at(ev, depth, payload, x, y),
         Event::PteTake => record_at(ev, depth, x as u32, y, z),
@@ -273,4 +289,3 @@ pub fn events(cpu: usize, from: u64) -> alloc::vec::Vec<Rec> {
 pub fn head(cpu: usize) -> u64 {
     TRACE_RINGS[cpu].head.load(Acquire)
 }
-

@@ -3,9 +3,9 @@
 //! boot/entry.S uses to bolt the linear mapping and turn translation on.
 
 use super::exception::{ExcFrame, FRAME_TOTAL, HDR_SIZE};
+use super::hcall;
 use super::of::{self, Of};
 use super::percpu::{self, offsets as po, MAX_CPUS};
-use super::hcall;
 use super::reg::Msr;
 use crate::mm::hpte::{HptGeometry, HpteR};
 use crate::mm::slbe::{kernel_vsid, SlbEntry, SLB_ESID_V};
@@ -225,9 +225,20 @@ pub struct PciSerialInfo {
 impl Default for PciSerialInfo {
     fn default() -> Self {
         PciSerialInfo {
-            present: false, phbs: 0, buid: 0, io_window: 0, io_window_size: 0, io_pci_base: 0,
-            config_addr: 0, assigned_bar0: None, bar0_size: 0, vendor: 0, device: 0, class: 0,
-            path: [0; 64], path_len: 0,
+            present: false,
+            phbs: 0,
+            buid: 0,
+            io_window: 0,
+            io_window_size: 0,
+            io_pci_base: 0,
+            config_addr: 0,
+            assigned_bar0: None,
+            bar0_size: 0,
+            vendor: 0,
+            device: 0,
+            class: 0,
+            path: [0; 64],
+            path_len: 0,
         }
     }
 }
@@ -305,10 +316,22 @@ pub fn info() -> &'static BootInfo {
 
 /// One hand-off per CPU: a secondary that starts after smp stopped waiting for it must not
 /// find the next CPU's PACA and stack in a shared one.
-static mut HANDOFF: [MmuHandoff; MAX_CPUS] = [const { MmuHandoff {
-    vsid: 0, hash_mask: 0, npages: 0, pte1: 0, nslb: 0, slb: [[0; 2]; BOLTED_SLB],
-    stack: 0, paca: 0, toc: 0, arg: 0, entry: 0, msr: 0,
-} }; MAX_CPUS];
+static mut HANDOFF: [MmuHandoff; MAX_CPUS] = [const {
+    MmuHandoff {
+        vsid: 0,
+        hash_mask: 0,
+        npages: 0,
+        pte1: 0,
+        nslb: 0,
+        slb: [[0; 2]; BOLTED_SLB],
+        stack: 0,
+        paca: 0,
+        toc: 0,
+        arg: 0,
+        entry: 0,
+        msr: 0,
+    }
+}; MAX_CPUS];
 
 fn read_device_tree(of: &Of) -> BootInfo {
     let mut bi = BootInfo {
@@ -485,7 +508,11 @@ pub fn set_hpt(geo: HptGeometry, base: u64) {
 /// The MSR kernel code runs with: SF|ME|IR|DR|RI, plus HV on powernv (where `rfid` would clear
 /// it otherwise).
 pub fn kernel_msr() -> u64 {
-    if super::platform::powernv() { super::powernv::KERNEL_MSR } else { KERNEL_MSR }
+    if super::platform::powernv() {
+        super::powernv::KERNEL_MSR
+    } else {
+        KERNEL_MSR
+    }
 }
 
 /// CPU 0's per-CPU area: exception entry, stacks, SLB round robin, MMU fields.
@@ -542,6 +569,11 @@ pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuH
 #[no_mangle]
 extern "C" fn boot_hpt_failed(page: u64, rc: i64) -> ! {
     crate::console::early_puts("boot: H_ENTER failed while bolting the linear mapping\n");
-    crate::println!("boot: page {:#x} (PA {:#x}): {}", page, page << 12, crate::arch::ppc64::hcall::HcallError::from_rc(rc));
+    crate::println!(
+        "boot: page {:#x} (PA {:#x}): {}",
+        page,
+        page << 12,
+        crate::arch::ppc64::hcall::HcallError::from_rc(rc)
+    );
     super::platform::fail_early();
 }

@@ -6,8 +6,8 @@
 
 use super::percpu;
 use super::reg::{self, Msr};
-pub use crate::hash::reason::Handled;
 use crate::hash::reason::FaultReason;
+pub use crate::hash::reason::Handled;
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -34,7 +34,7 @@ pub struct ExcFrame {
 /// ELFv2 minimum plus a parameter save area for callees that want one).
 pub const HDR_SIZE: usize = 112;
 pub const FRAME_TOTAL: usize = HDR_SIZE + core::mem::size_of::<ExcFrame>();
-const _: () = assert!(FRAME_TOTAL % 16 == 0);
+const _: () = assert!(FRAME_TOTAL.is_multiple_of(16));
 
 impl ExcFrame {
     pub fn msr(&self) -> Msr {
@@ -176,7 +176,11 @@ fn probe_read_raw(addr: u64) -> Result<u64, ProbeFault> {
         core::arch::asm!("bl probe_load64", inlateout("r3") addr => rc, lateout("r4") v,
                          out("lr") _, options(nostack))
     };
-    if rc == 0 { Ok(v) } else { Err(take_probe_fault()) }
+    if rc == 0 {
+        Ok(v)
+    } else {
+        Err(take_probe_fault())
+    }
 }
 
 fn probe_write_raw(addr: u64, val: u64) -> Result<(), ProbeFault> {
@@ -186,7 +190,11 @@ fn probe_write_raw(addr: u64, val: u64) -> Result<(), ProbeFault> {
         core::arch::asm!("bl probe_store64", inlateout("r3") addr => rc, in("r4") val,
                          out("lr") _, options(nostack))
     };
-    if rc == 0 { Ok(()) } else { Err(take_probe_fault()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(take_probe_fault())
+    }
 }
 
 /// Branches to `addr` (`bctrl`) and returns Ok once the code there returns, or the fault if
@@ -209,7 +217,11 @@ fn probe_exec_raw(addr: u64) -> Result<(), ProbeFault> {
                          out("cr0") _, out("cr1") _, out("cr5") _, out("cr6") _, out("cr7") _,
                          out("ctr") _, out("lr") _, out("xer") _)
     };
-    if rc == 0 { Ok(()) } else { Err(take_probe_fault()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(take_probe_fault())
+    }
 }
 
 /// Walks the ELFv2 back chain from stack pointer `sp`. A return address into `exc_return`
@@ -217,11 +229,8 @@ fn probe_exec_raw(addr: u64) -> Result<(), ProbeFault> {
 pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
     // The exception entries call their Rust handler with `bl`; its prologue saves the return
     // address in the LR slot of the exception header, so these mark exception frames.
-    let markers = [
-        &raw const exc_return as u64,
-        &raw const hash_fault_call as u64 + 4,
-        &raw const hash_fault_slow_ret as u64,
-    ];
+    let markers =
+        [&raw const exc_return as u64, &raw const hash_fault_call as u64 + 4, &raw const hash_fault_slow_ret as u64];
     if let Some(pc) = first {
         let _ = writeln!(w, "  [{:#018x}]", pc);
     }
@@ -247,8 +256,15 @@ pub fn backtrace_from(w: &mut dyn Write, mut sp: u64, first: Option<u64>) {
         if markers.contains(&lr) {
             // SAFETY: the exception header at `next` is followed by the saved frame.
             let ef = unsafe { &*((next + HDR_SIZE as u64) as *const ExcFrame) };
-            let _ = writeln!(w, "  --- {} ({:#x}) at NIP {:#018x} LR {:#018x} DAR {:#018x} ---",
-                             reg::vector_name(ef.trap), ef.trap, ef.nip, ef.lr, ef.dar);
+            let _ = writeln!(
+                w,
+                "  --- {} ({:#x}) at NIP {:#018x} LR {:#018x} DAR {:#018x} ---",
+                reg::vector_name(ef.trap),
+                ef.trap,
+                ef.nip,
+                ef.lr,
+                ef.dar
+            );
             let _ = writeln!(w, "  [{:#018x}]", ef.nip);
             sp = next;
             crossing = true;
@@ -263,6 +279,9 @@ fn stack_addr_ok(sp: u64) -> bool {
     // Every kernel stack (boot, thread, exception, hash) is a static in the image; the guard
     // pages between them are unmapped, and a fault while reporting would bury the report.
     let (ks, ke) = super::boot::kernel_range();
-    sp & 7 == 0 && sp >= ks && sp + 32 <= ke && percpu::guard_page_of(sp).is_none() && percpu::guard_page_of(sp + 31).is_none()
+    sp & 7 == 0
+        && sp >= ks
+        && sp + 32 <= ke
+        && percpu::guard_page_of(sp).is_none()
+        && percpu::guard_page_of(sp + 31).is_none()
 }
-

@@ -124,7 +124,11 @@ pub fn h_remove_unbolted_fault_path(ptex: u64, bolted_bit: u64) -> Result<(), i6
 }
 
 fn check(rc: i64) -> HResult<()> {
-    if rc == 0 { Ok(()) } else { Err(HcallError::from_rc(rc)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(HcallError::from_rc(rc))
+    }
 }
 
 /// H_ENTER: insert (v, r) into the group at `ptex & !7` (first free slot) or exactly at

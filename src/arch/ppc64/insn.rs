@@ -203,5 +203,7 @@ pub fn count_mark(tag: u8) {
     }
     let stub = &raw const count_marks as u64 + 8 * tag as u64;
     // SAFETY: the stub is `tdi 0,0,tag; blr`: it changes nothing but LR and CTR, declared.
-    unsafe { asm!("mtctr {s}", "bctrl", s = in(reg) stub, out("ctr") _, out("lr") _, options(nostack, nomem, preserves_flags)) };
+    unsafe {
+        asm!("mtctr {s}", "bctrl", s = in(reg) stub, out("ctr") _, out("lr") _, options(nostack, nomem, preserves_flags))
+    };
 }
