@@ -78,7 +78,7 @@ pub struct Config<'a> {
     pub bench: Option<&'a str>,
     /// Measured time per configuration of the SMP benchmarks (`bench=smp|ceiling|faults`), in ms.
     pub bench_ms: u64,
-    /// How the SMP benchmarks' waiting vCPUs wait (src/ktest/bench.rs, `PhaseBarrier`).
+    /// How the SMP benchmarks' waiting vCPUs wait (src/run/bench.rs, `PhaseBarrier`).
     pub bench_wait: BenchWait,
     pub watchdog_ms: u64,
     pub quiet: bool,
@@ -130,7 +130,7 @@ hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=det
 bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
 inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
-/// The `bench=` kinds (src/ktest/bench.rs).
+/// The `bench=` kinds (src/run/bench.rs).
 pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
 const BENCH_EXPECTED: &str = "hash|smp|ceiling|contention|faults|vmalloc|all";
 

@@ -19,7 +19,7 @@ use core::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// The test harness's problem-state hooks (`ktest::user`): the system call that ends a
+/// The test harness's problem-state hooks (`run::user`): the system call that ends a
 /// user-mode run and the fault that ends it. Registered slots, not calls into the tests, so
 /// the trap path does not depend on test code; empty in a build without the tests.
 static USER_SYSCALL: AtomicUsize = AtomicUsize::new(0);

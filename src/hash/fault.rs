@@ -44,7 +44,7 @@ pub enum Design {
     Locked = 1,
     Patch2003 = 2,
     Cas2 = 3,
-    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/run/bench.rs,
     /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
     /// selects it, and selects the previous design back.
     Ceiling = 4,

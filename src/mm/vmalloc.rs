@@ -523,7 +523,7 @@ pub fn evict_hpte(ea: u64) -> bool {
 }
 
 /// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
-/// `ktest::stress::evict_live`).
+/// `run::stress::evict_live`).
 pub fn evict_live_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => {

@@ -11,11 +11,17 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 const FREE: u64 = 0;
 
-/// `repr(C)` with the head first: a trace point and the watchdog pass only the lock's address,
-/// and read who holds it, from where, and the lock's name through `LockHead`, whatever `T` is.
+/// `repr(C)`, `state`, `site` and `name` first: a trace point and the watchdog pass only the
+/// lock's address, and read who holds it, from where and the lock's name through `LockHead`,
+/// whatever `T` is. (The fields stay the lock's own rather than a nested head: the fault path
+/// under `hash_page=locked` takes this lock, and a nested head cost it 4 instructions.)
 #[repr(C)]
 pub struct PtLock<T> {
-    head: LockHead,
+    /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
+    state: AtomicU64,
+    /// The `&'static Location` of the holder's `lock()` call (0: none or `try_lock`).
+    site: AtomicUsize,
+    pub name: &'static str,
     pub class: LockClass,
     data: UnsafeCell<T>,
 }
@@ -23,12 +29,10 @@ pub struct PtLock<T> {
 // SAFETY: `data` is only reached through a guard, which exists only while `state` is ours.
 unsafe impl<T: Send> Sync for PtLock<T> {}
 
-/// The part of every `PtLock<T>` that does not depend on `T`.
+/// The first fields of every `PtLock<T>`, whatever its `T` (both are `repr(C)`).
 #[repr(C)]
 pub struct LockHead {
-    /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
     pub state: AtomicU64,
-    /// The `&'static Location` of the holder's `lock()` call (0: none or `try_lock`).
     pub site: AtomicUsize,
     pub name: &'static str,
 }
@@ -39,23 +43,25 @@ impl LockHead {
     /// # Safety
     /// `addr` must be the address of a live `PtLock<T>`.
     pub unsafe fn at<'a>(addr: u64) -> &'a LockHead {
-        // SAFETY: delegated; a PtLock<T> starts with its LockHead (repr(C)).
+        // SAFETY: delegated; a PtLock<T> starts with the three fields of LockHead (repr(C)).
         unsafe { &*(addr as *const LockHead) }
     }
 
     pub fn holder(&self) -> Option<Holder> {
-        let s = self.state.load(Relaxed);
-        if s == FREE {
-            return None;
-        }
-        let site = self.site.load(Relaxed);
-        Some(Holder {
-            cpu: (s & 0xffff) - 1,
-            depth: s >> 16,
-            // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
-            site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
-        })
+        holder_of(self.state.load(Relaxed), self.site.load(Relaxed))
     }
+}
+
+fn holder_of(state: u64, site: usize) -> Option<Holder> {
+    if state == FREE {
+        return None;
+    }
+    Some(Holder {
+        cpu: (state & 0xffff) - 1,
+        depth: state >> 16,
+        // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
+        site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
+    })
 }
 
 /// Lock-usage validator state for one lock class.
@@ -96,7 +102,9 @@ pub struct Holder {
 impl<T> PtLock<T> {
     pub const fn new(name: &'static str, v: T) -> Self {
         PtLock {
-            head: LockHead { state: AtomicU64::new(FREE), site: AtomicUsize::new(0), name },
+            name,
+            state: AtomicU64::new(FREE),
+            site: AtomicUsize::new(0),
             class: LockClass::new(),
             data: UnsafeCell::new(v),
         }
@@ -110,32 +118,32 @@ impl<T> PtLock<T> {
     #[track_caller]
     pub fn lock(&self) -> PtGuard<'_, T> {
         let site = Location::caller();
-        crate::sync::lockdep::acquire(&self.class, self.head.name, site);
+        crate::sync::lockdep::acquire(&self.class, self.name, site);
         let me = Self::me();
-        if self.head.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
+        if self.state.compare_exchange(FREE, me, Acquire, Relaxed).is_err() {
             let p = percpu::this();
             let addr = self as *const Self as *const u8 as u64;
             crate::trace_point!(crate::trace::code(crate::trace::Event::LockContended, 0), addr);
             p.spinning_on.store(addr, Relaxed);
             let start = insn::mftb();
             loop {
-                while self.head.state.load(Relaxed) != FREE {
+                while self.state.load(Relaxed) != FREE {
                     insn::cpu_relax();
                     crate::sync::watchdog::spinning(addr, start, self.holder());
                 }
-                if self.head.state.compare_exchange_weak(FREE, me, Acquire, Relaxed).is_ok() {
+                if self.state.compare_exchange_weak(FREE, me, Acquire, Relaxed).is_ok() {
                     break;
                 }
             }
             p.spinning_on.store(0, Relaxed);
         }
-        self.head.site.store(site as *const Location as usize, Relaxed);
+        self.site.store(site as *const Location as usize, Relaxed);
         crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
         PtGuard { lock: self }
     }
 
     pub fn try_lock(&self) -> Option<PtGuard<'_, T>> {
-        if self.head.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
+        if self.state.compare_exchange(FREE, Self::me(), Acquire, Relaxed).is_ok() {
             crate::trace_point!(crate::trace::code(crate::trace::Event::LockAcquire, 0), self as *const Self);
             Some(PtGuard { lock: self })
         } else {
@@ -144,15 +152,11 @@ impl<T> PtLock<T> {
     }
 
     pub fn holder(&self) -> Option<Holder> {
-        self.head.holder()
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.head.name
+        holder_of(self.state.load(Relaxed), self.site.load(Relaxed))
     }
 
     pub fn is_locked(&self) -> bool {
-        self.head.state.load(Relaxed) != FREE
+        self.state.load(Relaxed) != FREE
     }
 }
 
@@ -173,8 +177,17 @@ impl<T> DerefMut for PtGuard<'_, T> {
 
 impl<T> Drop for PtGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.head.site.store(0, Relaxed);
-        self.lock.head.state.store(FREE, Release);
+        self.lock.site.store(0, Relaxed);
+        self.lock.state.store(FREE, Release);
         crate::trace_point!(crate::trace::code(crate::trace::Event::LockRelease, 0), self.lock as *const PtLock<T>);
     }
 }
+
+// `LockHead::at` reads these three fields of any `PtLock<T>` through its address.
+const _: () = {
+    use core::mem::offset_of;
+    type P = PtLock<()>;
+    assert!(offset_of!(P, state) == offset_of!(LockHead, state));
+    assert!(offset_of!(P, site) == offset_of!(LockHead, site));
+    assert!(offset_of!(P, name) == offset_of!(LockHead, name));
+};
