@@ -9,6 +9,12 @@
  * firmware's 32-bit client interface returns through 32-bit saves of LR. Link addresses
  * (0xc000...) also work in real mode: the CPU ignores the top four EA bits there.
  *
+ * skiboot (powernv) enters at the same first byte instead, but in 64-bit real mode with
+ * MSR[HV] and wherever it loaded the file: it executes the ELF in place at QEMU's load address
+ * (0x20000000 + the file offset of _start), with r3 = the flattened device tree, r5 = 0,
+ * r8/r9 = OPAL base/entry. `opal_start` copies the loadable segments to where the pseries
+ * loader would have put them (LMA + 0x400000, see linker.ld) and continues there.
+ *
  * Placeholders in braces are constants passed from Rust (src/arch/ppc64/boot.rs), so the
  * per-CPU and hand-off layouts have exactly one definition.
  */
@@ -31,19 +37,8 @@
     cmpdi   3, 0
 .endm
 
-    .section .text.entry, "ax"
-    .globl _start
-_start:
-    mfmsr   11
-    li      12, 1
-    rldicr  12, 12, 63, 0           /* MSR[SF]: everything below assumes 64-bit mode */
-    or      11, 11, 12
-    mtmsrd  11
-    isync
-
-    mr      31, 5                   /* OF client-interface entry, kept across the BSS clear */
-
-    /* Clear BSS before anything lives there (the boot stack does). */
+/* Clear BSS, set the TOC, the boot stack (addressed physically) and r13 = CPU 0's PACA. */
+.macro EARLY_SETUP
     LOAD64  3, __bss_start
     LOAD64  4, __bss_end
     li      0, 0
@@ -54,16 +49,29 @@ _start:
     b       1b
 2:
     LOAD64  2, .TOC.
-    /* Boot stack addressed physically: the 32-bit firmware saves r1 with stw. */
     LOAD64  1, boot_stack_top
     clrldi  1, 1, 4
     li      0, 0
     stdu    0, -112(1)              /* NULL back chain ends every backtrace */
-
-    /* r13 = SPRG0 = per-CPU area of CPU 0 (linear address, valid in both modes). */
     LOAD64  13, PACA_ARRAY
     mtsprg  0, 13
+.endm
 
+    .section .text.entry, "ax"
+    .globl _start
+_start:
+    cmpdi   5, 0                    /* skiboot passes no client interface */
+    beq     opal_start
+    mfmsr   11
+    li      12, 1
+    rldicr  12, 12, 63, 0           /* MSR[SF]: everything below assumes 64-bit mode */
+    or      11, 11, 12
+    mtmsrd  11
+    isync
+
+    mr      31, 5                   /* OF client-interface entry, kept across the BSS clear */
+    /* Boot stack addressed physically: the 32-bit firmware saves r1 with stw. */
+    EARLY_SETUP
     mr      3, 31
     bl      early_main              /* Rust, real mode: device tree, quiesce, vectors */
     nop
@@ -139,6 +147,118 @@ enter_virtual:
     mtsrr0  4
     mtsrr1  5
     rfid
+
+/*
+ * opal_start: skiboot's entry (real mode, MSR = SF|HV, running in place at the load address).
+ * Position independent until the jump to opal_relocated. The ELF header lies at the start of
+ * the file, a few pages below _start (at _start's file offset); it is found by its magic and
+ * entry point, then every PT_LOAD segment is copied to its LMA + 0x400000.
+ */
+opal_start:
+    mr      31, 3                   /* FDT */
+    mr      30, 8                   /* OPAL base */
+    mr      29, 9                   /* OPAL entry */
+    bl      1f
+1:  mflr    27
+    addi    27, 27, _start - 1b     /* PA of _start */
+    LOAD64  25, _start              /* e_entry */
+    clrrdi  26, 27, 12
+    li      24, 64                  /* search at most 256 KiB back */
+    lis     23, 0x7f45
+    ori     23, 23, 0x4c46          /* "\x7fELF" */
+2:  lwz     11, 0(26)
+    cmpw    11, 23
+    bne     3f
+    ld      11, 24(26)
+    cmpd    11, 25
+    beq     4f
+3:  addi    26, 26, -4096
+    addi    24, 24, -1
+    cmpdi   24, 0
+    bne     2b
+    b       .                       /* no ELF header: nothing sane to do, no console yet */
+4:  ld      20, 32(26)              /* e_phoff */
+    add     20, 20, 26
+    lhz     21, 54(26)              /* e_phentsize */
+    lhz     22, 56(26)              /* e_phnum */
+5:  cmpdi   22, 0
+    beq     8f
+    lwz     11, 0(20)               /* p_type */
+    cmpwi   11, 1                   /* PT_LOAD */
+    bne     7f
+    ld      4, 8(20)                /* p_offset */
+    add     4, 4, 26
+    ld      3, 24(20)               /* p_paddr */
+    addis   3, 3, 0x40              /* + 0x400000 */
+    ld      5, 32(20)               /* p_filesz, copied in doublewords */
+    addi    5, 5, 7
+    srdi.   5, 5, 3
+    beq     7f
+    mtctr   5
+6:  ld      0, 0(4)
+    std     0, 0(3)
+    addi    4, 4, 8
+    addi    3, 3, 8
+    bdnz    6b
+7:  add     20, 20, 21
+    addi    22, 22, -1
+    b       5b
+8:  /* The copied text must reach instruction fetch: flush, invalidate, discard prefetch. */
+    LOAD64  3, __kernel_start
+    LOAD64  4, __etext
+    mr      5, 3
+9:  dcbst   0, 5
+    addi    5, 5, 128
+    cmpld   5, 4
+    blt     9b
+    sync
+10: icbi    0, 3
+    addi    3, 3, 128
+    cmpld   3, 4
+    blt     10b
+    sync
+    isync
+    LOAD64  12, opal_relocated
+    mtctr   12
+    bctr
+
+opal_relocated:                     /* now at PA 0x4xxxxx (the link address in real mode) */
+    EARLY_SETUP
+    mr      3, 31
+    mr      4, 30
+    mr      5, 29
+    bl      early_main_opal         /* Rust, real mode: FDT, HPT, LPCR, vectors, bolting */
+    nop
+    b       enter_virtual
+
+/*
+ * opal_secondary_entry: OPAL_START_CPU lands here in real mode, MSR = SF|HV, r3 = PIR. The
+ * hand-off is the one OPAL_CPU_HANDOFF lists for this PIR (powernv.rs); its CPU's MMU
+ * registers are set in Rust on its own stack, then the common path turns translation on.
+ */
+    .globl opal_secondary_entry
+opal_secondary_entry:
+    LOAD64  4, OPAL_CPU_HANDOFF
+    li      5, {MAX_CPUS}
+1:  ld      6, 0(4)
+    cmpd    6, 3
+    beq     2f
+    addi    4, 4, 16
+    addi    5, 5, -1
+    cmpdi   5, 0
+    bne     1b
+    b       .                       /* a PIR the kernel did not start: stay here */
+2:  ld      31, 8(4)                /* hand-off */
+    ld      13, {H_PACA}(31)
+    mtsprg  0, 13
+    ld      2, {H_TOC}(31)
+    ld      1, {H_STACK}(31)
+    li      0, 0
+    std     0, 0(1)
+    bl      powernv_secondary_mmu
+    nop
+    mr      3, 31
+    b       enter_virtual
 
 /*
  * of_call(r3 = args PA, r4 = entry): call the Open Firmware client interface. VOF is 32-bit

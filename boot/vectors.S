@@ -32,6 +32,10 @@
     std     10, {EX_GEN}+8(13)
     std     11, {EX_GEN}+16(13)
     std     12, {EX_GEN}+24(13)
+    VEC_GO  \n
+.endm
+
+.macro VEC_GO n
     mfctr   12
     std     12, {EX_GEN}+32(13)
     ld      12, {PACA_COMMON}(13)
@@ -71,6 +75,26 @@
     VEC_BODY \n
 .endm
 
+/*
+ * A hypervisor interrupt (only on powernv, where the kernel runs with MSR[HV]): the state is
+ * in HSRR0/1. Copied to SRR0/1, everything after is the generic path, which returns with
+ * rfid (with MSR[HV] = 1, rfid restores HV from SRR1 like hrfid). SRR0/1 are free here: an
+ * interrupt that arrives where they are live (MSR[RI] = 0) is reported as unrecoverable.
+ */
+.macro HVEC_OOL blk, n
+\blk\()_ool_\n:
+    VEC_ENTER
+    std     9, {EX_GEN}+0(13)
+    std     10, {EX_GEN}+8(13)
+    std     11, {EX_GEN}+16(13)
+    std     12, {EX_GEN}+24(13)
+    mfspr   9, 314
+    mtsrr0  9
+    mfspr   9, 315
+    mtsrr1  9
+    VEC_GO  \n
+.endm
+
 /* ---------------------------------------------------------------- real-mode block (PA 0) */
     .section .text.vectors, "ax"
     .balign 256
@@ -86,7 +110,10 @@ vectors_block:
     VEC vectors_block, \n
     .endr
     .org vectors_block + 0x1800
-    .irp n, 0xe00, 0xe20, 0xe40, 0xe60, 0xe80, 0xea0, 0xf00, 0xf20, 0xf40, 0xf60, 0xf80
+    .irp n, 0xe00, 0xe20, 0xe40, 0xe60, 0xe80, 0xea0, 0xf80
+    HVEC_OOL vectors_block, \n
+    .endr
+    .irp n, 0xf00, 0xf20, 0xf40, 0xf60
     VEC_OOL vectors_block, \n
     .endr
     .globl vectors_block_end
@@ -139,7 +166,10 @@ slb_vector_branch:
     VEC vvec_block, \n
     .endr
     .org vvec_block + 0x1800
-    .irp n, 0xe00, 0xe20, 0xe40, 0xe60, 0xe80, 0xea0, 0xf00, 0xf20, 0xf40, 0xf60, 0xf80
+    .irp n, 0xe00, 0xe20, 0xe40, 0xe60, 0xe80, 0xea0, 0xf80
+    HVEC_OOL vvec_block, \n
+    .endr
+    .irp n, 0xf00, 0xf20, 0xf40, 0xf60
     VEC_OOL vvec_block, \n
     .endr
 
@@ -288,7 +318,8 @@ hash_fault_slow_ret:
     .size hash_fault_entry, . - hash_fault_entry
 
     /*
-     * The entries the `bl` at hash_fault_call can be patched to, one per hash_page design,
+     * The entries the `bl` at hash_fault_call can be patched to, one per hash_page design and
+     * HPT backend (pseries' four, then powernv's four, in `Design` order),
      * assembled as calls so the linker resolves each to its local entry point (ELFv2). Never
      * executed: src/hash/fault.rs copies the target out of them.
      */
@@ -300,6 +331,14 @@ hash_fault_designs:
     bl      do_hash_fault_cas2
     bl      do_hash_fault_ceiling
     bl      do_hash_fault_inject
+    /* powernv (the kernel's own table): the same designs, Design::SLOTS entries further;
+       no ceiling or hypervisor-call injection there, so those slots hold the default */
+    bl      do_hash_fault_native
+    bl      do_hash_fault_native_locked
+    bl      do_hash_fault_native_patch2003
+    bl      do_hash_fault_native_cas2
+    bl      do_hash_fault_native
+    bl      do_hash_fault_native
 
 /* ---------------------------------------------------------------- the generic path */
 /*
@@ -318,9 +357,13 @@ hash_fault_designs:
 exc_common:
     std     12, {EX_GEN}+40(13)     /* the vector, until the frame exists */
     mfcr    9
-    mr      12, 1                   /* the stack the frame must go below */
-    ld      11, {HASH_FRAME}(13)
-    subf    10, 11, 1
+    mr      12, 1                   /* the stack the frame must go below ... */
+    ld      11, {PACA_OPAL_SP}(13)  /* ... or, inside an OPAL call (powernv), its caller's */
+    cmpdi   11, 0
+    beq+    3f
+    mr      12, 11
+3:  ld      11, {HASH_FRAME}(13)
+    subf    10, 11, 12
     addi    10, 10, {HASH_STACK_SIZE}-{FRAME_TOTAL}
     cmpldi  10, {HASH_STACK_SIZE}
     bge+    2f

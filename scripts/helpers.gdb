@@ -335,7 +335,7 @@ class HkSlb(gdb.Command):
 
 class HkHashFaultBreakpoint(gdb.Breakpoint):
     """Stops in a hash-fault handler only for faults on addresses of one region. `fast`: the
-    0x300 entry's call (do_hash_fault / do_hash_fault_locked), where the address is DAR;
+    0x300 entry's call (do_hash_fault[_native][_locked|_patch2003|_cas2]), where the address is DAR;
     otherwise hash_page (0x400, a 0x300 taken in real mode), where it is the `ea` argument,
     coming from hash::fault::handle unless `any_caller`."""
     def __init__(self, spec, fast, region, any_caller):
@@ -385,6 +385,12 @@ $_caller_is needs malloc in the inferior for its string argument."""
         what = words[0] if words else "vmalloc"
         for spec, fast, how in (("do_hash_fault", True, "the 0x300 entry's lock-free handler"),
                                 ("do_hash_fault_locked", True, "the 0x300 entry's locked (2003) handler"),
+                                ("do_hash_fault_native", True, "the 0x300 entry's lock-free handler (powernv)"),
+                                ("do_hash_fault_patch2003", True, "the 0x300 entry's patch2003 handler"),
+                                ("do_hash_fault_cas2", True, "the 0x300 entry's cas2 handler"),
+                                ("do_hash_fault_native_locked", True, "the 0x300 entry's locked handler (powernv)"),
+                                ("do_hash_fault_native_patch2003", True, "the 0x300 entry's patch2003 handler (powernv)"),
+                                ("do_hash_fault_native_cas2", True, "the 0x300 entry's cas2 handler (powernv)"),
                                 ("hashkernel::hash::fault::hash_page", False,
                                  "hash_page, from anywhere" if anyc else "hash_page, from the 0x400/real-mode path")):
             b = HkHashFaultBreakpoint(spec, fast, region, anyc)
@@ -624,7 +630,8 @@ class HkRealMode(gdb.Command):
     """hk-realmode: reload the kernel symbols at their PHYSICAL addresses (link - 0xc000000000000000).
 
 The image runs at physical 0x400000 (link address 0xc000000000400000) in real mode until
-enter_virtual turns translation on; QEMU matches breakpoints against the exact NIP, so
+enter_virtual turns translation on (on powernv from opal_relocated on: skiboot enters the
+file in place at 0x20010000, and opal_start copies it there first); QEMU matches breakpoints against the exact NIP, so
 `break early_main` must resolve to 0x4xxxxx there. Undo with `hk-virtual`."""
     def __init__(self):
         super().__init__("hk-realmode", gdb.COMMAND_FILES)

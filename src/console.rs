@@ -1,5 +1,6 @@
-//! Kernel console: `print!`/`println!` over the PAPR virtual terminal (H_PUT_TERM_CHAR) and,
-//! once it is up, the PCI 16550 UART too.
+//! Kernel console: `print!`/`println!` over the PAPR virtual terminal (H_PUT_TERM_CHAR) on
+//! pseries, OPAL's console (the LPC UART) on powernv, and, once it is up, the PCI 16550 UART
+//! too.
 //!
 //! Lines stay whole across CPUs (one lock per `println!`), the lock masks interrupts while held
 //! so an interrupt handler that prints cannot deadlock against the code it interrupted, and a
@@ -25,8 +26,12 @@ pub fn emergency() {
     EMERGENCY.store(true, Relaxed);
 }
 
-/// Writes to the hypervisor console, 16 bytes per hcall, retrying while it is busy.
+/// Writes to the hypervisor console, 16 bytes per hcall, retrying while it is busy (on
+/// powernv: to the OPAL console).
 fn hvterm_write(mut s: &[u8]) {
+    if crate::arch::ppc64::platform::powernv() {
+        return crate::arch::ppc64::opal::console_write(s);
+    }
     while !s.is_empty() {
         let n = s.len().min(16);
         let mut tries = 0;

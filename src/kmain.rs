@@ -52,6 +52,12 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         crate::test_main();
     }
     let inject = !cfg.inject.is_empty();
+    if inject && cfg.inject.has_hcalls() && crate::arch::ppc64::platform::powernv() {
+        // The hypervisor-call kinds fail H_ENTER/H_PROTECT/H_REMOVE; powernv writes its own
+        // table and makes no such calls (its Design::Inject slot holds the default).
+        println!("hashkernel: inject={}: hypervisor-call failures need pseries (powernv makes no hypervisor calls); the allocation kinds work on both", cfg.inject);
+        crate::exit::exit_failure("bad bootargs");
+    }
     if inject {
         println!("fault injection: {}", cfg.inject);
     }
@@ -84,13 +90,29 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
 }
 
 fn banner(bi: &boot::BootInfo) {
+    use crate::arch::ppc64::platform;
     let msr = Msr::from_bits_retain(insn::mfmsr());
     let (ks, ke) = boot::kernel_range();
-    println!("hashkernel {} — lock-free hash_page on ppc64 pseries", env!("CARGO_PKG_VERSION"));
-    println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
+    let plat = platform::get();
+    println!("hashkernel {} — lock-free hash_page on ppc64 {}", env!("CARGO_PKG_VERSION"), plat.name());
+    if platform::powernv() {
+        println!("  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])", bi.model(), crate::arch::ppc64::opal::base());
+    } else {
+        println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
+    }
     println!("  cpu:       {} (PVR {:#010x}), {} CPU(s) in /cpus", bi.cpu_name(), bi.pvr, bi.cpus_in_tree);
     println!("  memory:    {} MiB", bi.mem_size >> 20);
-    println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups());
+    match crate::arch::ppc64::powernv::info() {
+        Some(n) => {
+            if n.ptcr != 0 {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (partition table entry {:#x}, PTCR {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, n.ptcr, bi.hpt().groups());
+            } else {
+                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+            }
+            println!("  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts", insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(), n.lpcr_entry);
+        }
+        None => println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups()),
+    }
     println!("  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
              bi.slb_size, boot::BOLTED_SLB, crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE));
     println!("  bolted:    linear zone PA 0..{:#x} ({} HPTEs)", bi.linear_zone_end(), bi.linear_zone_end() >> 12);

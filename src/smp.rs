@@ -1,11 +1,13 @@
-//! Secondary CPUs: started with RTAS `start-cpu` into boot/entry.S's `secondary_entry`, each
-//! with its own per-CPU area, exception and kernel stacks, bolted SLB entry and decrementer.
-//! Idle CPUs wait in H_CEDE; work is handed over through a per-CPU slot and an H_PROD.
-//! `stop_others` uses H_SIGNAL_SYS_RESET (a non-maskable system reset, vector 0x100) so even a
-//! CPU spinning with interrupts off stops — and reports where it was.
+//! Secondary CPUs: started with RTAS `start-cpu` into boot/entry.S's `secondary_entry` (on
+//! powernv: OPAL_START_CPU into `opal_secondary_entry`), each with its own per-CPU area,
+//! exception and kernel stacks, bolted SLB entry and decrementer. Idle CPUs wait in H_CEDE
+//! (powernv: poll their work slot); work is handed over through a per-CPU slot and an H_PROD.
+//! `stop_others` uses H_SIGNAL_SYS_RESET (on powernv the BMC's NMI, `powernv::nmi_all`): a
+//! non-maskable system reset, vector 0x100, so even a CPU spinning with interrupts off stops —
+//! and reports where it was.
 
 use crate::arch::ppc64::exception::ExcFrame;
-use crate::arch::ppc64::{boot, hcall, insn, of, percpu, rtas, timer};
+use crate::arch::ppc64::{boot, hcall, insn, of, percpu, platform, powernv, rtas, timer};
 use crate::println;
 use crate::sync::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
@@ -61,7 +63,12 @@ pub fn start_secondaries() -> usize {
         percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
         crate::mm::init_cpu(idx);
         let h = prepare_handoff(idx);
-        if let Err(e) = rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)) {
+        let started = if platform::powernv() {
+            powernv::start_cpu(idx, id, h).map_err(|e| alloc::format!("OPAL_START_CPU: {e}"))
+        } else {
+            rtas::start_cpu(id, boot::secondary_entry_pa(), of::pa(h)).map_err(|e| alloc::format!("{e}"))
+        };
+        if let Err(e) = started {
             println!("smp: start-cpu {} failed: {}; not starting the CPUs after it", id, e);
             break;
         }
@@ -72,11 +79,20 @@ pub fn start_secondaries() -> usize {
         if percpu::paca(idx).online.load(Acquire) == 0 {
             // RTAS reports 0 for a halted vCPU, 2 for one that runs (here: still on its way
             // in, with its own hand-off, so nothing it uses is ever handed to another CPU).
-            let state = match rtas::query_cpu_stopped_state(id) {
-                Ok(0) => "stopped",
-                Ok(2) => "running, not online yet",
-                Ok(_) => "in an unknown state",
-                Err(_) => "state unknown",
+            let state = if platform::powernv() {
+                match crate::arch::ppc64::opal::query_cpu_status(id) {
+                    Ok(1) => "still in OPAL",
+                    Ok(2) => "started by OPAL, not online yet",
+                    Ok(_) => "in an unknown state",
+                    Err(_) => "state unknown",
+                }
+            } else {
+                match rtas::query_cpu_stopped_state(id) {
+                    Ok(0) => "stopped",
+                    Ok(2) => "running, not online yet",
+                    Ok(_) => "in an unknown state",
+                    Err(_) => "state unknown",
+                }
             };
             println!("smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it", idx, id, state);
             break;
@@ -106,8 +122,12 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
             park();
         }
         // Idle until prodded (H_CEDE turns EE on; the decrementer is parked far away).
-        hcall::h_cede();
-        irq::disable();
+        if platform::powernv() {
+            powernv::idle_until(|| WORK[me].load(Relaxed) != 0 || STOPPING.load(Relaxed));
+        } else {
+            hcall::h_cede();
+            irq::disable();
+        }
     }
 }
 
@@ -120,7 +140,11 @@ pub fn run_on(cpu: usize, f: fn(usize)) -> u64 {
 }
 
 fn prod(cpu: usize) {
-    let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
+    if platform::powernv() {
+        powernv::kick(cpu);
+    } else {
+        let _ = hcall::h_prod(boot::info().cpu_ids[cpu] as u64);
+    }
 }
 
 /// How often a waiter repeats an H_PROD that may have been lost (time-base ticks: 100 µs).
@@ -231,16 +255,63 @@ pub fn stop_others() {
         return;
     }
     STOPPER.store(me, Release);
-    let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
-    let start = insn::mftb();
-    for c in 0..ncpus() {
-        if c == me {
-            continue;
+    // With interrupts off this CPU's own system reset (powernv: the NMI reaches every CPU)
+    // cannot land in exception entry code, where it could not be returned from; with MSR[RI]
+    // on it can be returned from even when the caller is the hash-fault slow path (which runs
+    // with RI off), so RI is on until this CPU's own NMI has come and gone. Nothing here
+    // touches memory that could take a hash fault.
+    let on = irq::save_disable();
+    if platform::powernv() {
+        // The cheap way first: a CPU that is idle (napping) or waits in a barrier sees
+        // STOPPING once kicked and parks itself. The NMI costs two BMC round trips (about a
+        // second under QEMU), so it is kept for CPUs that do not answer (interrupts off, as a
+        // deadlocked one).
+        for c in (0..ncpus()).filter(|&c| c != me) {
+            powernv::kick(c);
         }
-        while percpu::paca(c).online.load(Acquire) != 2 && insn::mftb() - start < timer::us_to_tb(500_000) {
+        if !others_parked(me, 20_000) {
+            let ri_was = insn::mfmsr() & crate::arch::ppc64::reg::Msr::RI.bits();
+            insn::mtmsrd_ee_ri(crate::arch::ppc64::reg::Msr::RI.bits());
+            OWN_NMI.store(false, Release);
+            match powernv::nmi_all() {
+                Ok(()) => {
+                    others_parked(me, 500_000);
+                    let start = insn::mftb();
+                    while !OWN_NMI.load(Acquire) && insn::mftb() - start < timer::us_to_tb(500_000) {
+                        insn::cpu_relax();
+                    }
+                }
+                Err(e) => println!("smp: no NMI for the other CPUs ({e}); they keep running"),
+            }
+            powernv::nmi_done();
+            insn::mtmsrd_ee_ri(ri_was);
+        }
+    } else {
+        let _ = hcall::hcall(H_SIGNAL_SYS_RESET, [H_SIGNAL_SYS_RESET_ALLBUTSELF as u64, 0, 0, 0]);
+        others_parked(me, 500_000);
+    }
+    irq::restore(on);
+}
+
+/// Waits up to `us` for every other online CPU to park; whether they all did.
+fn others_parked(me: usize, us: u64) -> bool {
+    let start = insn::mftb();
+    for c in (0..ncpus()).filter(|&c| c != me) {
+        while percpu::paca(c).online.load(Acquire) != 2 {
+            if insn::mftb() - start >= timer::us_to_tb(us) {
+                return false;
+            }
             insn::cpu_relax();
         }
     }
+    true
+}
+
+/// powernv: the stopper's own NMI has arrived (it returns from it: `is_stopper`).
+static OWN_NMI: AtomicBool = AtomicBool::new(false);
+
+pub fn own_nmi_arrived() {
+    OWN_NMI.store(true, Release);
 }
 
 pub fn stopping() -> bool {
@@ -249,19 +320,46 @@ pub fn stopping() -> bool {
 
 /// The 0x100 system reset: another CPU is stopping the machine. Record where we were, park.
 pub fn system_reset(f: &mut ExcFrame) -> ! {
+    record_stop(f);
+    park()
+}
+
+/// CPUs the NMI found inside OPAL (powernv): they park as soon as the call returns, so that no
+/// CPU stays parked holding one of OPAL's locks (the console's: the stopper still prints).
+static PARK_AFTER_OPAL: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+
+/// The system reset of a CPU that was running OPAL code (recoverable: MSR[RI] = 1).
+pub fn system_reset_in_firmware(f: &mut ExcFrame) -> crate::arch::ppc64::exception::Handled {
+    record_stop(f);
+    PARK_AFTER_OPAL[percpu::cpu_id()].store(true, Release);
+    crate::arch::ppc64::exception::Handled::Done
+}
+
+/// Called after every OPAL call.
+#[inline(always)]
+pub fn after_firmware_call() {
+    if STOPPING.load(Relaxed) && PARK_AFTER_OPAL[percpu::cpu_id()].load(Acquire) {
+        park()
+    }
+}
+
+fn record_stop(f: &ExcFrame) {
     let me = percpu::cpu_id();
     let sp = f.gpr[1];
     let inner = crate::arch::ppc64::exception::innermost_frame(me, sp, f.prev_frame);
     // This exception's own level is not part of what was interrupted.
     let depth = percpu::this().depth.load(Relaxed) - 1 + percpu::on_hash_stack(me, sp) as u64;
-    *STOPPED_AT[me].lock() = Some(StoppedAt {
+    let mut at = STOPPED_AT[me].lock();
+    if at.is_some() {
+        return; // the first system reset says where this CPU was; later ones find it parked
+    }
+    *at = Some(StoppedAt {
         nip: f.nip,
         lr: f.lr,
         sp,
         frame: inner.map(|x| x as *const ExcFrame as u64).unwrap_or(0),
         depth,
     });
-    park()
 }
 
 fn park() -> ! {
@@ -269,7 +367,22 @@ fn park() -> ! {
     irq::disable();
     percpu::paca(me).online.store(2, Release);
     loop {
+        if platform::powernv() {
+            powernv::nap();
+            continue;
+        }
         hcall::h_cede();
         irq::disable();
     }
+}
+
+/// Whether this CPU has parked for the stop (`park`).
+pub fn parked_here() -> bool {
+    STOPPING.load(Relaxed) && percpu::this().online.load(Relaxed) == 2
+}
+
+/// Whether this CPU is the one stopping the machine: on powernv the NMI reaches every CPU,
+/// the stopper included, which then just returns from it.
+pub fn is_stopper() -> bool {
+    STOPPING.load(Acquire) && STOPPER.load(Acquire) == percpu::cpu_id()
 }

@@ -13,25 +13,27 @@
 //! review is about. `inject=` with hypervisor kinds selects one more: the lock-free path over
 //! the injecting backend (`hash::inject`), which fails calls as the armed plan says. The design
 //! is chosen by patching the vector's call (`select`), so the default path pays nothing for
-//! the others.
+//! the others. Each design exists once per HPT backend: `Pseries` (hypercalls) and `Native`
+//! (powernv, the kernel's own table); `select` picks the platform's.
 
 use super::access::Access;
-use super::backend::Pseries;
+use super::backend::{HashBackend, Pseries};
 use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
-use super::inject::PSERIES as INJECTING;
+use super::native::{Native, NATIVE};
+use super::inject::{Armed, Injecting, PSERIES as INJECTING};
 use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::reg::{Dsisr, IsiSrr1, Msr};
-use crate::arch::ppc64::{hcall, insn, percpu};
+use crate::arch::ppc64::{hcall, insn, percpu, platform};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
-/// `hash_fault_designs` (boot/vectors.S).
+/// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::SLOTS` further.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Design {
@@ -50,6 +52,10 @@ pub enum Design {
 
 impl Design {
     pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
+    pub const COUNT: usize = Self::ALL.len();
+    /// Entries per HPT backend in `hash_fault_designs` (boot/vectors.S): every variant, the
+    /// ceiling and the injecting design included.
+    pub const SLOTS: usize = 6;
 
     /// The `hash_page=` value.
     pub const fn name(self) -> &'static str {
@@ -118,17 +124,19 @@ pub fn set_locked_mode(on: bool) {
 
 extern "C" {
     static hash_fault_call: u32;
-    static hash_fault_designs: [u32; 6];
+    static hash_fault_designs: [u32; 2 * Design::SLOTS];
 }
 
-/// Patches the 0x300 entry's call to `d`'s entry. Call it while no other CPU takes hash
-/// faults (boot, or a test/benchmark between phases): every CPU runs the same entry code.
+/// Patches the 0x300 entry's call to `d`'s entry for this platform's HPT backend (the table
+/// holds pseries' entries, then powernv's). Call it while no other CPU takes hash faults
+/// (boot, or a test/benchmark between phases): every CPU runs the same entry code.
 pub fn select(d: Design) {
     DESIGN.store(d as u8, Relaxed);
     let site = &raw const hash_fault_call as u64;
+    let index = d as usize + if platform::powernv() { Design::SLOTS } else { 0 };
     // SAFETY: reads one word of the (never executed) table of assembled calls.
     let (slot, insn) = unsafe {
-        let slot = (&raw const hash_fault_designs as *const u32).add(d as usize);
+        let slot = (&raw const hash_fault_designs as *const u32).add(index);
         (slot as u64, slot.read())
     };
     let target = slot.wrapping_add(branch_disp(insn) as u64);
@@ -177,13 +185,62 @@ const NOT_HASHABLE_HI: u32 = !HASHABLE & 0xffff_0000;
 /// return value spares the common case a value kept alive across its hypervisor call.)
 #[no_mangle]
 pub extern "C" fn do_hash_fault(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, false, Busy>(Busy, dar, dsisr, srr1)
+    fast::<false, Busy, Pseries>(Busy, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=locked`: the same path, holding page_table_lock.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_locked(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<true, false, Busy>(Busy, dar, dsisr, srr1)
+    fast::<true, Busy, Pseries>(Busy, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv, lock-free: the same protocol, HPTEs written by the kernel itself.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Busy, Native>(Busy, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=locked`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_locked(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<true, Busy, Native>(Busy, dar, dsisr, srr1)
+}
+
+/// A fast-path backend: a constant, so the path refers to it without holding a pointer, and
+/// the `Finish` of its lock-free path.
+trait FastBackend: HashBackend + 'static {
+    const IT: Self;
+    type Verdict: Finish<Out = ()> + Default;
+    /// `not_inserted` for this machine: with a hypervisor that owns the CPU a BUSY
+    /// re-execution may give it away (H_CONFER).
+    fn not_inserted(o: Outcome);
+}
+
+impl FastBackend for Pseries {
+    const IT: Self = Pseries;
+    type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
+}
+
+impl FastBackend for Injecting<'static, Pseries, Armed> {
+    const IT: Self = INJECTING;
+    type Verdict = Verdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<true>(o)
+    }
+}
+
+impl FastBackend for Native {
+    const IT: Self = NATIVE;
+    type Verdict = NativeVerdict;
+    #[inline(always)]
+    fn not_inserted(o: Outcome) {
+        not_inserted::<false>(o)
+    }
 }
 
 /// 2.4's `hash_table_lock[]` for `hash_page=patch2003`: 128 spin locks chosen by virtual page
@@ -215,23 +272,36 @@ pub const PATCH2003: Patch2003<'static, HashTableLocks> = Patch2003(&HASH_TABLE_
 /// 0x300 under `hash_page=patch2003`: the same path with that design's steps.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_patch2003(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, false, _>(PATCH2003, dar, dsisr, srr1)
+    fast::<false, _, Pseries>(PATCH2003, dar, dsisr, srr1)
 }
 
 /// 0x300 under `hash_page=cas2`.
 #[no_mangle]
 pub extern "C" fn do_hash_fault_cas2(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, false, Cas2>(Cas2, dar, dsisr, srr1)
+    fast::<false, Cas2, Pseries>(Cas2, dar, dsisr, srr1)
 }
 
-/// 0x300 with fault injection armed: the lock-free path over the injecting backend.
+/// 0x300 on powernv under `hash_page=patch2003`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_patch2003(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, _, Native>(PATCH2003, dar, dsisr, srr1)
+}
+
+/// 0x300 on powernv under `hash_page=cas2`.
+#[no_mangle]
+pub extern "C" fn do_hash_fault_native_cas2(dar: u64, dsisr: u64, srr1: u64) {
+    fast::<false, Cas2, Native>(Cas2, dar, dsisr, srr1)
+}
+
+/// 0x300 with fault injection armed: the lock-free path over the injecting backend (pseries;
+/// powernv has no hypervisor calls to fail, and its slot holds the default).
 #[no_mangle]
 pub extern "C" fn do_hash_fault_inject(dar: u64, dsisr: u64, srr1: u64) {
-    fast::<false, true, Busy>(Busy, dar, dsisr, srr1)
+    fast::<false, Busy, Injecting<'static, Pseries, Armed>>(Busy, dar, dsisr, srr1)
 }
 
 #[inline(always)]
-fn fast<const LOCKED: bool, const INJECT: bool, D: Steps>(d: D, ea: u64, dsisr: u64, srr1: u64) {
+fn fast<const LOCKED: bool, D: Steps, B: FastBackend>(d: D, ea: u64, dsisr: u64, srr1: u64) {
     let dsisr = dsisr as u32;
     if dsisr & NOT_HASHABLE_HI != 0 {
         return not_hash_miss();
@@ -243,20 +313,18 @@ fn fast<const LOCKED: bool, const INJECT: bool, D: Steps>(d: D, ea: u64, dsisr: 
     if LOCKED {
         // Only the default's steps run locked (`do_hash_fault_locked`); naming them here
         // rather than capturing `d` keeps the closure what it was.
-        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, ReturnOutcome), dsisr);
+        let o = locked(|| hash_pte_at(Busy, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, ReturnOutcome), dsisr);
         if !matches!(o, Outcome::Inserted { .. }) {
-            not_inserted(o)
+            B::not_inserted(o)
         }
-    } else if INJECT {
-        hash_pte_at(d, pte, ea, &FromHashFrame, access, &INJECTING, &ThisCpu, Verdict)
     } else {
-        hash_pte_at(d, pte, ea, &FromHashFrame, access, &Pseries, &ThisCpu, Verdict)
+        hash_pte_at(d, pte, ea, &FromHashFrame, access, &B::IT, &ThisCpu, B::Verdict::default())
     }
 }
 
 /// The fast path's `Finish`: an outcome other than the common insert becomes the verdict
 /// right in the cold function that produced it (see `protocol::Finish`).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Verdict;
 
 impl Finish for Verdict {
@@ -273,7 +341,26 @@ impl Finish for Verdict {
     fn finish(self, o: Outcome) {
         // The slow ones in a function of their own: an insert or update just returns.
         if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
-            not_inserted(o)
+            not_inserted::<true>(o)
+        }
+    }
+}
+
+/// `Verdict` on powernv: a BUSY re-execution has no hypervisor to give the CPU to.
+#[derive(Clone, Copy, Default)]
+struct NativeVerdict;
+
+impl Finish for NativeVerdict {
+    type Out = ();
+    #[inline(always)]
+    fn inserted(self) {}
+    #[inline(always)]
+    fn busy(self, _count: u64) {}
+    #[inline(always)]
+    fn finish(self, o: Outcome) {
+        // The slow ones in a function of their own: an insert or update just returns.
+        if !matches!(o, Outcome::Inserted { .. } | Outcome::Updated) {
+            not_inserted::<false>(o)
         }
     }
 }
@@ -298,12 +385,13 @@ impl FaultAddr for FromHashFrame {
     }
 }
 
+/// `HV`: a hypervisor owns the CPU (pseries).
 #[cold]
 #[inline(never)]
-fn not_inserted(o: Outcome) {
+fn not_inserted<const HV: bool>(o: Outcome) {
     match o {
         Outcome::Inserted { .. } | Outcome::Updated => {}
-        Outcome::Retry(why) => retry(why),
+        Outcome::Retry(why) => retry::<HV>(why),
         Outcome::Denied(d) => slow(FaultReason::Denied(d)),
         Outcome::AllBolted => slow(FaultReason::AllBolted),
         Outcome::Refused(call, e) => slow(FaultReason::Refused(call, e)),
@@ -366,8 +454,8 @@ fn segment_vsid(ea: u64) -> u64 {
 /// physical CPU away (H_CONFER), as a shared-processor LPAR should; the count is the
 /// `busy_retries` counter the protocol bumps, so this costs no state of its own.
 #[inline(always)]
-fn retry(why: Retry) {
-    if why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+fn retry<const HV: bool>(why: Retry) {
+    if HV && why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
         confer();
     }
 }
@@ -413,27 +501,42 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
         return Err(FaultReason::NoPageTable);
     };
     let va = Va { ea, vsid: kernel_vsid(ea) };
-    let outcome = match design() {
-        Design::Locked => {
-            p.stats.count(Counter::LockedFaults);
-            let _g = PAGE_TABLE_LOCK.lock();
-            hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome)
-        }
-        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
-        // anything else that faults is hashed as by default.
-        Design::LockFree | Design::Ceiling => hash_pte_at(Busy, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
-        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
-        Design::Cas2 => hash_pte_at(Cas2, slot, ea, &va, access, &Pseries, &ThisCpu, ReturnOutcome),
-        Design::Inject => hash_pte_at(Busy, slot, ea, &va, access, &INJECTING, &ThisCpu, ReturnOutcome),
+    // The platform's backend directly (not `hpt::Hpt`, which branches on every call): the
+    // protocol's code for pseries stays the instantiation it was.
+    let outcome = if platform::powernv() {
+        hash_page_on(slot, &va, access, &NATIVE)
+    } else if design() == Design::Inject {
+        hash_page_on(slot, &va, access, &INJECTING)
+    } else {
+        hash_page_on(slot, &va, access, &Pseries)
     };
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
-            retry(why);
+            if platform::powernv() { retry::<false>(why) } else { retry::<true>(why) }
             Ok(())
         }
         Outcome::Denied(d) => Err(FaultReason::Denied(d)),
         Outcome::AllBolted => Err(FaultReason::AllBolted),
         Outcome::Refused(call, e) => Err(FaultReason::Refused(call, e)),
+    }
+}
+
+/// `hash_page`'s protocol run, with the selected design's steps, on backend `be`.
+#[inline(always)]
+fn hash_page_on<B: HashBackend>(slot: &super::cell::PteSlot, va: &Va, access: Access, be: &B) -> Outcome {
+    let ea = va.ea;
+    match design() {
+        Design::Locked => {
+            percpu::this().stats.count(Counter::LockedFaults);
+            let _g = PAGE_TABLE_LOCK.lock();
+            hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome)
+        }
+        // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
+        // anything else that faults is hashed as by default; with injection armed the caller
+        // passes the injecting backend.
+        Design::LockFree | Design::Ceiling | Design::Inject => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::Cas2 => hash_pte_at(Cas2, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
     }
 }

@@ -14,6 +14,7 @@ mod t_hash;
 mod t_inject;
 mod t_review2003;
 mod t_uart;
+mod t_powernv;
 mod t_trace;
 
 use alloc::string::String;
@@ -25,19 +26,29 @@ pub type TestResult = Result<(), String>;
 pub struct KTest {
     pub name: &'static str,
     pub func: fn() -> TestResult,
+    /// Only meaningful on this platform (RTAS, the PCI UART; OPAL, the native HPT); listed as
+    /// skipped elsewhere, never counted as passed.
+    pub only: Option<crate::arch::ppc64::platform::Platform>,
 }
 
 /// Declares an in-kernel test in a named group: `ktest!("mmu", fn name() { ...; Ok(()) });`
-/// The test is called `GROUP::name` (`mmu::translation_on`).
+/// The test is called `GROUP::name` (`mmu::translation_on`). `ktest!("of", only Pseries, fn
+/// name() ...)` declares one that exists on that platform only.
 #[macro_export]
 macro_rules! ktest {
     ($group:literal, fn $name:ident() $body:block) => {
+        $crate::ktest!(@def $group, None, $name, $body);
+    };
+    ($group:literal, only $plat:ident, fn $name:ident() $body:block) => {
+        $crate::ktest!(@def $group, Some($crate::arch::ppc64::platform::Platform::$plat), $name, $body);
+    };
+    (@def $group:literal, $only:expr, $name:ident, $body:block) => {
         fn $name() -> $crate::ktest::TestResult $body
         const _: () = {
             #[link_section = ".ktests"]
             #[used]
             static KTEST_ENTRY: $crate::ktest::KTest =
-                $crate::ktest::KTest { name: concat!($group, "::", stringify!($name)), func: $name };
+                $crate::ktest::KTest { name: concat!($group, "::", stringify!($name)), func: $name, only: $only };
         };
     };
 }
@@ -87,12 +98,21 @@ pub fn expect_qemu_log(access: &str, pa: u64, size: u32) {
     crate::println!("qemu-log-expect: Invalid {} at addr {:#x}, size {}", access, pa, size);
 }
 
-/// Runs every test whose name contains `filter`; returns (passed, failed).
+/// Runs every test whose name contains `filter`; returns (passed, failed). Tests of the other
+/// platform are listed as skipped and counted in neither.
 pub fn run(filter: &str) -> (usize, usize) {
-    let (mut pass, mut fail) = (0, 0);
+    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    let here = crate::arch::ppc64::platform::get();
     for (i, t) in all().iter().enumerate() {
         let name = short_name(t);
         if !name.contains(filter) {
+            continue;
+        }
+        if let Some(p) = t.only.filter(|&p| p != here) {
+            if !crate::kmain::quiet() {
+                crate::println!("test {} ... skipped ({} only)", name, p.name());
+            }
+            skip += 1;
             continue;
         }
         CURRENT.store(i, Relaxed);
@@ -110,6 +130,9 @@ pub fn run(filter: &str) -> (usize, usize) {
         }
     }
     CURRENT.store(usize::MAX, Relaxed);
+    if skip > 0 {
+        crate::println!("{} test(s) skipped: they exist on the other platform only", skip);
+    }
     (pass, fail)
 }
 

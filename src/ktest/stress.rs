@@ -102,6 +102,10 @@ pub struct StressReport {
     pub stale: Option<Stale>,
     /// Pages checked right after the vfree of their area (no HPTE may translate them).
     pub post_free_checks: u64,
+    /// Hunting (`run_until_stale`): freed pages whose cleared PTE a late slot record had
+    /// marked HASHPTE again with no HPTE left to find (another CPU's eviction removed it),
+    /// reset so that vmalloc can map the address again.
+    pub leftovers: u64,
     /// Per CPU: faults, BUSY retries, stcx. failures, touches.
     pub per_cpu: [[u64; 4]; percpu::MAX_CPUS],
     /// vmalloc calls that returned `OutOfMemory` (injected allocation failures).
@@ -435,15 +439,39 @@ fn free_checked(addr: u64, pages: u64, f: &mut Findings) {
     }
 }
 
+/// While hunting under patch2003: a freed page's PTE that is not present but not empty either
+/// (its late slot record set HASHPTE and the slot in the cleared PTE) and that no HPTE
+/// translates (checked just now by `check_invariants`: another CPU's eviction removed it
+/// first) is the flaw without its evidence. vmalloc refuses to map over it ("in use"), and as
+/// it hands out the lowest free address, the freeing CPU would fail at that one address for
+/// the rest of the hunt. Reset such PTEs (nobody maps them: this CPU alone allocates); returns
+/// how many.
+fn reset_leftovers(history: &BTreeSet<u64>) -> u64 {
+    let live = |ea: u64| (0..SLOTS).any(|k| {
+        let a = AREA[k][0].load(Relaxed);
+        a != 0 && ea >= a && ea < a + AREA[k][1].load(Relaxed) * 4096
+    });
+    let mut n = 0;
+    for &ea in history {
+        if let Some(p) = vmalloc::pte_of(ea) {
+            if !p.is_present() && p.raw() != 0 && !p.is_busy() && !live(ea) && vmalloc::find_hpte(ea).is_none() {
+                let _ = vmalloc::set_pte_raw(ea, u64::MAX, 0);
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// After a design that leaves stale HPTEs (patch2003): removes every HPTE that translates a
 /// page of the run and empties PTEs that are not present (left with HASHPTE and slot bits),
 /// so that later tests find the HPT and the page tables clean. Returns how many HPTEs it removed.
 fn scrub(history: &BTreeSet<u64>) -> u64 {
-    use crate::arch::ppc64::hcall;
+    use crate::hash::backend::HashBackend;
     let mut removed = 0;
     for &ea in history {
         while let Some((ptex, _)) = vmalloc::find_hpte(ea) {
-            if hcall::h_remove(hcall::H_AVPN, ptex, crate::mm::hpte::avpn_for(kernel_vsid(ea), ea)).is_err() {
+            if crate::hash::hpt::Hpt.remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(ea), ea)).is_err() {
                 break;
             }
             removed += 1;
@@ -543,6 +571,9 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         }
         // Everyone is quiet now: check.
         rep.checks += check_invariants(false, &mut f);
+        if STOP_AT_STALE.load(Relaxed) && f.stale.is_none() {
+            rep.leftovers += reset_leftovers(&f.history);
+        }
         if let Some(st) = f.stale.as_mut().filter(|st| st.persisted.is_none()) {
             let mut hs = [(0, Hpte { v: 0, r: 0 }); 4];
             let n = vmalloc::find_hptes(st.ea, &mut hs);
@@ -654,9 +685,9 @@ fn plant_stale_hpte(history: &mut BTreeSet<u64>) -> Result<u64, alloc::string::S
 }
 
 fn remove_planted(x: u64) -> Result<(), alloc::string::String> {
-    use crate::arch::ppc64::hcall;
+    use crate::hash::backend::HashBackend;
     if let Some((ptex, _)) = vmalloc::find_hpte(x) {
-        hcall::h_remove(hcall::H_AVPN, ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("H_REMOVE: {e}"))?;
+        crate::hash::hpt::Hpt.remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
     }
     vmalloc::vfree(x).map_err(|e| alloc::format!("vfree: {e}"))
 }
@@ -823,7 +854,18 @@ crate::ktest!("smp", fn stress_without_contention_is_rejected() {
     // Workers that only keep the barriers: no BUSY re-execution can happen. Where vCPUs run in
     // parallel the stress must call that a failure; elsewhere it must pass and say why.
     WORKERS_IDLE.store(true, Relaxed);
-    let r = stress_checked(2);
+    // Only CPU 0 touches pages here, between its vmalloc/vfree and protection changes: on a
+    // loaded host with many vCPUs (each HPTE removal a TLB flush QEMU runs with every vCPU
+    // stopped) two rounds may bring no fault at all, which proves nothing either way; then
+    // longer runs.
+    let mut r = stress_checked(2);
+    for rounds in [8, 32] {
+        if !matches!(&r, Err(e) if e.contains("no faults at all")) {
+            break;
+        }
+        println!("smp: no faults at all in the last run; again with {rounds} rounds");
+        r = stress_checked(rounds);
+    }
     WORKERS_IDLE.store(false, Relaxed);
     match r {
         Err(e) if e.contains("no BUSY re-execution") => {
@@ -988,5 +1030,32 @@ crate::ktest!("smp", fn lost_reservations_are_counted() {
     crate::kassert!(fails > 0, "no stcx. failure in {} takes against a CPU changing the PTE", taken);
     let last = TOGGLE_SLOT.load();
     crate::kassert!(!last.is_busy() && last.pfn() == 0x1234, "PTE after the race: {}", last);
+    Ok(())
+});
+
+crate::ktest!("smp", fn hunt_resets_leftover_hashpte_ptes() {
+    // The leftover of patch2003's late slot record whose HPTE another CPU evicted: a freed
+    // page's PTE with HASHPTE and a slot but not present. vmalloc will not map over it; the
+    // hunt resets it — and nothing else: not a page that still has an HPTE.
+    let e = |x: vmalloc::VmError| alloc::format!("{x}");
+    let a = vmalloc::vmalloc(2 * 4096).map_err(e)?;
+    vmalloc::vfree(a).map_err(e)?;
+    let leftover = PteFlags::HASHPTE.bits();
+    vmalloc::set_pte_raw(a, u64::MAX, leftover).map_err(e)?;
+    vmalloc::set_pte_raw(a + 4096, u64::MAX, leftover).map_err(e)?;
+    // The second one still has an HPTE (a stale one, as the checks would report it).
+    use crate::hash::backend::HashBackend;
+    let vsid = kernel_vsid(a + 4096);
+    let g = boot::info().hpt().group_base(hash_4k(vsid, a + 4096), false);
+    let planted = crate::hash::hpt::Hpt.insert(g, crate::mm::hpte::avpn_for(vsid, a + 4096) | crate::mm::hpte::HpteV::VALID.bits(), (0x2000 << 12) | 0x190)
+        .map_err(|x| alloc::format!("insert: {x:?}"))?;
+    let history: BTreeSet<u64> = [a, a + 4096].into_iter().collect();
+    let n = reset_leftovers(&history);
+    let (p0, p1) = (vmalloc::pte_of(a).map(|p| p.raw()), vmalloc::pte_of(a + 4096).map(|p| p.raw()));
+    let _ = crate::hash::hpt::Hpt.remove(planted, crate::mm::hpte::avpn_for(vsid, a + 4096));
+    let _ = vmalloc::set_pte_raw(a + 4096, u64::MAX, 0);
+    crate::kassert_eq!(n, 1);
+    crate::kassert_eq!(p0, Some(0));
+    crate::kassert_eq!(p1, Some(leftover));
     Ok(())
 });

@@ -1,7 +1,8 @@
 //! mmu:: tests: translation, bolted HPTEs through H_READ, SLB misses and eviction, faults.
 
 use crate::arch::ppc64::exception::{probe_read, ProbeFault};
-use crate::arch::ppc64::hcall::{self, HcallError};
+use crate::hash::backend::{HashBackend, InsertError};
+use crate::hash::hpt::Hpt;
 use crate::arch::ppc64::reg::{Dsisr, Msr};
 use crate::arch::ppc64::{boot, insn, percpu};
 use crate::hash::stats::{self, Counter};
@@ -19,7 +20,8 @@ ktest!("mmu", fn translation_is_on() {
     Ok(())
 });
 
-/// The HPTE the boot stub bolted for linear address `ea`, found through H_READ.
+/// The HPTE the boot stub bolted for linear address `ea`, found through H_READ (powernv: in
+/// the kernel's own table).
 fn bolted_hpte(ea: u64) -> Option<Hpte> {
     let geo = boot::info().hpt();
     let vsid = kernel_vsid(ea);
@@ -27,8 +29,7 @@ fn bolted_hpte(ea: u64) -> Option<Hpte> {
     for sec in [false, true] {
         let g = geo.group_base(hash, sec);
         for i in 0..8 {
-            let (v, r) = hcall::h_read(g + i).ok()?;
-            let h = Hpte { v, r };
+            let h: Hpte = Hpt.read(g + i);
             if h.matches_in(vsid, ea, sec) {
                 return Some(h);
             }
@@ -149,27 +150,27 @@ ktest!("mmu", fn h_enter_into_full_group_reports_pteg_full() {
     let geo = boot::info().hpt();
     let ea = 0x0000_0000_0123_4000u64;
     let g = geo.group_base(hash_4k(vsid, ea), false);
-    let taken = (0..8).filter(|i| matches!(hcall::h_read(g + i), Ok((v, _)) if v & 1 != 0)).count() as u64;
+    let taken = (0..8).filter(|i| Hpt.read(g + i).v & 1 != 0).count() as u64;
     let mut used = alloc::vec::Vec::new();
     let mut full_after = None;
     for i in 0..9u64 {
         let v = avpn_for(vsid, ea + (i << 23)) | HpteV::VALID.bits();
         let r = ((0x1000 + i) << 12) | 0x10 | 0x2;
-        match hcall::h_enter(0, g, v, r) {
+        match Hpt.insert(g, v, r) {
             Ok(ptex) => used.push((ptex, v)),
-            Err(HcallError::PtegFull) => {
+            Err(InsertError::Full) => {
                 full_after = Some(i);
                 break;
             }
             Err(e) => {
                 full_after = None;
-                crate::println!("H_ENTER #{}: {}", i, e);
+                crate::println!("insert #{}: {:?}", i, e);
                 break;
             }
         }
     }
     for (ptex, v) in &used {
-        let _ = hcall::h_remove(hcall::H_AVPN, *ptex, v & !0x7f);
+        let _ = Hpt.remove(*ptex, v & !0x7f);
     }
     kassert_eq!(full_after, Some(8 - taken));
     Ok(())

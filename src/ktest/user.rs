@@ -3,7 +3,7 @@
 //! system call, or on a fault the kernel refuses (exception.rs asks `user_fault`), by rewriting
 //! that exception's frame to resume at `user_return`.
 
-use crate::arch::ppc64::boot::KERNEL_MSR;
+use crate::arch::ppc64::boot::kernel_msr;
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::percpu;
 use crate::mm::pte::PteFlags;
@@ -40,7 +40,7 @@ fn resume_kernel(f: &mut ExcFrame, code: u64) {
     f.gpr[13] = p as *const _ as u64;
     // SAFETY: address of an assembly label.
     f.nip = unsafe { &user_return as *const u8 as u64 };
-    f.msr = KERNEL_MSR;
+    f.msr = kernel_msr();
 }
 
 pub fn syscall(f: &mut ExcFrame) -> Handled {
@@ -91,7 +91,7 @@ fn run_user(addr: u64, (s, e): (*const u8, *const u8)) -> Result<UserExit, vmall
         core::arch::asm!("sync", "isync");
     }
     // SAFETY: user_enter returns through user_return with the kernel state it saved.
-    let rc = unsafe { user_enter(page, addr, (KERNEL_MSR | PR) & !crate::arch::ppc64::reg::Msr::EE.bits()) };
+    let rc = unsafe { user_enter(page, addr, (kernel_msr() | PR) & !crate::arch::ppc64::reg::Msr::EE.bits()) };
     let p = percpu::this();
     let r = if rc == 0 {
         UserExit::Syscall

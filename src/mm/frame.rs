@@ -42,15 +42,18 @@ struct Frames {
     high: Bitmap3<65536, 1024, 16>,
     linear_end: u64,
     high_end: u64,
-    reserved: [(u64, u64); 4],
+    reserved: [(u64, u64); MAX_RESERVED],
 }
+
+/// Reserved ranges `init` keeps.
+pub const MAX_RESERVED: usize = 12;
 
 static FRAMES: IrqSpin<Frames> = IrqSpin::new(Frames {
     linear: Bitmap3::new(),
     high: Bitmap3::new(),
     linear_end: 0,
     high_end: 0,
-    reserved: [(0, 0); 4],
+    reserved: [(0, 0); MAX_RESERVED],
 });
 
 /// Sets up both zones. `reserved` are [start, end) physical ranges never handed out.
@@ -61,7 +64,8 @@ pub fn init(mem_size: u64, linear_end: u64, reserved: &[(u64, u64)]) {
     f.high_end = mem;
     f.linear.set_len((linear_end / PAGE_SIZE) as usize);
     f.high.set_len(((mem - linear_end) / PAGE_SIZE) as usize);
-    for (i, r) in reserved.iter().enumerate().take(4) {
+    assert!(reserved.len() <= MAX_RESERVED, "{} reserved ranges, the allocator keeps {}", reserved.len(), MAX_RESERVED);
+    for (i, r) in reserved.iter().enumerate() {
         f.reserved[i] = *r;
     }
     let is_reserved = |pa: u64, f: &Frames| f.reserved.iter().any(|&(s, e)| pa >= s && pa < e);

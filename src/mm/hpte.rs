@@ -44,6 +44,10 @@ bitflags! {
         /// Software bit: the hypervisor must never evict this entry. Used for
         /// mappings that the fault path itself depends on.
         const BOLTED    = 0x10;
+        /// Software bit, native HPT only (powernv): the entry is being written; whoever set
+        /// it with ldarx/stdcx. owns both doublewords until a store of dword 0 without it.
+        /// Linux's HPTE_V_LOCK. The MMU ignores it.
+        const LOCK      = 0x8;
     }
 }
 
@@ -186,6 +190,9 @@ impl fmt::Display for Hpte {
         }
         if self.is_bolted() {
             f.write_str(" BOLTED")?;
+        }
+        if self.v & HpteV::LOCK.bits() != 0 {
+            f.write_str(" LOCKED")?;
         }
         if self.v & HpteV::LARGE.bits() != 0 {
             f.write_str(" L")?;
@@ -455,6 +462,33 @@ pub const fn effective_rwx(r: u64, user: bool) -> (bool, bool, bool) {
 pub const fn h_protect_flags(flags: PteFlags) -> u64 {
     let r = pp_bits_for(flags);
     (r & (PP_MASK | HpteR::N.bits())) | ((r & HpteR::PP0.bits()) >> 55)
+}
+
+/// The HPT size the kernel gives itself when it owns the table (powernv): QEMU's pseries rule,
+/// 1/128 of RAM rounded up to a power of two, so both machines hash alike, but at most
+/// 2^`max_shift` bytes (the table must fit the bolted linear zone) and at least 2^19
+/// ([`HptGeometry::MIN_SHIFT`]).
+pub const fn native_hpt_shift(mem_size: u64, max_shift: u32) -> u32 {
+    let m = if mem_size < 2 { 2 } else { mem_size };
+    let log = 64 - (m.next_power_of_two() - 1).leading_zeros();
+    let s = if log > 7 { log - 7 } else { 0 };
+    let s = if s < HptGeometry::MIN_SHIFT { HptGeometry::MIN_SHIFT } else { s };
+    if s > max_shift { max_shift } else { s }
+}
+
+/// The RB operand of `tlbie` (ISA 2.07 form: RB = VA of the page with B = 00 for a 256M
+/// segment, L = 0 and AP = 0 for a 4K page; RS = LPID 0) that invalidates the translation the
+/// entry `v` at `ptex` provided. The VA is recovered from the entry and its place: the VSID
+/// and EA bits 27:23 are in the AVPN, EA bits 22:12 are the hash (the group index, or its
+/// complement for a secondary entry) XOR the low VSID bits — which needs the 11 low hash bits,
+/// i.e. 2^11 groups or more (every accepted geometry). Kernel VSIDs are 36 bits, so the VA
+/// (VSID << 28 | page offset) fits the 64-bit register whole.
+pub const fn tlbie_rb(geo: HptGeometry, ptex: u64, v: u64) -> u64 {
+    let vsid = (v & AVPN_MASK) >> 12;
+    let group = ptex / GROUP_ENTRIES;
+    let hash = if v & HpteV::SECONDARY.bits() != 0 { !group } else { group } & geo.hash_mask();
+    let page = (((v >> 7) & 0x1f) << 11) | ((hash ^ vsid) & 0x7ff);
+    (vsid << 28) | (page << 12)
 }
 
 #[cfg(all(test, not(target_os = "none")))]
@@ -959,6 +993,44 @@ mod tests {
             format!("{}", h),
             "hpte v=0x4000000000000005 r=0x30000000000003e8 V L B=1 vsid=0x0 api=0x0 rpn=0x0 pp=0 WIMG=WI-G R C key=25"
         );
+    }
+
+    #[test]
+    fn native_hpt_shift_follows_ram_within_bounds() {
+        assert_eq!(native_hpt_shift(1 << 30, 24), 23, "1 GiB: 8 MiB, as QEMU pseries sizes it");
+        assert_eq!(native_hpt_shift(2 << 30, 24), 24);
+        assert_eq!(native_hpt_shift(3 << 30, 24), 24, "capped: the table lives in the bolted zone");
+        assert_eq!(native_hpt_shift(768 << 20, 24), 23, "rounded up to a power of two first");
+        assert_eq!(native_hpt_shift(32 << 20, 24), HptGeometry::MIN_SHIFT);
+        assert!(HptGeometry::new(native_hpt_shift(64 << 30, 24)).is_some());
+    }
+
+    #[test]
+    fn tlbie_rb_recovers_the_va() {
+        // Every entry the kernel could make: primary and secondary, across VSIDs, pages and
+        // table sizes; RB must be the page's VA (VSID << 28 | EA bits 27:12), low 12 bits 0.
+        for shift in [HptGeometry::MIN_SHIFT, 20, 23, 24] {
+            let geo = HptGeometry::new(shift).unwrap();
+            for vsid in [1u64, 0x408f92c94, 0xf_ffff_fffe, 0x123_4567] {
+                for page in [0u64, 1, 0x7ff, 0x800, 0xabcd, 0xffff] {
+                    let ea = 0xd000_0000_0000_0000 | (page << 12);
+                    for secondary in [false, true] {
+                        let ptex = geo.group_base(hash_4k(vsid, ea), secondary) + (page & 7);
+                        let v = hpte_for(vsid, ea, 1, PAGE_KERNEL, secondary, false).v | HpteV::LOCK.bits();
+                        assert_eq!(tlbie_rb(geo, ptex, v), (vsid << 28) | (page << 12), "shift {shift} vsid {vsid:#x} page {page:#x} H={secondary}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lock_bit_is_a_software_bit() {
+        assert_eq!(HpteV::LOCK.bits() & !V_SW_MASK, 0);
+        assert_eq!(HpteV::LOCK.bits() & HpteV::BOLTED.bits(), 0);
+        assert_eq!(HpteV::LOCK.bits() & AVPN_MASK, 0, "an AVPN check ignores the lock");
+        let h = Hpte { v: HpteV::VALID.bits() | HpteV::LOCK.bits(), r: 0 };
+        assert!(format!("{h}").contains(" LOCKED"));
     }
 
     #[test]

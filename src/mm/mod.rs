@@ -30,8 +30,20 @@ mod kernel {
         let bi = boot::info();
         let (ks, ke) = boot::kernel_range();
         let kpa = (ks & 0x0fff_ffff_ffff_ffff, ke & 0x0fff_ffff_ffff_ffff);
-        // Low 64 KiB: the vectors (0..0x1800) and the firmware's leftovers; then the image.
-        super::frame::init(bi.mem_size, bi.linear_zone_end(), &[(0, 0x10000), (kpa.0 & !0xffff, kpa.1)]);
+        // Low 64 KiB: the vectors (0..0x1800) and the firmware's leftovers; then the image;
+        // on powernv also the HPT and what skiboot keeps for itself.
+        let mut reserved = [(0u64, 0u64); super::frame::MAX_RESERVED];
+        reserved[0] = (0, 0x10000);
+        reserved[1] = (kpa.0 & !0xffff, kpa.1);
+        let mut n = 2;
+        if crate::arch::ppc64::platform::powernv() {
+            for r in crate::arch::ppc64::powernv::reserved(bi.mem_size) {
+                assert!(n < reserved.len(), "more reserved memory ranges than the frame allocator keeps");
+                reserved[n] = r;
+                n += 1;
+            }
+        }
+        super::frame::init(bi.mem_size, bi.linear_zone_end(), &reserved[..n]);
         super::heap::init(ke);
         if let Err(e) = super::pgtable::init() {
             panic!("no frames for the page-table roots: {e}");
@@ -45,15 +57,15 @@ mod kernel {
     /// address at once. Nothing writes them after `pgtable::init` (hash_page never stores to
     /// a PTE that is not present), so a store is a bug, and now an oops.
     fn protect_empty_tables() {
-        use crate::arch::ppc64::hcall::{self, H_AVPN};
+        use crate::hash::backend::HashBackend;
         use crate::mm::hpte::h_protect_flags;
         use crate::mm::pte::PAGE_KERNEL_RO;
         for va in super::pgtable::empty_tables() {
             let Some((ptex, h)) = super::vmalloc::find_hpte(va) else {
                 panic!("no bolted HPTE for the empty page table at {va:#x}");
             };
-            if let Err(e) = hcall::h_protect(h_protect_flags(PAGE_KERNEL_RO) | H_AVPN, ptex, h.avpn()) {
-                panic!("cannot make the empty page table at {va:#x} read-only: {e}");
+            if let Err(e) = crate::hash::hpt::Hpt.protect(ptex, h.avpn(), h_protect_flags(PAGE_KERNEL_RO)) {
+                panic!("cannot make the empty page table at {va:#x} read-only: {e:?}");
             }
         }
     }
@@ -68,11 +80,11 @@ mod kernel {
     /// Removes the bolted linear HPTE of every stack's guard page, so that running off the end
     /// of a stack faults (and oopses) instead of writing into whatever lies below.
     fn unmap_guard_pages() {
-        use crate::arch::ppc64::hcall::{self, H_AVPN};
+        use crate::hash::backend::HashBackend;
         for (va, _, _) in crate::arch::ppc64::percpu::guard_pages() {
             if let Some((ptex, h)) = super::vmalloc::find_hpte(va) {
-                if let Err(e) = hcall::h_remove(H_AVPN, ptex, h.avpn()) {
-                    panic!("cannot unmap the stack guard page at {va:#x}: {e}");
+                if let Err(e) = crate::hash::hpt::Hpt.remove(ptex, h.avpn()) {
+                    panic!("cannot unmap the stack guard page at {va:#x}: {e:?}");
                 }
             }
         }

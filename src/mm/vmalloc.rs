@@ -11,7 +11,7 @@ use super::pgtable;
 use super::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_IO};
 use super::slbe::{kernel_vsid, Region};
 use crate::arch::ppc64::boot;
-use crate::hash::backend::Pseries;
+use crate::hash::hpt::Hpt;
 use crate::hash::inject::PSERIES as INJECTING;
 use crate::hash::cell::PteCell;
 use crate::hash::protocol;
@@ -178,7 +178,7 @@ fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) 
     let r = if crate::inject::hcalls_armed() {
         protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &INJECTING, spins)
     } else {
-        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Pseries, spins)
+        protocol::clear_and_flush(slot, ea, kernel_vsid(ea), &Hpt, spins)
     };
     match r {
         Ok(old) => old,
@@ -191,7 +191,7 @@ fn flush(pte: Pte, ea: u64) -> bool {
     let r = if crate::inject::hcalls_armed() {
         protocol::flush_hpte(pte, ea, kernel_vsid(ea), &INJECTING)
     } else {
-        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Pseries)
+        protocol::flush_hpte(pte, ea, kernel_vsid(ea), &Hpt)
     };
     match r {
         Ok(removed) => removed,
@@ -436,24 +436,22 @@ pub fn clear_pte(ea: u64) -> Option<Pte> {
 }
 
 /// Every valid HPTE that translates `ea` (primary group with H=0, secondary with H=1), read
-/// through the hypervisor (H_READ). More than one would be a broken invariant.
+/// through the hypervisor (H_READ), or from the table itself on powernv. More than one would
+/// be a broken invariant.
 pub fn find_hptes(ea: u64, out: &mut [(u64, crate::mm::hpte::Hpte); 4]) -> usize {
-    use crate::arch::ppc64::hcall;
-    use crate::mm::hpte::{hash_4k, Hpte};
+    use crate::hash::backend::HashBackend;
+    use crate::mm::hpte::hash_4k;
     let geo = boot::hpt();
     let vsid = kernel_vsid(ea);
     let hash = hash_4k(vsid, ea);
     let mut n = 0;
     for secondary in [false, true] {
         let g = geo.group_base(hash, secondary);
-        for q in [g, g + 4] {
-            if let Ok(four) = hcall::h_read4(q) {
-                for (i, (v, r)) in four.iter().enumerate() {
-                    let h = Hpte { v: *v, r: *r };
-                    if h.matches_in(vsid, ea, secondary) && n < out.len() {
-                        out[n] = (q + i as u64, h);
-                        n += 1;
-                    }
+        if let Ok(group) = Hpt.read_group(g) {
+            for (i, h) in group.iter().enumerate() {
+                if h.matches_in(vsid, ea, secondary) && n < out.len() {
+                    out[n] = (g + i as u64, *h);
+                    n += 1;
                 }
             }
         }

@@ -6,6 +6,8 @@ pub mod backend;
 pub mod cell;
 #[path = "../../../src/hash/design.rs"]
 pub mod design;
+#[path = "../../../src/hash/native.rs"]
+pub mod native;
 #[path = "../../../src/hash/protocol.rs"]
 pub mod protocol;
 #[path = "../../../src/hash/stats.rs"]
@@ -13,3 +15,6 @@ pub mod stats;
 #[cfg(test)]
 #[path = "../../model.rs"]
 mod model;
+#[cfg(test)]
+#[path = "../../native_model.rs"]
+mod native_model;

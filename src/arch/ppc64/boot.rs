@@ -39,7 +39,8 @@ pub struct MmuHandoff {
 }
 
 core::arch::global_asm!(
-    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S")),
+    concat!(include_str!("../../../boot/entry.S"), include_str!("../../../boot/vectors.S"), include_str!("../../../boot/user.S"),
+            include_str!("../../../boot/opal.S")),
     H_VSID = const offset_of!(MmuHandoff, vsid),
     H_HMASK = const offset_of!(MmuHandoff, hash_mask),
     H_NPAGES = const offset_of!(MmuHandoff, npages),
@@ -53,6 +54,9 @@ core::arch::global_asm!(
     H_ENTRY = const offset_of!(MmuHandoff, entry),
     H_MSR = const offset_of!(MmuHandoff, msr),
     BOOT_STACK_SIZE = const BOOT_STACK_SIZE,
+    MAX_CPUS = const MAX_CPUS,
+    MSR_IR_DR = const Msr::IR.union(Msr::DR).bits(),
+    MSR_EE = const Msr::EE.bits(),
     EX_GEN = const po::EX_GEN,
     EX_HASH = const po::EX_HASH,
     EX_SLB = const po::EX_SLB,
@@ -62,6 +66,7 @@ core::arch::global_asm!(
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
     PACA_USER_SP = const po::USER_SP,
+    PACA_OPAL_SP = const po::OPAL_SP,
     HASH_FRAME = const po::HASH_FRAME,
     HASH_VERDICT = const po::HASH_VERDICT,
     HASH_STACK_SIZE = const percpu::HASH_STACK_SIZE,
@@ -137,6 +142,8 @@ pub fn secondary_entry_pa() -> u64 {
 pub enum Firmware {
     Vof,
     Slof,
+    /// skiboot (powernv): a flattened device tree and OPAL calls.
+    Opal,
 }
 
 #[derive(Clone, Copy, Default, Debug)]
@@ -240,6 +247,8 @@ fn cstr(b: &[u8]) -> &str {
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 /// The HPT's hash mask, cached at boot (each CPU also keeps a copy in its per-CPU area).
 static HPT_MASK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Linear address of the HPT when the kernel owns it (powernv), else 0.
+static HPT_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// Where the AIL vector block runs (physical; linked at KERNEL_BASE + this).
 pub const VVEC_PA: u64 = 0x4000;
 
@@ -388,19 +397,9 @@ extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
     }
     of.quiesce();
 
-    // The firmware is gone: put the real-mode vectors at PA 0 and the AIL block at PA 0x4000
-    // (0xc000000000004000, its link address), then have interrupts taken with translation on
-    // delivered there (LPCR[AIL] = 3 on every vCPU, secondaries included).
-    // SAFETY: after quiesce nothing else uses low memory (the frame allocator never hands out
-    // the first 64 KiB); real mode reaches PA n through the linear address KERNEL_BASE + n.
-    unsafe {
-        let len = sym(&vectors_block_end) - sym(&vectors_block);
-        let (vlen, vsrc) = (sym(&vvec_block_end) - sym(&vvec_block), sym(&__vvec_image));
-        core::ptr::copy_nonoverlapping(&vectors_block as *const u8, KERNEL_BASE as *mut u8, len as usize);
-        core::ptr::copy_nonoverlapping(vsrc as *const u8, (KERNEL_BASE + VVEC_PA) as *mut u8, vlen as usize);
-        super::insn::sync_icache(KERNEL_BASE, len);
-        super::insn::sync_icache(KERNEL_BASE + VVEC_PA, vlen);
-    }
+    // The firmware is gone: vectors at PA 0 and 0x4000, then have interrupts taken with
+    // translation on delivered there (LPCR[AIL] = 3 on every vCPU, secondaries included).
+    install_vectors();
     if let Err(e) = hcall::h_set_mode_ail3() {
         crate::println!("boot: H_SET_MODE (AIL=3) failed: {}; interrupts would arrive in real mode", e);
         crate::exit::fail_early();
@@ -413,13 +412,51 @@ extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
             crate::exit::fail_early();
         }
     };
+    set_hpt(geo, 0);
+    init_boot_cpu();
+    make_handoff(0, true, crate::kmain as *const () as u64, 0)
+}
+
+/// Records the boot information (once, on the boot CPU in real mode).
+pub fn set_info(bi: BootInfo) -> &'static BootInfo {
+    BOOT_INFO.call_once(|| bi)
+}
+
+/// Copies the real-mode vectors to PA 0 and the AIL block to PA 0x4000 (0xc000000000004000,
+/// its link address).
+pub fn install_vectors() {
+    // SAFETY: after the firmware hand-over nothing else uses low memory (the frame allocator
+    // never hands out the first 64 KiB); real mode reaches PA n through KERNEL_BASE + n.
+    unsafe {
+        let len = sym(&vectors_block_end) - sym(&vectors_block);
+        let (vlen, vsrc) = (sym(&vvec_block_end) - sym(&vvec_block), sym(&__vvec_image));
+        core::ptr::copy_nonoverlapping(&vectors_block as *const u8, KERNEL_BASE as *mut u8, len as usize);
+        core::ptr::copy_nonoverlapping(vsrc as *const u8, (KERNEL_BASE + VVEC_PA) as *mut u8, vlen as usize);
+        super::insn::sync_icache(KERNEL_BASE, len);
+        super::insn::sync_icache(KERNEL_BASE + VVEC_PA, vlen);
+    }
+}
+
+/// The HPT's size, and (powernv) where the kernel put it: its linear address, 0 on pseries.
+pub fn set_hpt(geo: HptGeometry, base: u64) {
     HPT_MASK.store(geo.hash_mask(), core::sync::atomic::Ordering::Relaxed);
+    HPT_BASE.store(base, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The MSR kernel code runs with: SF|ME|IR|DR|RI, plus HV on powernv (where `rfid` would clear
+/// it otherwise).
+pub fn kernel_msr() -> u64 {
+    if super::platform::powernv() { super::powernv::KERNEL_MSR } else { KERNEL_MSR }
+}
+
+/// CPU 0's per-CPU area: exception entry, stacks, SLB round robin, MMU fields.
+pub fn init_boot_cpu() {
+    let bi = info();
     let slb_size = if bi.slb_size == 0 { 32 } else { bi.slb_size.min(64) };
     // SAFETY: taking the address of exc_common only.
     let common = unsafe { sym(&exc_common) };
-    percpu::init(0, toc(), common, KERNEL_MSR, slb_size as u64, BOLTED_SLB as u64);
+    percpu::init(0, toc(), common, kernel_msr(), slb_size as u64, BOLTED_SLB as u64);
     init_cpu_mmu(0);
-    make_handoff(0, true, crate::kmain as *const () as u64, 0)
 }
 
 /// The MMU fields of `cpu`'s per-CPU area that the fault paths read: the hash mask and the
@@ -430,6 +467,7 @@ pub fn init_cpu_mmu(cpu: usize) {
     p.hash_mask.store(hpt().hash_mask(), Relaxed);
     p.seg_table.store(&crate::mm::slbe::SEGMENTS as *const _ as u64, Relaxed);
     p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, Relaxed);
+    p.hpt_base.store(HPT_BASE.load(Relaxed), Relaxed);
 }
 
 /// Prepares the hand-off for `cpu`. The boot CPU also bolts the linear zone (`bolt`).
@@ -458,7 +496,7 @@ pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuH
     h.toc = toc();
     h.arg = arg;
     h.entry = entry;
-    h.msr = KERNEL_MSR;
+    h.msr = kernel_msr();
     h as *const MmuHandoff
 }
 

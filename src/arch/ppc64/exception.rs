@@ -159,6 +159,27 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
         }
         0x500 => crate::arch::ppc64::timer::external_interrupt(f),
         0xc00 => crate::ktest::user::syscall(f),
+        // powernv: a parked CPU woken from its nap (a doorbell that was pending, the NMI, the
+        // decrementer) stays parked: back to its nap loop.
+        0x100 if crate::smp::parked_here() && super::reg::wake::reason(f.msr).is_some() => Handled::Done,
+        // powernv: the end of a nap (an idle CPU's wake-up), unless the machine is stopping.
+        0x100 if !crate::smp::stopping() && super::reg::wake::reason(f.msr).is_some() => {
+            if super::reg::wake::reason(f.msr) == Some(super::reg::wake::DECREMENTER) {
+                crate::arch::ppc64::timer::decrementer_interrupt(f);
+            }
+            Handled::Done
+        }
+        // A doorbell that arrived while its CPU was not napping, with interrupts on: the
+        // wake-up it carried is in the work slot already.
+        0xe80 if super::platform::powernv() => Handled::Done,
+        // powernv's NMI reaches the CPU that asked for it too: it just goes on.
+        0x100 if crate::smp::is_stopper() && f.msr().contains(Msr::RI) => {
+            crate::smp::own_nmi_arrived();
+            Handled::Done
+        }
+        0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && super::platform::powernv() && f.nip >> 60 != 0xc => {
+            crate::smp::system_reset_in_firmware(f)
+        }
         0x100 if crate::smp::stopping() => crate::smp::system_reset(f),
         _ => Handled::Bad(FaultReason::Other("unexpected exception")),
     };

@@ -38,6 +38,25 @@ spr_rw!(mfdec, mtdec, "22");
 spr_r!(mfpvr, "287");
 spr_rw!(mfmmcr0, mtmmcr0, "795");
 
+/// Reads SPR `N` (hypervisor SPRs included: only on powernv, where the kernel has MSR[HV]).
+#[inline(always)]
+pub fn mfspr<const N: u16>() -> u64 {
+    let v: u64;
+    // SAFETY: the callers read SPRs whose reading has no side effects.
+    unsafe { asm!("mfspr {0}, {n}", out(reg) v, n = const N, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes SPR `N`.
+///
+/// # Safety
+/// The caller must know what writing this SPR does to the running system.
+#[inline(always)]
+pub unsafe fn mtspr<const N: u16>(v: u64) {
+    // SAFETY: delegated to the caller.
+    unsafe { asm!("mtspr {n}, {0}", in(reg) v, n = const N, options(nostack, preserves_flags)) };
+}
+
 #[inline(always)]
 pub fn mfmsr() -> u64 {
     let v: u64;

@@ -1,6 +1,9 @@
 //! 64-bit PowerPC (Book III-S, hash MMU) on the PAPR pseries platform. `reg` is pure and
 //! host-tested; the rest runs only on the target.
+pub mod fdt;
+pub mod opal;
 pub mod papr;
+pub mod platform;
 pub mod reg;
 
 #[cfg(target_os = "none")]
@@ -15,6 +18,8 @@ pub mod insn;
 pub mod of;
 #[cfg(target_os = "none")]
 pub mod percpu;
+#[cfg(target_os = "none")]
+pub mod powernv;
 #[cfg(target_os = "none")]
 pub mod rtas;
 #[cfg(target_os = "none")]

@@ -58,6 +58,11 @@ pub struct Paca {
     pub hash_mask: AtomicU64,
     /// Address of `hash::protocol::HPTE_R` (HPTE second-word flags by PTE flags).
     pub hpte_r: AtomicU64,
+    /// Linear address of the HPT the kernel owns (powernv: `hash::native`); 0 on pseries.
+    pub hpt_base: AtomicU64,
+    /// r1 of the kernel code in an OPAL call (powernv), 0 outside one: OPAL runs on its own
+    /// stack, and an exception that interrupts it puts its frame below this one instead.
+    pub opal_sp: AtomicU64,
     /// This CPU's hash-fault counters (written only by this CPU).
     pub stats: Stats,
     /// Generic exception nesting depth (0 = thread context). The hash fault does not count
@@ -98,6 +103,8 @@ impl Paca {
             seg_table: Z,
             hash_mask: Z,
             hpte_r: Z,
+            hpt_base: Z,
+            opal_sp: Z,
             stats: Stats::new(),
             depth: Z,
             last_frame: Z,
@@ -135,6 +142,8 @@ pub mod offsets {
     pub const SEG_TABLE: usize = offset_of!(Paca, seg_table);
     pub const HASH_MASK: usize = offset_of!(Paca, hash_mask);
     pub const HPTE_R: usize = offset_of!(Paca, hpte_r);
+    pub const HPT_BASE: usize = offset_of!(Paca, hpt_base);
+    pub const OPAL_SP: usize = offset_of!(Paca, opal_sp);
     pub const STATS: usize = offset_of!(Paca, stats);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
 }

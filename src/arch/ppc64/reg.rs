@@ -231,6 +231,68 @@ impl fmt::Display for ProgramSrr1 {
     }
 }
 
+bitflags! {
+    /// Logical Partitioning Control Register, the bits the kernel sets on powernv (POWER8,
+    /// ISA 2.07; values as QEMU's target/ppc/cpu.h `PPC_BIT(n)` = `1 << (63 - n)`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Lpcr: u64 {
+        /// Alternate interrupt location (bits 39:40); 3 = at 0xc000000000004000 + vector,
+        /// translated, for interrupts taken with MSR[IR,DR] on (HV to HV included on POWER8).
+        const AIL_3 = 3 << 23;
+        /// POWER8 power-saving exit enables: privileged doorbell, hypervisor doorbell,
+        /// external, decrementer, machine check/HMI.
+        const P8_PECE0 = 1 << 16;
+        const P8_PECE1 = 1 << 15;
+        const P8_PECE2 = 1 << 14;
+        const P8_PECE3 = 1 << 13;
+        const P8_PECE4 = 1 << 12;
+        /// ISA 3.1's HAIL (bit 37; on POWER8 the low bit of RMLS, which only limits a guest's
+        /// real-mode accesses, never the hypervisor's). QEMU 7.2 decides whether AIL applies
+        /// to an interrupt that stays in hypervisor state by this bit on every CPU whose LPCR
+        /// mask has it, POWER8's included (its RMLS field covers bit 37), so without it every
+        /// interrupt on powernv arrives in real mode (target/ppc/excp_helper.c
+        /// ppc_excp_apply_ail). Harmless on hardware: the kernel never runs with MSR[HV] = 0.
+        const HAIL = 1 << 26;
+        /// ISA 3.0 (POWER9): the partition's table is radix (HR) / a process table is used
+        /// (UPRT). Both off for a hashed page table with the SLB.
+        const UPRT = 1 << 22;
+        const HR = 1 << 20;
+        /// External interrupts go to the partition (SRR0/1) instead of the hypervisor.
+        const LPES0 = 1 << 3;
+        /// Hypervisor decrementer interrupts enabled.
+        const HDICE = 1 << 0;
+    }
+}
+
+/// SRR1 of a system reset that ends a power-saving state (`nap`, powernv): bits 46:47 say
+/// what state was kept (non-zero: it was a wake-up), bits 42:45 why (QEMU's target/ppc/cpu.h
+/// SRR1_WAKE*, as POWER8 sets them).
+pub mod wake {
+    pub const STATE: u64 = 0x0003_0000;
+    pub const REASON: u64 = 0x003c_0000;
+    pub const RESET: u64 = 0x0010_0000;
+    pub const DECREMENTER: u64 = 0x0018_0000;
+    pub const HV_DOORBELL: u64 = 0x000c_0000;
+
+    /// Why a system reset with SRR1 `srr1` happened: None when it did not end a nap.
+    pub const fn reason(srr1: u64) -> Option<u64> {
+        if srr1 & STATE == 0 { None } else { Some(srr1 & REASON) }
+    }
+}
+
+/// SPR numbers the powernv code uses (ISA 2.07).
+pub mod spr {
+    pub const SDR1: u16 = 25;
+    /// ISA 3.0: partition table control (base | log2(size) - 12), instead of SDR1.
+    pub const PTCR: u16 = 464;
+    /// ISA 3.0: processor stop status and control, what `stop` does.
+    pub const PSSCR: u16 = 855;
+    pub const HSRR0: u16 = 314;
+    pub const HSRR1: u16 = 315;
+    pub const LPCR: u16 = 318;
+    pub const PIR: u16 = 1023;
+}
+
 /// Human name of an interrupt vector offset (as passed by the entry code,
 /// without any relocation such as AIL's 0xc000000000004000).
 pub fn vector_name(vec: u64) -> &'static str {
@@ -438,5 +500,36 @@ mod tests {
         ] {
             assert_eq!(vector_name(v), "unknown", "{:#x}", v);
         }
+    }
+
+    #[test]
+    fn wake_reasons() {
+        // QEMU's powerpc_reset_wakeup: SRR1_WS_NOLOSS plus the reason.
+        assert_eq!(wake::reason(0x9000_0000_0000_1032), None, "an NMI outside nap");
+        assert_eq!(wake::reason(0x9000_0000_0000_1032 | 0x1_0000 | 0x18_0000), Some(wake::DECREMENTER));
+        assert_eq!(wake::reason(0x1_0000 | 0xc_0000), Some(wake::HV_DOORBELL));
+        assert_eq!(wake::reason(0x1_0000 | 0x10_0000), Some(wake::RESET));
+        assert_eq!(wake::REASON & wake::STATE, 0);
+    }
+
+    #[test]
+    fn lpcr_values_match_qemu() {
+        const fn ppc_bit(n: u32) -> u64 {
+            1 << (63 - n)
+        }
+        assert_eq!(Lpcr::AIL_3.bits(), 3 << (63 - 40), "LPCR_AIL_SHIFT = 63 - 40");
+        assert_eq!(Lpcr::P8_PECE0.bits(), ppc_bit(47));
+        assert_eq!(Lpcr::P8_PECE1.bits(), ppc_bit(48));
+        assert_eq!(Lpcr::P8_PECE2.bits(), ppc_bit(49));
+        assert_eq!(Lpcr::P8_PECE3.bits(), ppc_bit(50));
+        assert_eq!(Lpcr::P8_PECE4.bits(), ppc_bit(51));
+        assert_eq!(Lpcr::LPES0.bits(), ppc_bit(60));
+        assert_eq!(Lpcr::HAIL.bits(), ppc_bit(37), "LPCR_HAIL");
+        assert_eq!(Lpcr::UPRT.bits(), ppc_bit(41));
+        assert_eq!(Lpcr::HR.bits(), ppc_bit(43));
+        assert_eq!(Lpcr::HAIL.bits() & (0xf << (63 - 37)), Lpcr::HAIL.bits(), "inside POWER8's LPCR_RMLS");
+        assert_eq!(Lpcr::HDICE.bits(), ppc_bit(63));
+        // skiboot v7.0 hands over LPCR 0x0040000000006000: a prefetch depth and PECE2|PECE3.
+        assert_eq!(0x0040000000006000 & Lpcr::all().bits(), (Lpcr::P8_PECE2 | Lpcr::P8_PECE3).bits());
     }
 }
