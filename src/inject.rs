@@ -582,14 +582,17 @@ mod kernel {
             }
             row.rng.store(stream_start(plan.seed, c as u64), Relaxed);
         }
-        if plan.has_hcalls() {
+        // powernv makes no hypervisor calls (it writes its own table): the hypervisor kinds
+        // have nothing to fail there, and its Design::Inject slot holds the default.
+        let hcalls = plan.has_hcalls() && !crate::arch::ppc64::platform::powernv();
+        if hcalls {
             let d = crate::hash::fault::design();
             if d != crate::hash::fault::Design::Inject {
                 DESIGN_BEFORE.store(d as u64, Relaxed);
             }
             crate::hash::fault::select(crate::hash::fault::Design::Inject);
         }
-        HCALLS.store(plan.has_hcalls(), SeqCst);
+        HCALLS.store(hcalls, SeqCst);
         ARMED.store(!plan.is_empty(), SeqCst);
     }
 

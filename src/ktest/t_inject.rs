@@ -84,7 +84,7 @@ fn in_interrupt(f: fn(u64), arg: u64) -> Result<(), String> {
     Ok(())
 }
 
-ktest!("inject", lost_eviction_races_re_execute_even_in_interrupts);
+ktest!("inject", only Pseries, lost_eviction_races_re_execute_even_in_interrupts);
 fn lost_eviction_races_re_execute_even_in_interrupts() -> TestResult {
     // H_PTEG_FULL on every H_ENTER for 40 calls: both groups stay "full" after every eviction
     // round, as when other CPUs refill them as fast as this one evicts. One attempt makes 18
@@ -134,7 +134,7 @@ fn crowd(ea: u64, dummies: &mut alloc::vec::Vec<(u64, u64)>, k: &mut u64) {
     }
 }
 
-ktest!("inject", transient_hypervisor_answers_are_survived);
+ktest!("inject", only Pseries, transient_hypervisor_answers_are_survived);
 fn transient_hypervisor_answers_are_survived() -> TestResult {
     // Every transient kind, every few calls, on 16 pages that are loaded, stored, evicted and
     // made clean again (so H_ENTER, H_PROTECT and H_REMOVE all run), the groups of page 0
@@ -200,7 +200,7 @@ fn transient_hypervisor_answers_are_survived() -> TestResult {
     Ok(())
 }
 
-ktest!("inject", permanent_hardware_failure_is_refused_and_claims_nothing);
+ktest!("inject", only Pseries, permanent_hardware_failure_is_refused_and_claims_nothing);
 fn permanent_hardware_failure_is_refused_and_claims_nothing() -> TestResult {
     // H_HARDWARE on H_ENTER, H_PROTECT, H_REMOVE: through a probe (which turns the oops the
     // kernel would print into an error carrying its reason) the fault is refused naming the
@@ -332,7 +332,7 @@ fn allocation_failures_are_named_errors() -> TestResult {
     Ok(())
 }
 
-ktest!("inject", same_seed_same_failures);
+ktest!("inject", only Pseries, same_seed_same_failures);
 fn same_seed_same_failures() -> TestResult {
     // On one CPU the decisions depend only on the plan, the seed and the calls: the same
     // workload under the same seed injects the same failures; another seed, others.
@@ -360,7 +360,7 @@ fn same_seed_same_failures() -> TestResult {
     Ok(())
 }
 
-ktest!("inject", disarmed_the_default_path_is_back);
+ktest!("inject", only Pseries, disarmed_the_default_path_is_back);
 fn disarmed_the_default_path_is_back() -> TestResult {
     // Arming hypervisor kinds patches the 0x300 entry's call to the injecting design; disarming
     // puts back whichever design was on (the default, or the one `hash_page=` chose). Through
