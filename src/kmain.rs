@@ -152,8 +152,9 @@ fn memory_map() {
     use crate::mm::{frame, heap, vmalloc};
     let bi = boot::info();
     let (ks, ke) = boot::kernel_range();
-    let (hs, he, hu, hf, _) = heap::stats();
-    let (fl, fh, tl, th) = frame::counts();
+    let crate::mm::heap::HeapStats { start: hs, end: he, used: hu, free: hf, .. } = heap::stats();
+    let crate::mm::frame::FrameCounts { free_linear: fl, free_high: fh, total_linear: tl, total_high: th } =
+        frame::counts();
     println!("memory map:");
     println!("  RAM        PA {:#014x}..{:#014x} ({} MiB)", 0, bi.mem_size, bi.mem_size >> 20);
     println!("  vectors    PA {:#014x}..{:#014x}", 0, 0x2000);
@@ -183,7 +184,7 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
     use crate::mm::vmalloc;
     let pages = 64u64;
     let before = stats::total();
-    let frames0 = crate::mm::frame::counts().1; // high zone: page-table pages (linear) are never freed
+    let frames0 = crate::mm::frame::counts().free_high; // high zone: page-table pages (linear) are never freed
     let a = vmalloc::vmalloc(pages * 4096).map_err(|e| alloc::format!("vmalloc: {e}"))?;
     for i in 0..pages * 512 {
         // SAFETY: the area is ours until vfree.
@@ -205,7 +206,7 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
     if left != 0 || d(Counter::InsertPrimary) + d(Counter::InsertSecondary) < pages {
         return Err("vmalloc self-check failed".into());
     }
-    if crate::mm::frame::counts().1 != frames0 {
+    if crate::mm::frame::counts().free_high != frames0 {
         return Err("frames leaked".into());
     }
     // A second mapping of the UART's registers must reach the device: a scratch-register round

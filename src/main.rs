@@ -37,6 +37,8 @@ pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod exit;
 #[cfg(target_os = "none")]
+pub mod gdb_names;
+#[cfg(target_os = "none")]
 pub mod kmain;
 #[cfg(all(target_os = "none", feature = "ktests"))]
 pub mod ktest;

@@ -110,8 +110,13 @@ fn no_frame_leak_after_storm() -> TestResult {
         vmalloc::vfree(a).map_err(e)?;
     }
     let after = frame::counts();
-    kassert_eq!(before.1, after.1);
-    kassert!(after.0 >= before.0 - 4, "linear frames: {} before, {} after", before.0, after.0);
+    kassert_eq!(before.free_high, after.free_high);
+    kassert!(
+        after.free_linear >= before.free_linear - 4,
+        "linear frames: {} before, {} after",
+        before.free_linear,
+        after.free_linear
+    );
     Ok(())
 }
 
@@ -170,11 +175,11 @@ fn map_refuses_a_pte_in_use() -> TestResult {
     let ea = a + 4096; // the middle page: the first one must be undone again
     let swap = 0x0000_0abc_dead_0000u64 | crate::mm::pte::PteFlags::RW.bits();
     vmalloc::set_pte_raw(ea, u64::MAX, swap).map_err(e)?;
-    let frames = frame::counts().1;
+    let frames = frame::counts().free_high;
     let r = vmalloc::vmalloc(3 * 4096);
     let after = vmalloc::pte_of(ea).map(|p| p.raw()).unwrap_or(0);
     let first = vmalloc::pte_of(a).map(|p| p.raw()).unwrap_or(0);
-    let frames_after = frame::counts().1;
+    let frames_after = frame::counts().free_high;
     vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
     if let Ok(b) = r {
         vmalloc::vfree(b).map_err(e)?;
@@ -279,8 +284,8 @@ fn allocation_failure_is_an_error() -> TestResult {
     // The heap still works afterwards, and can grow past its initial size.
     let big: alloc::vec::Vec<u64> = alloc::vec![7; (6 << 20) / 8];
     kassert_eq!(big.iter().sum::<u64>(), 7 * ((6 << 20) / 8) as u64);
-    let (_, end, _, _, grows) = crate::mm::heap::stats();
-    kassert!(grows > 0 || end - crate::mm::heap::stats().0 > crate::mm::heap::INITIAL, "heap did not grow");
+    let h = crate::mm::heap::stats();
+    kassert!(h.grows > 0 || h.end - h.start > crate::mm::heap::INITIAL, "heap did not grow");
     Ok(())
 }
 

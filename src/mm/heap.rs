@@ -57,10 +57,20 @@ fn grow(h: &mut KHeap, need: u64) -> bool {
     true
 }
 
-/// (start, end, used bytes, free bytes, grow count)
-pub fn stats() -> (u64, u64, usize, usize, u64) {
+/// Where the heap is and how full.
+#[derive(Clone, Copy, Debug)]
+pub struct HeapStats {
+    pub start: u64,
+    pub end: u64,
+    pub used: usize,
+    pub free: usize,
+    /// Times it grew in place.
+    pub grows: u64,
+}
+
+pub fn stats() -> HeapStats {
     let h = HEAP.lock();
-    (h.start, h.end, h.heap.used(), h.heap.free(), h.grows)
+    HeapStats { start: h.start, end: h.end, used: h.heap.used(), free: h.heap.free(), grows: h.grows }
 }
 
 // SAFETY: all access to the heap goes through the IrqSpin lock.

@@ -73,6 +73,15 @@ pub struct Stale {
     pub persisted: Option<bool>,
 }
 
+/// One CPU's share of a stress run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuCounts {
+    pub faults: u64,
+    pub busy_retries: u64,
+    pub stcx_fails: u64,
+    pub touches: u64,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StressReport {
     pub rounds: u64,
@@ -107,8 +116,8 @@ pub struct StressReport {
     /// marked HASHPTE again with no HPTE left to find (another CPU's eviction removed it),
     /// reset so that vmalloc can map the address again.
     pub leftovers: u64,
-    /// Per CPU: faults, BUSY retries, stcx. failures, touches.
-    pub per_cpu: [[u64; 4]; percpu::MAX_CPUS],
+    /// Per CPU.
+    pub per_cpu: [CpuCounts; percpu::MAX_CPUS],
     /// vmalloc calls that returned `OutOfMemory` (injected allocation failures).
     pub out_of_memory: u64,
     /// Frames the run took and did not give back (`frame::Ledger`).
@@ -684,11 +693,12 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     rep.aged = AGED.swap(0, Relaxed);
     for c in 0..n {
         let now = stats::of(c).snapshot().since(&per_cpu_before[c]);
-        let d = &mut rep.per_cpu[c];
-        d[0] = now.faults();
-        d[1] = now.get(Counter::BusyRetries);
-        d[2] = now.get(Counter::StcxFails);
-        d[3] = OPS[c].load(Relaxed);
+        rep.per_cpu[c] = CpuCounts {
+            faults: now.faults(),
+            busy_retries: now.get(Counter::BusyRetries),
+            stcx_fails: now.get(Counter::StcxFails),
+            touches: OPS[c].load(Relaxed),
+        };
     }
     Ok(rep)
 }
@@ -724,7 +734,10 @@ pub fn print_report(rep: &StressReport) {
              rep.cpus, rep.rounds, ms, rep.faults, rep.irq_faults, rep.busy_retries, rep.stcx_fails, rep.evictions, rep.replaced, rep.refused, rep.aged, rep.checks, rep.pages_scanned, rep.violations);
     for c in 0..rep.cpus {
         let d = rep.per_cpu[c];
-        println!("  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches", c, d[0], d[1], d[2], d[3]);
+        println!(
+            "  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches",
+            c, d.faults, d.busy_retries, d.stcx_fails, d.touches
+        );
     }
     let injected: u64 = rep.injected.iter().sum();
     if crate::inject::armed() || injected > 0 {

@@ -295,7 +295,7 @@ pub mod spr {
 
 /// Human name of an interrupt vector offset (as passed by the entry code,
 /// without any relocation such as AIL's 0xc000000000004000).
-pub fn vector_name(vec: u64) -> &'static str {
+pub const fn vector_name(vec: u64) -> &'static str {
     match vec {
         0x100 => "system reset",
         0x200 => "machine check",
