@@ -4,7 +4,7 @@
  * user_enter(r3 = entry, r4 = arg, r5 = MSR) saves the non-volatile state on the kernel
  * stack, parks r1 in the per-CPU area and rfid's to `entry` with r3 = arg. The kernel comes
  * back at user_return when the user code makes a system call or takes a fault the kernel
- * will not resolve (src/ktest/user.rs rewrites that exception's frame), with r3 = result.
+ * will not resolve (src/run/user.rs rewrites that exception's frame), with r3 = result.
  */
     .section .text.user, "ax"
     .globl user_enter, user_return

@@ -516,7 +516,7 @@ probe_exec_fixup:
 
 /* ------------------------------------------------------------- the ceiling benchmark */
 /*
- * What the platform costs with nothing of ours in it (src/ktest/bench.rs, `bench=ceiling`):
+ * What the platform costs with nothing of ours in it (src/run/bench.rs, `bench=ceiling`):
  * while a CPU's generic-path pointer (PACA exc_common, which every generic vector jumps
  * through) names this entry, a system call (0xc00) returns at once — the cheapest exception
  * QEMU delivers and returns from. Any other vector goes on to exc_common as usual.

@@ -14,7 +14,7 @@
 # Instruction counts are exact: tools/insncount (a QEMU TCG plugin, built here if needed)
 # counts every guest instruction of each exception window, vector entry to rfid inclusive
 # (`sc 1` is one instruction; what the hypervisor does is not counted). The kernel's
-# `bench=hash` brackets each measured access with markers; see src/ktest/bench.rs. The full
+# `bench=hash` brackets each measured access with markers; see src/run/bench.rs. The full
 # run cross-checks some paths by single-stepping (scripts/stepcount.sh, raw gdb `s` packets).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2

@@ -214,6 +214,24 @@ part build 900 0 --want 'Finished `dev` profile' --want 'Finished `release` prof
 part host-tests 900 0 --want '^test result: ok\.' --reject '^test result: FAILED' --show '^test result:' \
     -- cargo test --target "$HOST" -Zbuild-std=std,panic_abort,test
 
+# The architecture's gates: imports go down the layers of docs/layers.txt (the checker is
+# shown to catch each way an import is written first), one format, clippy clean with the
+# unsafe lints of Cargo.toml [lints] denied, and the product without the tests boots and runs.
+part layers 60 0 --want '^layer-check self-test: 7 passed, 0 failed$' --want '^layer-check: .* 0 upward' \
+    --reject '^UPWARD' --reject '^UNLAYERED' --show '^layer-check:' \
+    -- bash -c 'python3 scripts/layer-check.py --self-test && python3 scripts/layer-check.py'
+
+part fmt 120 0 --reject '^Diff in' -- cargo fmt --check
+
+part clippy 900 0 --want 'Finished' --reject '^(warning|error)' \
+    -- bash -c 'cargo clippy -- -D warnings && cargo clippy --no-default-features -- -D warnings'
+
+part product-run 900 0 --after build \
+    --want '^self-checks: 1 passed, 0 failed$' --want "$OK_EXIT" \
+    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
+    --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' --reject '^test ' \
+    -- env CARGO_TARGET_DIR=target/product cargo run --no-default-features
+
 part kernel-tests-vof 600 0 --after build \
     --want '^test .* \.\.\. ok$' --want "$TESTS_OK" --want "$OK_EXIT" --reject '\.\.\. FAILED' \
     --show '^[0-9]+ passed, [0-9]+ failed$' \

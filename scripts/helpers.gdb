@@ -26,20 +26,14 @@ set print pretty off
 python
 import gdb, struct
 
-HK_PTE_FLAGS = [
-    (0x0001, "PRESENT"), (0x0002, "USER"), (0x0004, "EXEC"), (0x0008, "GUARDED"),
-    (0x0010, "COHERENT"), (0x0020, "NO_CACHE"), (0x0040, "WRITETHRU"), (0x0080, "DIRTY"),
-    (0x0100, "ACCESSED"), (0x0200, "RW"), (0x0400, "HASHPTE"), (0x0800, "BUSY"),
-]
-HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT = 0x7000, 0x8000, 16
-# Fallback when the source is not next to the ELF; hashstats prefers src/hash/stats.rs NAMES.
-HK_OUTCOMES = 10
-HK_STAT_NAMES = ["insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails",
-                 "retry_hv_busy", "retry_evictions", "bad_access", "hv_refusals", "all_bolted",
-                 "evictions", "dseg_miss", "iseg_miss", "locked_faults", "confers", "slot_cas_lost"]
-HK_HDR_SIZE = 112          # exception.rs HDR_SIZE: ABI header below the ExcFrame
-HK_FRAME_FIELDS = ["nip", "msr", "ctr", "lr", "xer", "cr", "dar", "dsisr", "trap", "pad"]
-
+# Names and layouts come from the kernel itself: src/gdb_names.rs exports HK_GDB_NAMES (kind,
+# value, name address, name length per entry), read once the image is loaded (hk_load_names).
+# Nothing here re-declares a bit layout, a vector, an hcall, a counter or a trace event.
+HK_PTE_FLAGS, HK_VECTORS, HK_HCALLS, HK_STAT_NAMES, HK_TRACE_EVENTS, HK_TRACE_GROUPS = [], {}, {}, [], [], []
+HK_GROUP_IX = HK_SECONDARY = HK_PFN_SHIFT = HK_OUTCOMES = HK_HDR_SIZE = None
+HK_FRAME_FIELDS = []
+HK_FRAME_OFFSETS = {}
+HK_NAMES_LOADED = False
 
 def hk_u64(addr):
     return struct.unpack(">Q", bytes(gdb.selected_inferior().read_memory(addr, 8)))[0]
@@ -77,7 +71,43 @@ def hk_addr(name):
     raise gdb.GdbError("symbol not found: " + name)
 
 
+def hk_load_names(force=False):
+    """Reads src/gdb_names.rs's table from the image (a live kernel or the ELF alone)."""
+    global HK_PTE_FLAGS, HK_VECTORS, HK_HCALLS, HK_STAT_NAMES, HK_TRACE_EVENTS, HK_TRACE_GROUPS
+    global HK_GROUP_IX, HK_SECONDARY, HK_PFN_SHIFT, HK_OUTCOMES, HK_HDR_SIZE, HK_FRAME_FIELDS
+    global HK_FRAME_OFFSETS, HK_NAMES_LOADED
+    if HK_NAMES_LOADED and not force:
+        return
+    base, n = hk_addr("HK_GDB_NAMES"), hk_u64(hk_addr("HK_GDB_NAMES_LEN"))
+    inf = gdb.selected_inferior()
+    t = {k: [] for k in range(1, 8)}
+    for i in range(n):
+        kind, value, at, ln = struct.unpack(">4Q", bytes(inf.read_memory(base + 32 * i, 32)))
+        t[kind].append((value, bytes(inf.read_memory(at, ln)).decode()))
+    pte = dict((name, v) for v, name in t[1])
+    HK_GROUP_IX, HK_SECONDARY = pte["GROUP_IX"], pte["SECONDARY"]
+    HK_PTE_FLAGS = [(v, name) for v, name in t[1] if v & (v - 1) == 0 and name != "SECONDARY"]
+    HK_VECTORS = dict(t[2])
+    HK_HCALLS = dict(t[3])
+    HK_STAT_NAMES = [name for _, name in sorted(t[4])]
+    HK_TRACE_EVENTS = [name for _, name in sorted(t[5])]
+    HK_TRACE_GROUPS = [name for _, name in sorted(t[6])]
+    consts = dict((name, v) for v, name in t[7])
+    HK_PFN_SHIFT, HK_OUTCOMES, HK_HDR_SIZE = consts["pte.pfn_shift"], consts["stats.outcomes"], consts["frame.hdr_size"]
+    HK_FRAME_OFFSETS = {k[len("frame."):]: v for k, v in consts.items() if k.startswith("frame.") and k != "frame.hdr_size"}
+    HK_FRAME_FIELDS = [k for k, _ in sorted(HK_FRAME_OFFSETS.items(), key=lambda kv: kv[1]) if k != "gpr"]
+    HK_NAMES_LOADED = True
+
+
+def hk_try_load_names(_event=None):
+    try:
+        hk_load_names()
+    except Exception:
+        pass
+
+
 def hk_decode_pte(v):
+    hk_load_names()
     flags = [n for bit, n in HK_PTE_FLAGS if v & bit]
     ix = (v & HK_GROUP_IX) >> 12
     sec = bool(v & HK_SECONDARY)
@@ -96,6 +126,7 @@ class HkPteDecode(gdb.Command):
         super().__init__("pte-decode", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         if not arg:
             raise gdb.GdbError("usage: pte-decode VALUE")
         print(hk_decode_pte(int(gdb.parse_and_eval(arg)) & 0xffffffffffffffff))
@@ -107,6 +138,7 @@ class HkPte(gdb.Command):
         super().__init__("pte", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         if not arg:
             raise gdb.GdbError("usage: pte ADDR")
         ea = int(gdb.parse_and_eval(arg)) & 0xffffffffffffffff
@@ -154,18 +186,9 @@ def hk_stats_source():
 
 
 def hk_stat_names():
-    """Counter names and the number of outcome counters (their sum is `faults`), from stats.rs."""
-    import re
-    try:
-        text = hk_stats_source()
-        m = re.search(r"NAMES:\s*\[&str;\s*\w+\]\s*=\s*\[(.*?)\];", text, re.S)
-        o = re.search(r"pub const OUTCOMES: usize = (\d+);", text)
-        if m:
-            return re.findall(r'"([^"]+)"', m.group(1)), int(o.group(1)) if o else HK_OUTCOMES
-    except Exception:
-        pass
+    """Counter names and the number of outcome counters (their sum is `faults`)."""
+    hk_load_names()
     return HK_STAT_NAMES, HK_OUTCOMES
-
 
 class HkHashStats(gdb.Command):
     """hashstats [CPU]: per-CPU hash_page counters (each CPU's PACA, `stats`), and `faults`,
@@ -174,6 +197,7 @@ the sum of the outcome counters."""
         super().__init__("hashstats", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         sym = hk_symbol("hashkernel::arch::ppc64::percpu::PACA_ARRAY") or hk_symbol("PACA_ARRAY")
         if sym is None:
             raise gdb.GdbError("no symbol PACA_ARRAY")
@@ -198,16 +222,9 @@ the sum of the outcome counters."""
 
 
 def hk_frame_layout():
-    """Field offsets of ExcFrame from the debug info (fallback: the repr(C) layout)."""
-    try:
-        t = gdb.lookup_type("hashkernel::arch::ppc64::exception::ExcFrame")
-        return {f.name: f.bitpos // 8 for f in t.fields()}, t.sizeof
-    except Exception:
-        d = {"gpr": 0}
-        for i, n in enumerate(HK_FRAME_FIELDS):
-            d[n] = 256 + 8 * i
-        return d, 336
-
+    """Field offsets of ExcFrame (from the kernel's table) and its size."""
+    hk_load_names()
+    return dict(HK_FRAME_OFFSETS), max(HK_FRAME_OFFSETS.values()) + 8
 
 def hk_read_frame(f):
     lay, size = hk_frame_layout()
@@ -219,10 +236,6 @@ def hk_read_frame(f):
     return r
 
 
-HK_VECTORS = {0x100: "system reset", 0x200: "machine check", 0x300: "data storage",
-              0x380: "data segment", 0x400: "instruction storage", 0x480: "instruction segment",
-              0x500: "external", 0x600: "alignment", 0x700: "program", 0x800: "FP unavailable",
-              0x900: "decrementer", 0xc00: "system call", 0xd00: "trace", 0xf00: "perf monitor"}
 
 
 def hk_sym(a):
@@ -243,6 +256,7 @@ class HkExcFrame(gdb.Command):
         super().__init__("excframe", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         hash_frame = False
         if arg:
             f = int(gdb.parse_and_eval(arg))
@@ -324,6 +338,7 @@ class HkSlb(gdb.Command):
         super().__init__("slb", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         # QEMU's monitor has its own "current CPU": select the one asked for, or the vCPU of
         # the selected gdb thread (thread N = QEMU cpu index N-1).
         cpu = int(arg) if arg else gdb.selected_thread().num - 1
@@ -376,6 +391,7 @@ $_caller_is needs malloc in the inferior for its string argument."""
         super().__init__("break-hash-fault", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         words = arg.split()
         anyc = "--any-caller" in words
         words = [w for w in words if w != "--any-caller"]
@@ -401,12 +417,7 @@ $_caller_is needs malloc in the inferior for its string argument."""
 # The event trace (src/trace/ring.rs): TRACE_LAYOUT tells where the rings are and how a slot
 # is laid out, so this reads them without relying on the debug info of atomics. The output is
 # what the kernel prints on exit (`trace: dump begin: ...` to `trace: dump end: ...`).
-HK_TRACE_EVENTS = ["xe", "xx", "ho", "pt", "pp", "hc", "hb", "he", "la", "lc", "lr", "va", "vf",
-                   "dc", "wd", "mk"]
-HK_TRACE_GROUPS = ["exc", "hash", "hcall", "lock", "mm", "timer", "watchdog"]
-HK_HCALLS = {0x04: "H_REMOVE", 0x08: "H_ENTER", 0x0c: "H_READ", 0x18: "H_PROTECT",
-             0x58: "H_PUT_TERM_CHAR", 0xe0: "H_CEDE", 0xe4: "H_CONFER", 0xe8: "H_PROD",
-             0x31c: "H_SET_MODE", 0x380: "H_SIGNAL_SYS_RESET", 0xf000: "KVMPPC_H_RTAS"}
+
 
 
 def hk_location(addr):
@@ -427,6 +438,7 @@ scripts/trace.py). Reads memory only: works on a stopped kernel and on one gdb i
         super().__init__("trace-dump", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         lay = hk_addr("TRACE_LAYOUT")
         nrings, stride, slots_off, slot_size, ring_len, w0_off = [hk_u64(lay + 8 * i) for i in range(6)]
         rings = hk_addr("TRACE_RINGS")
@@ -527,6 +539,7 @@ class HkExcUnwinder(Unwinder):
         return self.lo, self.hi
 
     def __call__(self, pf):
+        hk_try_load_names()
         try:
             lo, hi = self.bounds()
             pc = int(pf.read_register("pc"))
@@ -580,6 +593,7 @@ class HkHashUnwinder(Unwinder):
         return self.lo, self.hi
 
     def __call__(self, pf):
+        hk_try_load_names()
         try:
             lo, hi = self.bounds()
             pc = int(pf.read_register("pc"))
@@ -623,6 +637,10 @@ if os.environ.get("HK_NO_EXC_UNWINDER"):
 else:
     gdb.unwinder.register_unwinder(None, HK_UNWINDER, replace=True)
     gdb.unwinder.register_unwinder(None, HK_HASH_UNWINDER, replace=True)
+
+# Now if the image is loaded already, else as soon as it is.
+hk_try_load_names()
+gdb.events.new_objfile.connect(hk_try_load_names)
 end
 
 python
@@ -637,6 +655,7 @@ file in place at 0x20010000, and opal_start copies it there first); QEMU matches
         super().__init__("hk-realmode", gdb.COMMAND_FILES)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         elf = gdb.current_progspace().filename or getattr(self, "elf", None)
         if not elf:
             raise gdb.GdbError("no kernel ELF loaded")
@@ -652,6 +671,7 @@ class HkVirtual(gdb.Command):
         super().__init__("hk-virtual", gdb.COMMAND_FILES)
 
     def invoke(self, arg, from_tty):
+        hk_load_names()
         elf = getattr(HkRealMode, "elf", None) or gdb.current_progspace().filename
         gdb.execute("symbol-file")
         gdb.execute("symbol-file %s" % elf)

@@ -5,7 +5,8 @@
 # (python3: scripts/trace.py, the trace dump's JSON/SVG converter; standard library only.)
 set -euo pipefail
 
-PKGS=(rustc-web cargo-web rust-web-src lld qemu-system-ppc gdb-multiarch python3)
+# rustfmt-web and rust-web-clippy: the style gates (scripts/ci.sh parts fmt and clippy).
+PKGS=(rustc-web cargo-web rust-web-src rustfmt-web rust-web-clippy lld qemu-system-ppc gdb-multiarch python3)
 TOOLCHAIN_NAME=ppc64-kernel
 TOOLCHAIN_DIR=/opt/ppc64-kernel-toolchain
 
@@ -59,6 +60,10 @@ write_wrapper() {
 write_wrapper rustc "$RUSTC"
 write_wrapper cargo "$CARGO"
 if [[ -x $SYSROOT/bin/rustdoc ]]; then write_wrapper rustdoc "$SYSROOT/bin/rustdoc"; fi
+# `cargo fmt` and `cargo clippy` look for these next to cargo; Debian's are built for 1.96.
+for t in rustfmt cargo-fmt cargo-clippy clippy-driver; do
+    if [[ -x /usr/bin/$t ]]; then write_wrapper "$t" "/usr/bin/$t"; fi
+done
 
 if command -v rustup >/dev/null 2>&1; then
     if ! rustup toolchain list 2>/dev/null | grep -q "^$TOOLCHAIN_NAME"; then

@@ -13,7 +13,7 @@
 #
 # Examples (release kernel, `cargo build --release`; K=target/powerpc64-none/release/hashkernel).
 # bench=hash brackets each measured access with a call to the marker stub of its tag
-# (count_marks + 8 * tag, src/ktest/bench.rs); with AIL=3 the kernel's vectors are at
+# (count_marks + 8 * tag, src/run/bench.rs); with AIL=3 the kernel's vectors are at
 # 0xc000000000004000 + offset:
 #   M=0x$(nm $K | awk '$3 == "count_marks" {print $1}')
 #   primary insert (tag 1): scripts/stepcount.sh --after "*$(printf %#x $((M + 8)))" --at '*0xc000000000004300' $K -- bench=hash

@@ -33,7 +33,7 @@ def dump(cpus, reason="exit", stuck="-", dumper=0, stopped=0, before="", after="
                 w.pop()
             lines.append("T%d +%d %s %d%s\r" % (cpu, delta, mn, depth, "".join(" %x" % x for x in w)))
     if syms:
-        lines += ["trace: site %x src/ktest/irqtest.rs:136" % SITE, "trace: lock %x page_table_lock" % LOCK,
+        lines += ["trace: site %x src/run/irqtest.rs:136" % SITE, "trace: lock %x page_table_lock" % LOCK,
                   "trace: hcall 8 H_ENTER"]
     lines.append("trace: dump end: %d events" % sum(len(v) for v in cpus.values()))
     if after:
@@ -78,7 +78,7 @@ class Parse(unittest.TestCase):
         e = d.events[0]
         self.assertEqual([x.tb for x in e[:3]], [1000, 1500, 1800])
         self.assertEqual((e[1].mn, e[1].c, e[1].a, e[1].b), ("la", 1, LOCK, SITE))
-        self.assertEqual(d.sites[SITE], "src/ktest/irqtest.rs:136")
+        self.assertEqual(d.sites[SITE], "src/run/irqtest.rs:136")
         self.assertEqual(d.lock_name(LOCK), "page_table_lock")
         self.assertEqual(d.hcalls[8], "H_ENTER")
 

@@ -78,7 +78,7 @@ pub struct Config<'a> {
     pub bench: Option<&'a str>,
     /// Measured time per configuration of the SMP benchmarks (`bench=smp|ceiling|faults`), in ms.
     pub bench_ms: u64,
-    /// How the SMP benchmarks' waiting vCPUs wait (src/ktest/bench.rs, `PhaseBarrier`).
+    /// How the SMP benchmarks' waiting vCPUs wait (src/run/bench.rs, `PhaseBarrier`).
     pub bench_wait: BenchWait,
     pub watchdog_ms: u64,
     pub quiet: bool,
@@ -113,9 +113,16 @@ impl Default for Config<'_> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum BootargError<'a> {
     UnknownKey(&'a str),
-    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    BadValue {
+        key: &'a str,
+        value: &'a str,
+        expected: &'static str,
+    },
     /// `trace=` named something that is not an event group.
-    BadTraceGroup { value: &'a str, group: &'a str },
+    BadTraceGroup {
+        value: &'a str,
+        group: &'a str,
+    },
 }
 
 pub const KEYS: &str = "test=FILTER, crash=null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack, \
@@ -123,7 +130,7 @@ hash_page=lockfree|locked|patch2003|cas2, irqtest.iterations=N, irqtest.mode=det
 bench=hash|smp|ceiling|contention|faults|vmalloc|all, bench.ms=N, bench.wait=cede|relax, watchdog.ms=N, quiet, trace=all|off|GROUP[,GROUP...], trace.stop=never|irqtest, \
 inject=KIND:N|KIND:P%[,...], inject.seed=N";
 
-/// The `bench=` kinds (src/ktest/bench.rs).
+/// The `bench=` kinds (src/run/bench.rs).
 pub const BENCH_KINDS: [&str; 7] = ["hash", "smp", "ceiling", "contention", "faults", "vmalloc", "all"];
 const BENCH_EXPECTED: &str = "hash|smp|ceiling|contention|faults|vmalloc|all";
 
@@ -135,7 +142,10 @@ impl fmt::Display for BootargError<'_> {
                 write!(f, "bad value '{value}' for bootarg '{key}': expected {expected}")
             }
             BootargError::BadTraceGroup { value, group } => {
-                write!(f, "bad value '{value}' for bootarg 'trace': unknown event group '{group}'; expected {GROUPS_HELP}")
+                write!(
+                    f,
+                    "bad value '{value}' for bootarg 'trace': unknown event group '{group}'; expected {GROUPS_HELP}"
+                )
             }
         }
     }
@@ -162,13 +172,13 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
             "test" => c.test = Some(v.unwrap_or("")),
             "crash" => {
                 let v = val("a crash kind")?;
-                c.crash = Some(
-                    Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(BootargError::BadValue {
+                c.crash = Some(Crash::NAMES.iter().find(|(n, _)| *n == v).map(|(_, c)| *c).ok_or(
+                    BootargError::BadValue {
                         key: k,
                         value: v,
                         expected: "null|wild|exec|panic|user|notpresent|guard|nested|stack|excstack",
-                    })?,
-                );
+                    },
+                )?);
             }
             "hash_page" => {
                 c.hash_mode = match val("lockfree|locked|patch2003|cas2")? {
@@ -176,7 +186,13 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                     "locked" => HashMode::Locked,
                     "patch2003" => HashMode::Patch2003,
                     "cas2" => HashMode::Cas2,
-                    other => return Err(BootargError::BadValue { key: k, value: other, expected: "lockfree|locked|patch2003|cas2" }),
+                    other => {
+                        return Err(BootargError::BadValue {
+                            key: k,
+                            value: other,
+                            expected: "lockfree|locked|patch2003|cas2",
+                        })
+                    }
                 }
             }
             "irqtest.iterations" => c.irq_iterations = number(k, val("a number")?, 1, 10_000_000)?,
@@ -211,7 +227,9 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
                 let v = val(GROUPS_HELP)?;
                 c.trace = parse_groups(v).map_err(|e| match e {
                     crate::trace::event::GroupError::Unknown(group) => BootargError::BadTraceGroup { value: v, group },
-                    crate::trace::event::GroupError::Empty => BootargError::BadValue { key: k, value: v, expected: GROUPS_HELP },
+                    crate::trace::event::GroupError::Empty => {
+                        BootargError::BadValue { key: k, value: v, expected: GROUPS_HELP }
+                    }
                 })?;
             }
             "trace.stop" => {
@@ -224,7 +242,11 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
             "inject" => {
                 let seed = c.inject.seed;
                 let v = val(crate::inject::SPEC_SYNTAX)?;
-                c.inject = crate::inject::Plan::parse(v).map_err(|e| BootargError::BadValue { key: k, value: e.what, expected: e.expected })?;
+                c.inject = crate::inject::Plan::parse(v).map_err(|e| BootargError::BadValue {
+                    key: k,
+                    value: e.what,
+                    expected: e.expected,
+                })?;
                 c.inject.seed = seed;
             }
             "inject.seed" => c.inject.seed = number(k, val("a number")?, 0, u64::MAX)?,
@@ -234,7 +256,11 @@ pub fn parse(s: &str) -> Result<Config<'_>, BootargError<'_>> {
     if c.hash_mode != HashMode::LockFree && c.inject.has_hcalls() {
         return Err(BootargError::BadValue {
             key: "inject",
-            value: s.split_ascii_whitespace().find(|t| t.starts_with("inject=")).unwrap_or("inject").trim_start_matches("inject="),
+            value: s
+                .split_ascii_whitespace()
+                .find(|t| t.starts_with("inject="))
+                .unwrap_or("inject")
+                .trim_start_matches("inject="),
             expected: "hypervisor kinds with hash_page=lockfree only (the injecting fault path is the lock-free one)",
         });
     }
@@ -270,7 +296,12 @@ mod tests {
 
     #[test]
     fn every_hash_page_design_parses() {
-        for (v, m) in [("lockfree", HashMode::LockFree), ("locked", HashMode::Locked), ("patch2003", HashMode::Patch2003), ("cas2", HashMode::Cas2)] {
+        for (v, m) in [
+            ("lockfree", HashMode::LockFree),
+            ("locked", HashMode::Locked),
+            ("patch2003", HashMode::Patch2003),
+            ("cas2", HashMode::Cas2),
+        ] {
             assert_eq!(parse(&format!("hash_page={v}")).unwrap().hash_mode, m);
         }
     }
@@ -309,7 +340,10 @@ mod tests {
         assert_eq!(parse("inject.seed=5 inject=heap:2").unwrap().inject.seed, 5);
         assert!(parse("").unwrap().inject.is_empty());
         let e = parse("inject=enter_bsy:3").unwrap_err();
-        assert_eq!(e, BootargError::BadValue { key: "inject", value: "enter_bsy:3", expected: crate::inject::KIND_LIST });
+        assert_eq!(
+            e,
+            BootargError::BadValue { key: "inject", value: "enter_bsy:3", expected: crate::inject::KIND_LIST }
+        );
         assert!(format!("{e}").contains("enter_full|"), "{e}");
         assert!(matches!(parse("inject"), Err(BootargError::BadValue { .. })));
         assert!(matches!(parse("inject=enter_busy:1"), Err(BootargError::BadValue { key: "inject", .. })));
@@ -370,3 +404,27 @@ mod tests {
         assert!(KEYS.contains("trace=all|off|GROUP"));
     }
 }
+
+/// The run's configuration, parsed once by kmain and read by whoever needs it (the test
+/// harness's `quiet`, the SMP stress's rounds): kept here, below the runs and tests that read
+/// it, rather than in kmain above them.
+#[cfg(target_os = "none")]
+mod global {
+    use super::Config;
+    static CONFIG: spin::Once<Config<'static>> = spin::Once::new();
+
+    pub fn set_config(c: Config<'static>) -> &'static Config<'static> {
+        CONFIG.call_once(|| c)
+    }
+
+    pub fn config() -> &'static Config<'static> {
+        CONFIG.get().expect("bootargs are parsed first thing in kmain")
+    }
+
+    /// `quiet`: passing tests are not listed (failures and summaries still are).
+    pub fn quiet() -> bool {
+        CONFIG.get().map(|c| c.quiet).unwrap_or(false)
+    }
+}
+#[cfg(target_os = "none")]
+pub use global::{config, quiet, set_config};

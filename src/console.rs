@@ -7,15 +7,25 @@
 //! CPU that already holds the lock (an oops or panic in the middle of a print) writes straight
 //! through instead of waiting for itself.
 
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{hcall, insn};
-use crate::sync::irq;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 const NO_OWNER: u64 = u64::MAX;
 static OWNER: AtomicU64 = AtomicU64::new(NO_OWNER);
-/// Set when the UART has been brought up; output then goes to it as well.
+/// Set when a driver has registered a second output (the PCI UART, `set_sink`); output then
+/// goes to it as well.
 pub static UART_ON: AtomicBool = AtomicBool::new(false);
+/// That output: a `fn(&[u8])` (0: none). A slot rather than a call into the driver keeps the
+/// console below the drivers.
+static SINK: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers `f` as the console's second output, from now on.
+pub fn set_sink(f: fn(&[u8])) {
+    SINK.store(f as usize, Release);
+    UART_ON.store(true, Release);
+}
 /// Set by the oops, panic and deadlock reports: from then on only the hypervisor console is
 /// written. The UART goes through an ioremap mapping whose HPTE could have been evicted, and a
 /// hash fault while reporting (say under hash_page=locked, with page_table_lock held by a
@@ -80,8 +90,11 @@ fn out(b: &[u8]) {
         return;
     }
     hvterm_write(b);
-    if UART_ON.load(Relaxed) && !EMERGENCY.load(Relaxed) {
-        crate::drivers::uart::write_bytes(b);
+    let sink = SINK.load(Acquire);
+    if sink != 0 && UART_ON.load(Relaxed) && !EMERGENCY.load(Relaxed) {
+        // SAFETY: SINK only ever holds a `fn(&[u8])` stored by `set_sink`.
+        let f: fn(&[u8]) = unsafe { core::mem::transmute::<usize, fn(&[u8])>(sink) };
+        f(b);
     }
 }
 

@@ -50,17 +50,6 @@ pub fn exit_failure(why: &str) -> ! {
     halt()
 }
 
-/// Failure before the console lock and per-CPU state are usable (real mode, early boot).
-pub fn fail_early() -> ! {
-    crate::console::early_puts("hashkernel: exit status 1 (early boot)\r\n");
-    if platform::powernv() {
-        let _ = crate::arch::ppc64::opal::power_down();
-        halt()
-    }
-    rtas::os_term("early boot failure");
-    halt()
-}
-
 /// powernv ends every run the same way, by asking the BMC to power the machine off (QEMU
 /// exits 0): this QEMU has neither `isa-debug-exit` nor `pvpanic-isa` for an LPC bus, and
 /// `pvpanic-pci` would need the PHBs, whose link training costs skiboot 7.5 s per boot. The
@@ -71,8 +60,4 @@ fn power_off_powernv() -> ! {
     halt()
 }
 
-fn halt() -> ! {
-    loop {
-        crate::arch::ppc64::insn::cpu_relax();
-    }
-}
+use crate::arch::ppc64::insn::halt;

@@ -164,7 +164,13 @@ impl Kind {
     pub const fn is_transient(self) -> bool {
         matches!(
             self,
-            Kind::EnterFull | Kind::EnterBusy | Kind::EnterLongBusy | Kind::ProtectNotFound | Kind::ProtectBusy | Kind::RemoveNotFound | Kind::RemoveBusy
+            Kind::EnterFull
+                | Kind::EnterBusy
+                | Kind::EnterLongBusy
+                | Kind::ProtectNotFound
+                | Kind::ProtectBusy
+                | Kind::RemoveNotFound
+                | Kind::RemoveBusy
         )
     }
 
@@ -198,7 +204,7 @@ impl Trigger {
     /// random number (used by `Ppm` only).
     pub const fn fires(self, call_no: u64, draw: u64) -> bool {
         match self {
-            Trigger::Every(n) => n != 0 && call_no % n as u64 == 0,
+            Trigger::Every(n) => n != 0 && call_no.is_multiple_of(n as u64),
             Trigger::Ppm(p) => ((draw >> 11) % MILLION as u64) < p as u64,
         }
     }
@@ -222,7 +228,11 @@ impl Trigger {
 /// "2", "0.5", "12.25" (percent, up to four decimals) in parts per million.
 fn parse_percent_ppm(s: &str) -> Option<u32> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || frac.len() > 4 || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || frac.len() > 4
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let int: u64 = int.parse().ok()?;
@@ -291,7 +301,8 @@ pub struct PlanError<'a> {
     pub expected: &'static str,
 }
 
-pub const KIND_LIST: &str = "enter_full|enter_busy|enter_longbusy|protect_notfound|protect_busy|remove_notfound|remove_busy|\
+pub const KIND_LIST: &str =
+    "enter_full|enter_busy|enter_longbusy|protect_notfound|protect_busy|remove_notfound|remove_busy|\
 enter_hardware|protect_hardware|remove_hardware|frame|heap|transient";
 
 pub const SPEC_SYNTAX: &str = "KIND:N (every Nth call) or KIND:P% (probability, e.g. 2% or 0.5%), optionally xT (at most T failures), comma-separated; \
@@ -344,7 +355,12 @@ impl Plan {
             let (trig, times) = match trig.split_once('x') {
                 Some((t, n)) => match n.parse::<u32>() {
                     Ok(n) if n >= 1 => (t, n),
-                    _ => return Err(PlanError { what: spec, expected: "xT with T >= 1 (at most T failures) after the trigger" }),
+                    _ => {
+                        return Err(PlanError {
+                            what: spec,
+                            expected: "xT with T >= 1 (at most T failures) after the trigger",
+                        })
+                    }
                 },
                 None => (trig, 0),
             };
@@ -353,7 +369,15 @@ impl Plan {
                 expected: "N (every Nth call, N >= 1) or P% (0 < P <= 100, up to four decimals) after the kind",
             })?;
             let kinds: &[Kind] = if name == "transient" {
-                &[Kind::EnterFull, Kind::EnterBusy, Kind::EnterLongBusy, Kind::ProtectNotFound, Kind::ProtectBusy, Kind::RemoveNotFound, Kind::RemoveBusy]
+                &[
+                    Kind::EnterFull,
+                    Kind::EnterBusy,
+                    Kind::EnterLongBusy,
+                    Kind::ProtectNotFound,
+                    Kind::ProtectBusy,
+                    Kind::RemoveNotFound,
+                    Kind::RemoveBusy,
+                ]
             } else {
                 match Kind::ALL.iter().position(|k| k.name() == name) {
                     Some(i) => core::slice::from_ref(&Kind::ALL[i]),
@@ -387,7 +411,10 @@ impl Plan {
                 })
                 .sum();
             if sum >= MILLION as u64 {
-                return Err(PlanError { what: s, expected: "transient probabilities of one call adding up to less than 100%" });
+                return Err(PlanError {
+                    what: s,
+                    expected: "transient probabilities of one call adding up to less than 100%",
+                });
             }
         }
         Ok(p)
@@ -454,7 +481,11 @@ pub fn stream_start(seed: u64, cpu: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
-    if z == 0 { 0x9e37_79b9_7f4a_7c15 } else { z }
+    if z == 0 {
+        0x9e37_79b9_7f4a_7c15
+    } else {
+        z
+    }
 }
 
 #[cfg(target_os = "none")]
@@ -463,8 +494,8 @@ pub use kernel::*;
 #[cfg(target_os = "none")]
 mod kernel {
     use super::*;
+    use crate::arch::ppc64::irq;
     use crate::arch::ppc64::percpu::{self, MAX_CPUS};
-    use crate::sync::irq;
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
     /// Per CPU: calls seen per site, the random stream, failures injected per kind, and the
@@ -595,7 +626,7 @@ mod kernel {
         row.calls[site as usize].store(n, Relaxed);
         let mut rng = row.rng.load(Relaxed);
         let plan = plan();
-        let k = plan.decide(site, n, &mut rng, |k| injected_of(k));
+        let k = plan.decide(site, n, &mut rng, injected_of);
         row.rng.store(rng, Relaxed);
         if let Some(k) = k {
             let c = &row.injected[k as usize];
@@ -790,7 +821,19 @@ mod tests {
             got.push(k);
         }
         use Kind::*;
-        assert_eq!(got, [None, Some(EnterFull), None, Some(EnterFull), Some(EnterHardware), Some(EnterHardware), Some(EnterHardware), Some(EnterHardware)]);
+        assert_eq!(
+            got,
+            [
+                None,
+                Some(EnterFull),
+                None,
+                Some(EnterFull),
+                Some(EnterHardware),
+                Some(EnterHardware),
+                Some(EnterHardware),
+                Some(EnterHardware)
+            ]
+        );
         // Other sites are not touched.
         assert_eq!(p.decide(Site::Remove, 10, &mut rng, |_| 1), None);
     }
@@ -810,7 +853,10 @@ mod tests {
             got.push(k);
         }
         use Kind::*;
-        assert_eq!(got, [Some(EnterFull), Some(EnterFull), Some(EnterFull), Some(EnterBusy), None, Some(EnterBusy), None]);
+        assert_eq!(
+            got,
+            [Some(EnterFull), Some(EnterFull), Some(EnterFull), Some(EnterBusy), None, Some(EnterBusy), None]
+        );
         // A limit makes "every call" acceptable for a transient kind, and takes it out of the
         // 100% sum; a bad limit is refused.
         assert!(Plan::parse("enter_busy:100%x5,enter_full:99%").is_ok());

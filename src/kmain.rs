@@ -2,36 +2,34 @@
 //! default run.
 
 use crate::arch::ppc64::{boot, insn, percpu, reg::Msr};
-use crate::bootargs::{self, Config};
+use crate::bootargs;
 use crate::println;
 
-static CONFIG: spin::Once<Config<'static>> = spin::Once::new();
+pub use crate::bootargs::{config, quiet};
 
-/// `quiet`: passing tests are not listed (failures and summaries still are).
-pub fn quiet() -> bool {
-    CONFIG.get().map(|c| c.quiet).unwrap_or(false)
-}
-
-pub fn config() -> &'static Config<'static> {
-    CONFIG.get().expect("bootargs are parsed first thing in kmain")
-}
-
+#[no_mangle]
 pub extern "C" fn kmain(_arg: u64) -> ! {
     let bi = boot::info();
     percpu::paca(0).online.store(1, core::sync::atomic::Ordering::Release);
     let cfg = match bootargs::parse(bi.bootargs()) {
-        Ok(c) => *CONFIG.call_once(|| c),
+        Ok(c) => *bootargs::set_config(c),
         Err(e) => {
             println!("hashkernel: {}", e);
             crate::exit::exit_failure("bad bootargs");
         }
     };
     banner(bi);
+    // The test harness's problem-state runs end in a system call or a fault: the trap dispatch
+    // hands those to it through registered hooks.
+    crate::trap::set_user_hooks(crate::run::user::syscall, crate::run::user::user_fault);
     // Before anything else records: the trace points are patched on the boot CPU alone.
-    crate::trace::init(cfg.trace);
+    crate::trace::control::init(cfg.trace);
     if !cfg.trace.is_empty() {
-        println!("trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
-                 crate::trace::event::GroupList(cfg.trace), crate::trace::site::count_on());
+        println!(
+            "trace: recording {} ({} trace points on; dumped on exit, oops and deadlock)",
+            crate::trace::event::GroupList(cfg.trace),
+            crate::trace::site::count_on()
+        );
     }
     crate::mm::init();
     crate::mm::init_cpu(0);
@@ -44,7 +42,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         bootargs::HashMode::Cas2 => crate::hash::fault::Design::Cas2,
     });
     crate::sync::watchdog::set_timeout_ms(cfg.watchdog_ms);
-    let online = crate::smp::start_secondaries();
+    let online = crate::smp::start_secondaries(crate::mm::init_cpu);
     println!("smp: {} of {} CPU(s) online", online, bi.ncpus);
 
     if cfg!(test) {
@@ -66,13 +64,19 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
             println!("fault injection: armed for the tests (a test that checks an exact path may fail under it)");
             crate::inject::arm(&cfg.inject);
         }
+        #[cfg(feature = "ktests")]
         crate::ktest::run_and_exit(filter);
+        #[cfg(not(feature = "ktests"))]
+        {
+            println!("hashkernel: test={}: this image was built without the tests (cargo feature `ktests`)", filter);
+            crate::exit::exit_failure("no tests in this build");
+        }
     }
     if inject && cfg.bench.is_some() {
         println!("fault injection: not armed for benchmarks (they measure the paths without it)");
     }
     if let Some(b) = cfg.bench {
-        match crate::ktest::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
+        match crate::run::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
             Ok(()) => crate::exit::exit_success(),
             Err(e) => {
                 println!("bench: {}", e);
@@ -84,7 +88,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         if inject {
             crate::inject::arm(&cfg.inject);
         }
-        crate::ktest::crash::run(kind);
+        crate::run::crash::run(kind);
     }
     default_run()
 }
@@ -96,7 +100,11 @@ fn banner(bi: &boot::BootInfo) {
     let plat = platform::get();
     println!("hashkernel {} — lock-free hash_page on ppc64 {}", env!("CARGO_PKG_VERSION"), plat.name());
     if platform::powernv() {
-        println!("  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])", bi.model(), crate::arch::ppc64::opal::base());
+        println!(
+            "  machine:   {} (skiboot/OPAL firmware, OPAL base {:#x}, bare metal: MSR[HV])",
+            bi.model(),
+            crate::arch::ppc64::opal::base()
+        );
     } else {
         println!("  machine:   {} ({:?} firmware, {} OF calls)", bi.model(), bi.firmware, bi.of_calls);
     }
@@ -107,14 +115,33 @@ fn banner(bi: &boot::BootInfo) {
             if n.ptcr != 0 {
                 println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (partition table entry {:#x}, PTCR {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, n.ptcr, bi.hpt().groups());
             } else {
-                println!("  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups", bi.hpt().bytes() >> 10, n.hpt_pa, n.sdr1, bi.hpt().groups());
+                println!(
+                    "  hpt:       {} KiB at PA {:#x}, the kernel's own (SDR1 {:#x}), {} groups",
+                    bi.hpt().bytes() >> 10,
+                    n.hpt_pa,
+                    n.sdr1,
+                    bi.hpt().groups()
+                );
             }
-            println!("  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts", insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(), n.lpcr_entry);
+            println!(
+                "  lpcr:      {:#018x} (skiboot left {:#018x}): AIL=3 (+ bit 37 for QEMU), no HDEC interrupts",
+                insn::mfspr::<{ crate::arch::ppc64::reg::spr::LPCR }>(),
+                n.lpcr_entry
+            );
         }
-        None => println!("  hpt:       {} KiB (ibm,pft-size {}), {} groups", bi.hpt().bytes() >> 10, bi.pft_shift, bi.hpt().groups()),
+        None => println!(
+            "  hpt:       {} KiB (ibm,pft-size {}), {} groups",
+            bi.hpt().bytes() >> 10,
+            bi.pft_shift,
+            bi.hpt().groups()
+        ),
     }
-    println!("  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
-             bi.slb_size, boot::BOLTED_SLB, crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE));
+    println!(
+        "  slb:       {} entries, {} bolted (linear 0xc000000000000000, VSID {:#x})",
+        bi.slb_size,
+        boot::BOLTED_SLB,
+        crate::mm::slbe::kernel_vsid(boot::KERNEL_BASE)
+    );
     println!("  bolted:    linear zone PA 0..{:#x} ({} HPTEs)", bi.linear_zone_end(), bi.linear_zone_end() >> 12);
     println!("  kernel:    {:#x}..{:#x}, running translated: MSR {}", ks, ke, msr);
     println!("  timebase:  {} Hz, decrementer {} bits", bi.tb_freq, bi.dec_bits);
@@ -125,15 +152,28 @@ fn memory_map() {
     use crate::mm::{frame, heap, vmalloc};
     let bi = boot::info();
     let (ks, ke) = boot::kernel_range();
-    let (hs, he, hu, hf, _) = heap::stats();
-    let (fl, fh, tl, th) = frame::counts();
+    let crate::mm::heap::HeapStats { start: hs, end: he, used: hu, free: hf, .. } = heap::stats();
+    let crate::mm::frame::FrameCounts { free_linear: fl, free_high: fh, total_linear: tl, total_high: th } =
+        frame::counts();
     println!("memory map:");
     println!("  RAM        PA {:#014x}..{:#014x} ({} MiB)", 0, bi.mem_size, bi.mem_size >> 20);
     println!("  vectors    PA {:#014x}..{:#014x}", 0, 0x2000);
     println!("  kernel     PA {:#014x}..{:#014x} (at {:#x})", ks & 0xfff_ffff, ke & 0xfff_ffff, ks);
     println!("  heap       VA {:#x}..{:#x} ({} KiB used, {} KiB free)", hs, he, hu >> 10, hf >> 10);
-    println!("  linear     VA {:#x}..{:#x} bolted; frames {}/{} free", crate::mm::KERNEL_BASE, crate::mm::KERNEL_BASE + bi.linear_zone_end(), fl, tl);
-    println!("  high       PA {:#014x}..{:#014x}; frames {}/{} free (vmalloc only)", bi.linear_zone_end(), bi.mem_size, fh, th);
+    println!(
+        "  linear     VA {:#x}..{:#x} bolted; frames {}/{} free",
+        crate::mm::KERNEL_BASE,
+        crate::mm::KERNEL_BASE + bi.linear_zone_end(),
+        fl,
+        tl
+    );
+    println!(
+        "  high       PA {:#014x}..{:#014x}; frames {}/{} free (vmalloc only)",
+        bi.linear_zone_end(),
+        bi.mem_size,
+        fh,
+        th
+    );
     println!("  vmalloc    VA {:#x}..{:#x}", vmalloc::VMALLOC_START, vmalloc::VMALLOC_END);
     println!("  ioremap    VA {:#x}..{:#x}", vmalloc::IOREMAP_START, vmalloc::IOREMAP_END);
 }
@@ -144,7 +184,7 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
     use crate::mm::vmalloc;
     let pages = 64u64;
     let before = stats::total();
-    let frames0 = crate::mm::frame::counts().1; // high zone: page-table pages (linear) are never freed
+    let frames0 = crate::mm::frame::counts().free_high; // high zone: page-table pages (linear) are never freed
     let a = vmalloc::vmalloc(pages * 4096).map_err(|e| alloc::format!("vmalloc: {e}"))?;
     for i in 0..pages * 512 {
         // SAFETY: the area is ours until vfree.
@@ -166,7 +206,7 @@ fn vmalloc_selfcheck() -> Result<(), alloc::string::String> {
     if left != 0 || d(Counter::InsertPrimary) + d(Counter::InsertSecondary) < pages {
         return Err("vmalloc self-check failed".into());
     }
-    if crate::mm::frame::counts().1 != frames0 {
+    if crate::mm::frame::counts().free_high != frames0 {
         return Err("frames leaked".into());
     }
     // A second mapping of the UART's registers must reach the device: a scratch-register round
@@ -212,7 +252,7 @@ fn default_run() -> ! {
         crate::exit::exit_failure("self-check failed");
     }
     println!("irqtest: the 2003 scenario: a decrementer handler faults on vmalloc memory while vmalloc holds page_table_lock with interrupts on");
-    match crate::ktest::irqtest::with_watchdog(|| crate::ktest::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
+    match crate::run::irqtest::with_watchdog(|| crate::run::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
         Ok(r) => println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
                           r.window_hits, r.hash_faults_in_irq),
         Err(e) => {
@@ -222,14 +262,16 @@ fn default_run() -> ! {
     }
     if cfg.trace_stop == bootargs::TraceStop::Irqtest && !cfg.trace.is_empty() {
         crate::trace::freeze();
-        println!("trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit");
+        println!(
+            "trace: stopped after the interrupt scenario (trace.stop=irqtest); the rings keep it for the dump at exit"
+        );
     }
     if inject {
         injection_run_end();
     }
     // The self-checks include the SMP race stress (smp::race_stress_invariants_hold, sized by
     // smp.rounds) and the irqtest variants; their reports print as they run.
-    let (p, f) = crate::ktest::run("");
+    let (p, f) = self_checks();
     println!("self-checks: {} passed, {} failed", p, f);
     crate::hash::stats::print();
     if f > 0 || p == 0 {
@@ -238,10 +280,28 @@ fn default_run() -> ! {
     crate::exit::exit_success()
 }
 
+/// Every in-kernel test (the SMP stress among them), or, in a build without the tests, the
+/// SMP stress alone: (passed, failed).
+#[cfg(feature = "ktests")]
+fn self_checks() -> (usize, usize) {
+    crate::ktest::run("")
+}
+
+#[cfg(not(feature = "ktests"))]
+fn self_checks() -> (usize, usize) {
+    match crate::run::stress::stress_checked(config().smp_rounds) {
+        Ok(_) => (1, 0),
+        Err(e) => {
+            println!("smp stress: FAILED: {}", e);
+            (0, 1)
+        }
+    }
+}
+
 /// The rest of a default run under `inject=`: the SMP stress with the plan armed, then the
 /// counters and what was injected.
 fn injection_run_end() -> ! {
-    let r = crate::ktest::stress::stress_checked(config().smp_rounds);
+    let r = crate::run::stress::stress_checked(config().smp_rounds);
     crate::inject::disarm();
     crate::hash::stats::print();
     crate::inject::print_summary();
@@ -262,26 +322,5 @@ fn injection_run_end() -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    crate::console::emergency();
-    crate::smp::stop_others();
-    let cpu = percpu::cpu_id();
-    crate::console::with_console(|w| {
-        use core::fmt::Write;
-        let _ = writeln!(w, "------------[ kernel panic on CPU {} ]------------", cpu);
-        match info.location() {
-            Some(l) => {
-                let _ = writeln!(w, "panicked at {}:{}:{}:", l.file(), l.line(), l.column());
-            }
-            None => {
-                let _ = writeln!(w, "panicked:");
-            }
-        }
-        let _ = writeln!(w, "  {}", info.message());
-        let sp: u64;
-        // SAFETY: reads r1.
-        unsafe { core::arch::asm!("mr {0}, 1", out(reg) sp) };
-        let _ = writeln!(w, "Call trace:");
-        crate::arch::ppc64::exception::backtrace_from(w, sp, None);
-    });
-    crate::exit::exit_failure("panic");
+    crate::report::panic(info)
 }

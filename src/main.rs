@@ -11,9 +11,15 @@
 // paths (asm goto) and returns the taken values on the fall-through path only, like Linux's
 // asm goto with outputs; this saves the status decoding on the hash-fault path.
 #![cfg_attr(target_os = "none", feature(asm_goto_with_outputs))]
-#![cfg_attr(target_os = "none", test_runner(crate::ktest::cargo_test_runner))]
+#![cfg_attr(all(target_os = "none", feature = "ktests"), test_runner(crate::ktest::cargo_test_runner))]
 #![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
+// Per-CPU tables are indexed by CPU number, and the loops say so ("for c in 0..ncpus").
+#![allow(clippy::needless_range_loop)]
+// trace_point! hands its values to the asm as `in(reg)` operands inside its unsafe block; its
+// callers pass plain values (loads, addresses), and an operand list cannot be bound first
+// without one arm per operand count.
+#![allow(clippy::macro_metavars_in_unsafe)]
 
 #[cfg(target_os = "none")]
 extern crate alloc;
@@ -31,13 +37,21 @@ pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod exit;
 #[cfg(target_os = "none")]
-pub mod ktest;
+pub mod gdb_names;
 #[cfg(target_os = "none")]
 pub mod kmain;
+#[cfg(all(target_os = "none", feature = "ktests"))]
+pub mod ktest;
+#[cfg(target_os = "none")]
+pub mod report;
+#[cfg(target_os = "none")]
+pub mod run;
 #[cfg(target_os = "none")]
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sync;
+#[cfg(target_os = "none")]
+pub mod trap;
 
 #[cfg(target_os = "none")]
 pub use kmain::kmain;

@@ -7,9 +7,9 @@
 //! and reports where it was.
 
 use crate::arch::ppc64::exception::ExcFrame;
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{boot, hcall, insn, of, percpu, platform, powernv, rtas, timer};
 use crate::println;
-use crate::sync::irq;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::arch::ppc64::hcall::H_SIGNAL_SYS_RESET;
@@ -34,7 +34,8 @@ pub struct StoppedAt {
     pub depth: u64,
 }
 
-static STOPPED_AT: [spin::Mutex<Option<StoppedAt>>; percpu::MAX_CPUS] = [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
+static STOPPED_AT: [spin::Mutex<Option<StoppedAt>>; percpu::MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; percpu::MAX_CPUS];
 
 /// Where `cpu` was when it was stopped, if it has been.
 pub fn stopped_at(cpu: usize) -> Option<StoppedAt> {
@@ -54,14 +55,23 @@ pub fn prepare_handoff(idx: usize) -> *const boot::MmuHandoff {
 /// CPUs 0..n-1. Each CPU gets its own hand-off, PACA and stack, so one that comes up after we
 /// stopped waiting for it runs on its own (and idles: it is not counted); the CPUs after it
 /// are not started, because the rest of the kernel numbers online CPUs 0..ncpus().
-pub fn start_secondaries() -> usize {
+/// `prepare(cpu)` sets up what the memory layer keeps per CPU (page-table roots, the HPTE
+/// table pointer) before the CPU runs: passed in, so that SMP bring-up sits below mm.
+pub fn start_secondaries(prepare: fn(usize)) -> usize {
     let bi = boot::info();
     let mut online = 1;
     for idx in 1..bi.ncpus {
         let id = bi.cpu_ids[idx];
         let p = percpu::paca(0);
-        percpu::init(idx, p.toc.load(Relaxed), p.exc_common.load(Relaxed), p.kmsr.load(Relaxed), p.slb_size.load(Relaxed), boot::BOLTED_SLB as u64);
-        crate::mm::init_cpu(idx);
+        percpu::init(
+            idx,
+            p.toc.load(Relaxed),
+            p.exc_common.load(Relaxed),
+            p.kmsr.load(Relaxed),
+            p.slb_size.load(Relaxed),
+            boot::BOLTED_SLB as u64,
+        );
+        prepare(idx);
         let h = prepare_handoff(idx);
         let started = if platform::powernv() {
             powernv::start_cpu(idx, id, h).map_err(|e| alloc::format!("OPAL_START_CPU: {e}"))
@@ -94,7 +104,10 @@ pub fn start_secondaries() -> usize {
                     Err(_) => "state unknown",
                 }
             };
-            println!("smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it", idx, id, state);
+            println!(
+                "smp: CPU {} (id {}) did not come online within 2 s ({}); not starting the CPUs after it",
+                idx, id, state
+            );
             break;
         }
         online += 1;

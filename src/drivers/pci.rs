@@ -71,7 +71,12 @@ pub mod dt {
             if space(hi) != want {
                 return None;
             }
-            Some(Range { phys_hi: hi, pci: cells(ranges, i + 1, 2)?, cpu: cells(ranges, i + 3, parent_na)?, size: cells(ranges, i + 3 + parent_na, ns)? })
+            Some(Range {
+                phys_hi: hi,
+                pci: cells(ranges, i + 1, 2)?,
+                cpu: cells(ranges, i + 3, parent_na)?,
+                size: cells(ranges, i + 3 + parent_na, ns)?,
+            })
         })
     }
 
@@ -103,7 +108,9 @@ pub mod dt {
         }
         let want = (base + 0x1000).next_multiple_of(size);
         let fallback = base.next_multiple_of(size);
-        [want, fallback].into_iter().find(|&a| a.checked_add(size).is_some_and(|e| e <= base + wsize) && a <= u32::MAX as u64)
+        [want, fallback]
+            .into_iter()
+            .find(|&a| a.checked_add(size).is_some_and(|e| e <= base + wsize) && a <= u32::MAX as u64)
     }
 }
 
@@ -132,6 +139,8 @@ mod kernel {
         &dt[..n] == ty
     }
 
+    crate::early_probe!(probe_serial);
+
     /// Finds the PCI host bridges below the root (device_type "pci") and the first 16550 UART
     /// directly behind one of them. REAL MODE, before quiesce, no heap: only OF calls and stack
     /// buffers.
@@ -151,12 +160,16 @@ mod kernel {
                 continue;
             }
             let ns = of.getprop_u32(h, b"#size-cells").unwrap_or(2) as usize;
-            if of.getprop_u32(h, b"#address-cells").unwrap_or(3) != 3 || !(1..=2).contains(&ns) || !(1..=2).contains(&root_na) {
+            if of.getprop_u32(h, b"#address-cells").unwrap_or(3) != 3
+                || !(1..=2).contains(&ns)
+                || !(1..=2).contains(&root_na)
+            {
                 continue;
             }
             // The BUID is the PHB's unit address: its `reg` (root #address-cells wide).
             let Some(buid) = prop(of, h, b"reg", &mut buf).and_then(|r| dt::cells(r, 0, root_na)) else { continue };
-            let Some(io) = prop(of, h, b"ranges", &mut buf).and_then(|r| dt::find_range(r, root_na, ns, dt::SPACE_IO)) else {
+            let Some(io) = prop(of, h, b"ranges", &mut buf).and_then(|r| dt::find_range(r, root_na, ns, dt::SPACE_IO))
+            else {
                 continue;
             };
             let mut child = of.child(h);
@@ -193,23 +206,45 @@ mod kernel {
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum PciError {
-        Rtas { what: &'static str, err: RtasError },
+        Rtas {
+            what: &'static str,
+            err: RtasError,
+        },
         /// Config dword 0 does not hold the vendor/device the device tree named.
-        WrongDevice { expected: u32, found: u32 },
-        NoRoomForBar { window: u64, size: u64 },
-        BarReadback { wrote: u32, read: u32 },
-        DecodeOff { command: u32 },
+        WrongDevice {
+            expected: u32,
+            found: u32,
+        },
+        NoRoomForBar {
+            window: u64,
+            size: u64,
+        },
+        BarReadback {
+            wrote: u32,
+            read: u32,
+        },
+        DecodeOff {
+            command: u32,
+        },
         /// The BAR lies outside the bridge's I/O window.
-        OutsideWindow { bar: u64 },
+        OutsideWindow {
+            bar: u64,
+        },
     }
 
     impl fmt::Display for PciError {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             match *self {
                 PciError::Rtas { what, err } => write!(f, "{what}: {err}"),
-                PciError::WrongDevice { expected, found } => write!(f, "config dword 0 is {found:#010x}, the device tree says {expected:#010x}"),
-                PciError::NoRoomForBar { window, size } => write!(f, "no room for a {size}-byte I/O BAR in a {window:#x}-byte I/O window"),
-                PciError::BarReadback { wrote, read } => write!(f, "BAR0 reads back {read:#x} after writing {wrote:#x}"),
+                PciError::WrongDevice { expected, found } => {
+                    write!(f, "config dword 0 is {found:#010x}, the device tree says {expected:#010x}")
+                }
+                PciError::NoRoomForBar { window, size } => {
+                    write!(f, "no room for a {size}-byte I/O BAR in a {window:#x}-byte I/O window")
+                }
+                PciError::BarReadback { wrote, read } => {
+                    write!(f, "BAR0 reads back {read:#x} after writing {wrote:#x}")
+                }
                 PciError::DecodeOff { command } => write!(f, "I/O decoding still off (COMMAND {command:#06x})"),
                 PciError::OutsideWindow { bar } => write!(f, "BAR0 {bar:#x} is outside the bridge's I/O window"),
             }
@@ -242,7 +277,7 @@ mod kernel {
         let rt = |what: &'static str| move |err| PciError::Rtas { what, err };
         let id = cfg_read(ps, 0, 4).map_err(rt("ibm,read-pci-config(vendor/device)"))?;
         let expected = (ps.device << 16) | (ps.vendor & 0xffff);
-        if id != expected && !(ps.vendor == u32::MAX) {
+        if id != expected && (ps.vendor != u32::MAX) {
             return Err(PciError::WrongDevice { expected, found: id });
         }
         let (pci, by_firmware) = match ps.assigned_bar0 {
@@ -286,9 +321,27 @@ mod tests {
     fn pseries_phb_ranges() {
         // QEMU 7.2 pseries PHB0 `ranges` (root #address-cells 2, PHB #size-cells 2).
         let r = be(&[
-            0x0100_0000, 0, 0, 0x2000, 0, 0, 0x1_0000,
-            0x0200_0000, 0, 0x8000_0000, 0x2000, 0x8000_0000, 0, 0x8000_0000,
-            0x0300_0000, 0x2100, 0, 0x2100, 0, 0x100, 0,
+            0x0100_0000,
+            0,
+            0,
+            0x2000,
+            0,
+            0,
+            0x1_0000,
+            0x0200_0000,
+            0,
+            0x8000_0000,
+            0x2000,
+            0x8000_0000,
+            0,
+            0x8000_0000,
+            0x0300_0000,
+            0x2100,
+            0,
+            0x2100,
+            0,
+            0x100,
+            0,
         ]);
         let io = find_range(&r, 2, 2, SPACE_IO).unwrap();
         assert_eq!(io, Range { phys_hi: 0x0100_0000, pci: 0, cpu: 0x2000_0000_0000, size: 0x1_0000 });

@@ -24,10 +24,10 @@
 //! the middle of a UART access) drops the UART copy of that output instead of deadlocking; the
 //! vty copy is still written.
 
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{boot, insn, percpu};
 use crate::drivers::pci::{self, IoBar, PciError};
 use crate::mm::vmalloc::{self, VmError};
-use crate::sync::irq;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::num::NonZeroUsize;
@@ -133,7 +133,11 @@ pub unsafe fn scratch_round_trip(regs: u64) -> Result<(), u8> {
         core::ptr::write_volatile(scr, old);
         got
     };
-    if got == PATTERN { Ok(()) } else { Err(got) }
+    if got == PATTERN {
+        Ok(())
+    } else {
+        Err(got)
+    }
 }
 
 /// Brings the UART up and makes it a second console. Never fails the boot: without a
@@ -155,15 +159,25 @@ pub fn init() {
             unsafe { *UART.0.get() = Some(Inner { dev, buf: [0; LINE], len: 0 }) };
             STATE.call_once(|| st);
             STATUS.store(Status::Up as u8, Release);
-            crate::console::UART_ON.store(true, Release);
-            crate::println!("uart: 16550 {} ({:04x}:{:04x}) BAR0 I/O {:#x} ({}) = PA {:#x} at {:#x}; console on vty + UART",
-                            ps.path(), ps.vendor, ps.device, st.bar.pci,
-                            if st.bar.by_firmware { "firmware-assigned" } else { "assigned by the kernel" },
-                            st.bar.phys, st.virt);
+            crate::console::set_sink(write_bytes);
+            crate::println!(
+                "uart: 16550 {} ({:04x}:{:04x}) BAR0 I/O {:#x} ({}) = PA {:#x} at {:#x}; console on vty + UART",
+                ps.path(),
+                ps.vendor,
+                ps.device,
+                st.bar.pci,
+                if st.bar.by_firmware { "firmware-assigned" } else { "assigned by the kernel" },
+                st.bar.phys,
+                st.virt
+            );
         }
         Err(e) => {
             STATUS.store(Status::Failed as u8, Release);
-            crate::println!("uart: {} found but not usable: {}; console stays on the hypervisor vty only", ps.path(), e);
+            crate::println!(
+                "uart: {} found but not usable: {}; console stays on the hypervisor vty only",
+                ps.path(),
+                e
+            );
         }
     }
 }

@@ -214,28 +214,16 @@ mod tests {
         assert_eq!(Access::EXEC.bits(), 0x4);
         assert_eq!(Access::USER.bits(), 0x2);
         assert_eq!(Access::empty().required(), PteFlags::PRESENT);
-        assert_eq!(
-            Access::all().required(),
-            PteFlags::PRESENT | PteFlags::RW | PteFlags::EXEC | PteFlags::USER
-        );
+        assert_eq!(Access::all().required(), PteFlags::PRESENT | PteFlags::RW | PteFlags::EXEC | PteFlags::USER);
     }
 
     #[test]
     fn data_fault_constructor() {
         assert_eq!(Access::from_data_fault(0, false), Access::PRESENT);
         assert_eq!(Access::from_data_fault(0x4000_0000, false), Access::PRESENT);
-        assert_eq!(
-            Access::from_data_fault(0x4200_0000, false),
-            Access::PRESENT | Access::RW
-        );
-        assert_eq!(
-            Access::from_data_fault(0x0a00_0000, true),
-            Access::PRESENT | Access::RW | Access::USER
-        );
-        assert_eq!(
-            Access::from_data_fault(!0x0200_0000, true),
-            Access::PRESENT | Access::USER
-        );
+        assert_eq!(Access::from_data_fault(0x4200_0000, false), Access::PRESENT | Access::RW);
+        assert_eq!(Access::from_data_fault(0x0a00_0000, true), Access::PRESENT | Access::RW | Access::USER);
+        assert_eq!(Access::from_data_fault(!0x0200_0000, true), Access::PRESENT | Access::USER);
         for d in [0u32, 0x0200_0000, u32::MAX] {
             assert!(!Access::from_data_fault(d, false).contains(Access::EXEC));
         }
@@ -243,14 +231,8 @@ mod tests {
 
     #[test]
     fn instruction_fault_constructor() {
-        assert_eq!(
-            Access::from_instruction_fault(false),
-            Access::PRESENT | Access::EXEC
-        );
-        assert_eq!(
-            Access::from_instruction_fault(true),
-            Access::PRESENT | Access::EXEC | Access::USER
-        );
+        assert_eq!(Access::from_instruction_fault(false), Access::PRESENT | Access::EXEC);
+        assert_eq!(Access::from_instruction_fault(true), Access::PRESENT | Access::EXEC | Access::USER);
     }
 
     #[test]
@@ -265,34 +247,22 @@ mod tests {
         assert_eq!(check(kstore, k), Ok(()));
         assert_eq!(check(kfetch, k), Err(Denied::NoExec));
         assert_eq!(check(kfetch, Pte::new(1, PAGE_KERNEL_X)), Ok(()));
-        assert_eq!(
-            check(kstore, Pte::new(1, PAGE_KERNEL_RO)),
-            Err(Denied::WriteToReadOnly)
-        );
+        assert_eq!(check(kstore, Pte::new(1, PAGE_KERNEL_RO)), Err(Denied::WriteToReadOnly));
         assert_eq!(check(kload, Pte::NONE), Err(Denied::NotPresent));
         // Even an empty access needs PRESENT.
         assert_eq!(check(Access::empty(), Pte::NONE), Err(Denied::NotPresent));
         assert_eq!(check(Access::empty(), k), Ok(()));
         // Order: NotPresent beats everything.
-        assert_eq!(
-            check(Access::all(), Pte(PFN << 16)),
-            Err(Denied::NotPresent)
-        );
+        assert_eq!(check(Access::all(), Pte(PFN << 16)), Err(Denied::NotPresent));
         // UserToKernel beats WriteToReadOnly and NoExec.
-        assert_eq!(
-            check(ustore, Pte::new(1, PAGE_KERNEL_RO)),
-            Err(Denied::UserToKernel)
-        );
+        assert_eq!(check(ustore, Pte::new(1, PAGE_KERNEL_RO)), Err(Denied::UserToKernel));
         assert_eq!(check(ufetch, k), Err(Denied::UserToKernel));
         // WriteToReadOnly beats NoExec.
         let user_ro = Pte::new(1, PteFlags::PRESENT | PteFlags::USER);
         assert_eq!(check(Access::all(), user_ro), Err(Denied::WriteToReadOnly));
         assert_eq!(check(ufetch, user_ro), Err(Denied::NoExec));
         // Kernel may access USER pages.
-        let user_rwx = Pte::new(
-            1,
-            PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::EXEC,
-        );
+        let user_rwx = Pte::new(1, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::EXEC);
         assert_eq!(check(kstore, user_rwx), Ok(()));
         assert_eq!(check(kfetch, user_rwx), Ok(()));
         assert_eq!(check(Access::all(), user_rwx), Ok(()));
@@ -301,29 +271,16 @@ mod tests {
     #[test]
     fn decide_examples() {
         let k = Pte::new(5, PAGE_KERNEL);
-        assert_eq!(
-            decide(k, Access::PRESENT),
-            Step::Take {
-                new: k.with(PteFlags::BUSY | PteFlags::ACCESSED)
-            }
-        );
+        assert_eq!(decide(k, Access::PRESENT), Step::Take { new: k.with(PteFlags::BUSY | PteFlags::ACCESSED) });
         assert_eq!(
             decide(k, Access::PRESENT | Access::RW),
-            Step::Take {
-                new: k.with(PteFlags::BUSY | PteFlags::ACCESSED | PteFlags::DIRTY)
-            }
+            Step::Take { new: k.with(PteFlags::BUSY | PteFlags::ACCESSED | PteFlags::DIRTY) }
         );
         assert_eq!(decide(k.with(PteFlags::BUSY), Access::PRESENT), Step::Retry);
         // BUSY is checked before permissions.
         assert_eq!(decide(Pte(0x800), Access::PRESENT), Step::Retry);
-        assert_eq!(
-            decide(k.with(PteFlags::BUSY), Access::from_instruction_fault(true)),
-            Step::Retry
-        );
-        assert_eq!(
-            decide(k, Access::from_instruction_fault(false)),
-            Step::Deny(Denied::NoExec)
-        );
+        assert_eq!(decide(k.with(PteFlags::BUSY), Access::from_instruction_fault(true)), Step::Retry);
+        assert_eq!(decide(k, Access::from_instruction_fault(false)), Step::Deny(Denied::NoExec));
         // Existing slot bits survive the Take.
         let hashed = k.with_slot(HptSlot::new(true, 6));
         match decide(hashed, Access::PRESENT) {
@@ -354,11 +311,7 @@ mod tests {
                         assert_eq!(check(access, old), Ok(()));
                         assert!(old.is_present(), "non-present PTE taken: {}", old);
                         if access.contains(Access::USER) {
-                            assert!(
-                                old.flags().contains(PteFlags::USER),
-                                "user took kernel page {}",
-                                old
-                            );
+                            assert!(old.flags().contains(PteFlags::USER), "user took kernel page {}", old);
                         }
                         assert!(new.is_busy());
                         assert!(new.flags().contains(PteFlags::ACCESSED));
@@ -374,10 +327,7 @@ mod tests {
                         assert_eq!(new.pfn(), PFN);
                         // DIRTY only becomes set for stores.
                         if !access.contains(Access::RW) {
-                            assert_eq!(
-                                new.flags().contains(PteFlags::DIRTY),
-                                old.flags().contains(PteFlags::DIRTY)
-                            );
+                            assert_eq!(new.flags().contains(PteFlags::DIRTY), old.flags().contains(PteFlags::DIRTY));
                         } else {
                             assert!(new.flags().contains(PteFlags::DIRTY));
                             assert!(old.flags().contains(PteFlags::RW));
@@ -413,22 +363,15 @@ mod tests {
     #[test]
     fn publish_paths() {
         let old = Pte::new(7, PAGE_KERNEL);
-        let Step::Take { new } = decide(old, Access::PRESENT | Access::RW) else {
-            panic!()
-        };
+        let Step::Take { new } = decide(old, Access::PRESENT | Access::RW) else { panic!() };
         // Insert path.
         let s = HptSlot::new(false, 4);
         let p = publish(new, Some(s));
         assert!(!p.is_busy());
         assert_eq!(p.slot(), Some(s));
-        assert_eq!(
-            p.without_hpte_flags(),
-            old.with(PteFlags::ACCESSED | PteFlags::DIRTY)
-        );
+        assert_eq!(p.without_hpte_flags(), old.with(PteFlags::ACCESSED | PteFlags::DIRTY));
         // Update path keeps the recorded slot.
-        let Step::Take { new: again } = decide(p, Access::PRESENT) else {
-            panic!()
-        };
+        let Step::Take { new: again } = decide(p, Access::PRESENT) else { panic!() };
         let q = publish(again, None);
         assert!(!q.is_busy());
         assert_eq!(q, p);
@@ -505,10 +448,7 @@ mod tests {
         // Present: illegal.
         let present = Pte::new(9, PAGE_KERNEL);
         assert_eq!(set_step(present, new), Err(present));
-        assert_eq!(
-            set_step(present.with(PteFlags::BUSY), new),
-            Err(present.with(PteFlags::BUSY))
-        );
+        assert_eq!(set_step(present.with(PteFlags::BUSY), new), Err(present.with(PteFlags::BUSY)));
         // Non-present payload: illegal too.
         assert_eq!(set_step(Pte(0x1_0000), new), Err(Pte(0x1_0000)));
         // Stale HPTE recorded: must be flushed first.
@@ -538,38 +478,24 @@ mod tests {
             r => panic!("{:?}", r),
         };
         // Load: insert HPTE into P5.
-        let Step::Take { new } = decide(mapped, Access::from_data_fault(0x4000_0000, false)) else {
-            panic!()
-        };
+        let Step::Take { new } = decide(mapped, Access::from_data_fault(0x4000_0000, false)) else { panic!() };
         let after_load = publish(new, Some(HptSlot::new(false, 5)));
         assert!(after_load.flags().contains(PteFlags::ACCESSED));
         assert!(!after_load.flags().contains(PteFlags::DIRTY));
         // Store: update existing HPTE.
-        let Step::Take { new } = decide(after_load, Access::from_data_fault(0x4200_0000, false))
-        else {
-            panic!()
-        };
+        let Step::Take { new } = decide(after_load, Access::from_data_fault(0x4200_0000, false)) else { panic!() };
         let after_store = publish(new, None);
         assert!(after_store.flags().contains(PteFlags::DIRTY));
         assert_eq!(after_store.slot(), Some(HptSlot::new(false, 5)));
         // User access is refused and changes nothing.
-        assert_eq!(
-            decide(after_store, Access::from_data_fault(0, true)),
-            Step::Deny(Denied::UserToKernel)
-        );
+        assert_eq!(decide(after_store, Access::from_data_fault(0, true)), Step::Deny(Denied::UserToKernel));
         // Unmap: slot to flush comes from the old value.
         assert_eq!(after_store.slot(), Some(HptSlot::new(false, 5)));
         let cleared = clear_step(after_store).unwrap();
         assert!(cleared.is_none());
-        assert_eq!(
-            decide(cleared, Access::PRESENT),
-            Step::Deny(Denied::NotPresent)
-        );
+        assert_eq!(decide(cleared, Access::PRESENT), Step::Deny(Denied::NotPresent));
         // Remap.
-        assert!(matches!(
-            set_step(cleared, Pte::new(0x43, PAGE_KERNEL)),
-            Ok(Some(_))
-        ));
+        assert!(matches!(set_step(cleared, Pte::new(0x43, PAGE_KERNEL)), Ok(Some(_))));
     }
 
     #[test]
@@ -579,6 +505,9 @@ mod tests {
         assert_eq!(decide(p, Access::from_instruction_fault(false)), Step::Deny(Denied::ExecGuarded));
         // Data accesses to the same page are fine (G only forbids fetches).
         assert!(matches!(decide(p, Access::from_data_fault(0x4200_0000, false)), Step::Take { .. }));
-        assert!(matches!(decide(Pte::new(PFN, PAGE_KERNEL_X), Access::from_instruction_fault(false)), Step::Take { .. }));
+        assert!(matches!(
+            decide(Pte::new(PFN, PAGE_KERNEL_X), Access::from_instruction_fault(false)),
+            Step::Take { .. }
+        ));
     }
 }

@@ -153,7 +153,7 @@ mod pseries {
         fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
             let t = percpu::load_field::<{ percpu::offsets::HPTE_R }>();
             // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
-            // boot::init_cpu_mmu before the CPU takes hash faults).
+            // mm::init_cpu before the CPU takes hash faults).
             let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };
             t.r(pte)
         }

@@ -138,8 +138,15 @@ mod ppc64 {
                           { return Take::Denied(self.load()) },
                           ["xor {t}, {old}, {g}", "andc. {t}, {need}, {t}"], g = in(reg) PteFlags::GUARDED.bits())
             } else {
-                take_asm!(self, need, set, { return Take::Lost }, { return Take::Busy },
-                          { return Take::Denied(self.load()) }, ["andc. {t}, {need}, {old}"])
+                take_asm!(
+                    self,
+                    need,
+                    set,
+                    { return Take::Lost },
+                    { return Take::Busy },
+                    { return Take::Denied(self.load()) },
+                    ["andc. {t}, {need}, {old}"]
+                )
             };
             Take::Taken { old: Pte(old), new: Pte(new) }
         }

@@ -30,8 +30,8 @@
 //! protocol made, so the default fault path compiles to the same instructions.
 
 use super::access::{check, publish, restore, Access, Denied};
-use super::cell::{PteCell, Take};
 use super::backend::HashBackend;
+use super::cell::{PteCell, Take};
 use super::protocol::{slot_changed, Finish, Outcome};
 use super::stats::StatsRef;
 use crate::mm::pte::{HptSlot, Pte, PteFlags};
@@ -90,13 +90,24 @@ pub trait Steps: Copy {
     fn value<C: PteCell>(self, cell: &C, held: Self::Held) -> Pte;
     /// Records the slot of the HPTE just inserted for `value`. Err: the PTE changed since the
     /// take (`Cas2`): the protocol removes the HPTE again and re-executes the access.
+    // Err(()): the PTE changed under the step; there is nothing more to say about it.
+    #[allow(clippy::result_unit_err)]
     fn record<C: PteCell>(self, cell: &C, value: Pte, slot: HptSlot) -> Result<(), ()>;
     /// The outcome of an insert (HPTE `ptex`, already counted) whose `record` returned `r`:
     /// `ok`, or, if the record failed, the HPTE removed and the access re-executed
     /// (`protocol::slot_changed`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn recorded<B: HashBackend, S: StatsRef>(self, r: Result<(), ()>, ok: Outcome, be: &B, ptex: u64, ea: u64, vsid: u64, st: &S) -> Outcome {
+    fn recorded<B: HashBackend, S: StatsRef>(
+        self,
+        r: Result<(), ()>,
+        ok: Outcome,
+        be: &B,
+        ptex: u64,
+        ea: u64,
+        vsid: u64,
+        st: &S,
+    ) -> Outcome {
         match r {
             Ok(()) => ok,
             Err(()) => slot_changed(ea, vsid, ptex, be, st),
@@ -105,7 +116,16 @@ pub trait Steps: Copy {
     /// `recorded` for the fast path's primary insert, with its `Finish`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn finish_insert<K: Finish, B: HashBackend, S: StatsRef>(self, r: Result<(), ()>, k: K, be: &B, ptex: u64, ea: u64, vsid: u64, st: &S) -> K::Out {
+    fn finish_insert<K: Finish, B: HashBackend, S: StatsRef>(
+        self,
+        r: Result<(), ()>,
+        k: K,
+        be: &B,
+        ptex: u64,
+        ea: u64,
+        vsid: u64,
+        st: &S,
+    ) -> K::Out {
         match r {
             Ok(()) => k.inserted(),
             Err(()) => k.finish(slot_changed(ea, vsid, ptex, be, st)),
@@ -148,11 +168,29 @@ impl Steps for Busy {
     /// The record never fails: the outcome is `ok`, with no test (the default's code is what
     /// it was before the designs shared it).
     #[inline(always)]
-    fn recorded<B: HashBackend, S: StatsRef>(self, _r: Result<(), ()>, ok: Outcome, _be: &B, _ptex: u64, _ea: u64, _vsid: u64, _st: &S) -> Outcome {
+    fn recorded<B: HashBackend, S: StatsRef>(
+        self,
+        _r: Result<(), ()>,
+        ok: Outcome,
+        _be: &B,
+        _ptex: u64,
+        _ea: u64,
+        _vsid: u64,
+        _st: &S,
+    ) -> Outcome {
         ok
     }
     #[inline(always)]
-    fn finish_insert<K: Finish, B: HashBackend, S: StatsRef>(self, _r: Result<(), ()>, k: K, _be: &B, _ptex: u64, _ea: u64, _vsid: u64, _st: &S) -> K::Out {
+    fn finish_insert<K: Finish, B: HashBackend, S: StatsRef>(
+        self,
+        _r: Result<(), ()>,
+        k: K,
+        _be: &B,
+        _ptex: u64,
+        _ea: u64,
+        _vsid: u64,
+        _st: &S,
+    ) -> K::Out {
         k.inserted()
     }
     #[inline(always)]

@@ -19,9 +19,9 @@
 use super::access::Access;
 use super::backend::{HashBackend, Pseries};
 use super::design::{Busy, Cas2, HashTableLock, Patch2003, Steps};
-use super::native::{Native, NATIVE};
 use super::inject::{Armed, Injecting, PSERIES as INJECTING};
-use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, ReturnOutcome, Retry, Va};
+use super::native::{Native, NATIVE};
+use super::protocol::{hash_pte_at, FaultAddr, Finish, Outcome, Retry, ReturnOutcome, Va};
 use super::reason::FaultReason;
 use super::stats::{self, Counter, ThisCpu};
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
@@ -30,7 +30,10 @@ use crate::arch::ppc64::{hcall, insn, percpu, platform};
 use crate::mm::pgtable;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::vmalloc::PAGE_TABLE_LOCK;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::{Acquire, Relaxed, Release}};
+use core::sync::atomic::{
+    AtomicBool, AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The hash_page designs. The discriminant is the design's slot in the assembly table
 /// `hash_fault_designs` (boot/vectors.S): pseries' entry; powernv's is `Design::SLOTS` further.
@@ -41,7 +44,7 @@ pub enum Design {
     Locked = 1,
     Patch2003 = 2,
     Cas2 = 3,
-    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/ktest/bench.rs,
+    /// Not a hash_page at all: the DSI-shaped ceiling of `bench=ceiling` (src/run/bench.rs,
     /// `do_hash_fault_ceiling`) — one H_READ, then the access is skipped. Only that benchmark
     /// selects it, and selects the previous design back.
     Ceiling = 4,
@@ -333,7 +336,7 @@ impl Finish for Verdict {
     fn inserted(self) {}
     #[inline(always)]
     fn busy(self, count: u64) {
-        if count % 8 == 0 {
+        if count.is_multiple_of(8) {
             confer();
         }
     }
@@ -415,7 +418,9 @@ fn not_hash_miss() {
 /// present" on an address without page tables is reported as such.
 pub fn slow_reason(why: FaultReason, ea: u64) -> FaultReason {
     match why {
-        FaultReason::Denied(super::access::Denied::NotPresent) if pgtable::walk(ea).is_none() => FaultReason::NoPageTable,
+        FaultReason::Denied(super::access::Denied::NotPresent) if pgtable::walk(ea).is_none() => {
+            FaultReason::NoPageTable
+        }
         w => w,
     }
 }
@@ -444,7 +449,9 @@ fn locked(f: impl FnOnce() -> Outcome, dsisr: u32) -> Outcome {
 fn segment_vsid(ea: u64) -> u64 {
     let rs: u64;
     // SAFETY: slbfee. only reads the SLB (and sets CR0).
-    unsafe { core::arch::asm!("slbfee. {rs}, {ea}", rs = lateout(reg) rs, ea = in(reg) ea, out("cr0") _, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("slbfee. {rs}, {ea}", rs = lateout(reg) rs, ea = in(reg) ea, out("cr0") _, options(nomem, nostack))
+    };
     // Kernel VSIDs are 36 bits (mm/slbe.rs): saying so lets the hash skip its wider mask.
     (rs >> crate::mm::slbe::SLB_VSID_SHIFT) & crate::mm::slbe::VSID_MODULUS
 }
@@ -455,7 +462,7 @@ fn segment_vsid(ea: u64) -> u64 {
 /// `busy_retries` counter the protocol bumps, so this costs no state of its own.
 #[inline(always)]
 fn retry<const HV: bool>(why: Retry) {
-    if HV && why == Retry::Busy && stats::this().get(Counter::BusyRetries) % 8 == 0 {
+    if HV && why == Retry::Busy && stats::this().get(Counter::BusyRetries).is_multiple_of(8) {
         confer();
     }
 }
@@ -474,7 +481,9 @@ pub fn handle(f: &mut ExcFrame) -> Handled {
         if IsiSrr1::from_bits_truncate(f.msr).intersects(IsiSrr1::NOEXEC_GUARD | IsiSrr1::IAMR) {
             // The HPTE itself forbids the fetch (N or G, set only from the PTE, whose changes
             // flush the HPTE), or a storage key does: no HPTE can fix that.
-            return Handled::Bad(FaultReason::Other("instruction fetch from a no-execute or guarded page (HPTE N/G or key, SRR1)"));
+            return Handled::Bad(FaultReason::Other(
+                "instruction fetch from a no-execute or guarded page (HPTE N/G or key, SRR1)",
+            ));
         }
         (f.nip, Access::from_instruction_fault(user))
     } else {
@@ -513,7 +522,11 @@ pub fn hash_page(ea: u64, access: Access) -> Result<(), FaultReason> {
     match outcome {
         Outcome::Inserted { .. } | Outcome::Updated => Ok(()),
         Outcome::Retry(why) => {
-            if platform::powernv() { retry::<false>(why) } else { retry::<true>(why) }
+            if platform::powernv() {
+                retry::<false>(why)
+            } else {
+                retry::<true>(why)
+            }
             Ok(())
         }
         Outcome::Denied(d) => Err(FaultReason::Denied(d)),
@@ -535,7 +548,9 @@ fn hash_page_on<B: HashBackend>(slot: &super::cell::PteSlot, va: &Va, access: Ac
         // The 0x400 path has no ceiling variant: while bench=ceiling has the 0x300 patched,
         // anything else that faults is hashed as by default; with injection armed the caller
         // passes the injecting backend.
-        Design::LockFree | Design::Ceiling | Design::Inject => hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
+        Design::LockFree | Design::Ceiling | Design::Inject => {
+            hash_pte_at(Busy, slot, ea, va, access, be, &ThisCpu, ReturnOutcome)
+        }
         Design::Patch2003 => hash_pte_at(PATCH2003, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
         Design::Cas2 => hash_pte_at(Cas2, slot, ea, va, access, be, &ThisCpu, ReturnOutcome),
     }

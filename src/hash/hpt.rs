@@ -8,11 +8,11 @@
 //! the pseries side uses the general hypercall wrappers, the native side masks interrupts
 //! around each lock it takes.
 
-use super::backend::{HashBackend, HcallError, InsertError, Pseries, ProtectError, RemoveError};
+use super::backend::{HashBackend, HcallError, InsertError, ProtectError, Pseries, RemoveError};
 use super::native::{HptMem, NATIVE};
 use crate::arch::ppc64::hcall::{self, H_ANDCOND};
 use crate::arch::ppc64::platform::powernv;
-use crate::mm::hpte::{Hpte, HpteV, HptGeometry};
+use crate::mm::hpte::{HptGeometry, Hpte, HpteV};
 
 pub struct Hpt;
 
@@ -32,15 +32,27 @@ impl HashBackend for Hpt {
     }
 
     fn read_group(&self, group_ptex: u64) -> Result<[Hpte; 8], HcallError> {
-        if powernv() { NATIVE.read_group(group_ptex) } else { Pseries.read_group(group_ptex) }
+        if powernv() {
+            NATIVE.read_group(group_ptex)
+        } else {
+            Pseries.read_group(group_ptex)
+        }
     }
 
     fn protect(&self, ptex: u64, avpn: u64, hprot_flags: u64) -> Result<(), ProtectError> {
-        if powernv() { NATIVE.protect(ptex, avpn, hprot_flags) } else { Pseries.protect(ptex, avpn, hprot_flags) }
+        if powernv() {
+            NATIVE.protect(ptex, avpn, hprot_flags)
+        } else {
+            Pseries.protect(ptex, avpn, hprot_flags)
+        }
     }
 
     fn remove(&self, ptex: u64, avpn: u64) -> Result<Hpte, RemoveError> {
-        if powernv() { NATIVE.remove(ptex, avpn) } else { Pseries.remove(ptex, avpn) }
+        if powernv() {
+            NATIVE.remove(ptex, avpn)
+        } else {
+            Pseries.remove(ptex, avpn)
+        }
     }
 
     fn remove_unbolted(&self, ptex: u64) -> Result<Hpte, RemoveError> {
@@ -54,7 +66,11 @@ impl HashBackend for Hpt {
     }
 
     fn read(&self, ptex: u64) -> Hpte {
-        if powernv() { NATIVE.read(ptex) } else { Pseries.read(ptex) }
+        if powernv() {
+            NATIVE.read(ptex)
+        } else {
+            Pseries.read(ptex)
+        }
     }
 
     fn random(&self) -> u64 {

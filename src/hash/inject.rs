@@ -115,7 +115,8 @@ impl Injector for Armed {
 
 /// The hypervisor's backend with the armed plan's failures.
 #[cfg(target_os = "none")]
-pub const PSERIES: Injecting<'static, super::backend::Pseries, Armed> = Injecting { inner: &super::backend::Pseries, inj: &Armed };
+pub const PSERIES: Injecting<'static, super::backend::Pseries, Armed> =
+    Injecting { inner: &super::backend::Pseries, inj: &Armed };
 
 /// The hypervisor call an injected kind stands for (for reports).
 pub const fn hcall_of(k: Kind) -> Option<Hcall> {
@@ -152,7 +153,12 @@ mod tests {
 
     impl Host {
         fn new(plan: Plan) -> Host {
-            Host { plan, calls: RefCell::new([0; crate::inject::SITES]), rng: Cell::new(stream_start(plan.seed, 0)), fired: RefCell::new(vec![]) }
+            Host {
+                plan,
+                calls: RefCell::new([0; crate::inject::SITES]),
+                rng: Cell::new(stream_start(plan.seed, 0)),
+                fired: RefCell::new(vec![]),
+            }
         }
         fn count(&self, k: Kind) -> usize {
             self.fired.borrow().iter().filter(|&&x| x == k).count()
@@ -187,7 +193,14 @@ mod tests {
 
     /// Runs hash_pte until the access would go through (re-executing on Retry), at most
     /// `limit` times; returns the final outcome and the attempts.
-    fn fault_until_done<B: HashBackend>(c: &CasCell<AtomicU64>, ea: u64, a: Access, be: &B, st: &Stats, limit: usize) -> (Outcome, usize) {
+    fn fault_until_done<B: HashBackend>(
+        c: &CasCell<AtomicU64>,
+        ea: u64,
+        a: Access,
+        be: &B,
+        st: &Stats,
+        limit: usize,
+    ) -> (Outcome, usize) {
         for i in 1..=limit {
             match hash_pte(c, ea, kernel_vsid(ea), a, be, st) {
                 Outcome::Retry(_) => continue,
@@ -224,7 +237,9 @@ mod tests {
     #[test]
     fn enter_busy_and_long_busy_re_execute_then_insert() {
         let hpt = FakeHpt::new(19);
-        let inj = Host::new(Plan::default().with(Kind::EnterBusy, Trigger::Every(2)).with(Kind::EnterLongBusy, Trigger::Every(3)));
+        let inj = Host::new(
+            Plan::default().with(Kind::EnterBusy, Trigger::Every(2)).with(Kind::EnterLongBusy, Trigger::Every(3)),
+        );
         let be = Injecting { inner: &hpt, inj: &inj };
         let st = Stats::new();
         let mut retries = 0;
@@ -426,7 +441,10 @@ mod tests {
         let be = Injecting { inner: &hpt, inj: &inj };
         let st = Stats::new();
         let c = CasCell(AtomicU64::new(Pte::new(0x1234, PAGE_KERNEL).0));
-        assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &be, &st), Outcome::Inserted { secondary: false, evicted: 0 });
+        assert_eq!(
+            hash_pte(&c, EA, kernel_vsid(EA), load(), &be, &st),
+            Outcome::Inserted { secondary: false, evicted: 0 }
+        );
         assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), store(), &be, &st), Outcome::Updated);
         assert!(inj.fired.borrow().is_empty());
         assert_eq!(hcall_of(Kind::RemoveBusy), Some(Hcall::Remove));

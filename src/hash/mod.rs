@@ -8,12 +8,12 @@ pub mod access;
 pub mod backend;
 pub mod cell;
 pub mod design;
-pub mod native;
+#[cfg(target_os = "none")]
+pub mod fault;
 #[cfg(target_os = "none")]
 pub mod hpt;
 pub mod inject;
+pub mod native;
 pub mod protocol;
 pub mod reason;
 pub mod stats;
-#[cfg(target_os = "none")]
-pub mod fault;

@@ -22,7 +22,9 @@
 //! for a bounded time and an interrupt handler can never spin on a lock its own CPU holds.
 
 use super::backend::{HashBackend, HcallError, InsertError, ProtectError, RemoveError};
-use crate::mm::hpte::{tlbie_rb, Hpte, HpteR, HpteV, HptGeometry, AVPN_MASK, KEY_HI_MASK, KEY_LO_MASK, PP_MASK, V_SSIZE_MASK};
+use crate::mm::hpte::{
+    tlbie_rb, HptGeometry, Hpte, HpteR, HpteV, AVPN_MASK, KEY_HI_MASK, KEY_LO_MASK, PP_MASK, V_SSIZE_MASK,
+};
 
 const VALID: u64 = HpteV::VALID.bits();
 const LOCK: u64 = HpteV::LOCK.bits();
@@ -71,7 +73,9 @@ pub trait HptMem {
 /// `flags` (the hypervisor's encoding, `mm::hpte::h_protect_flags`, decoded as QEMU 7.2 does).
 pub const fn protect_r(r: u64, flags: u64) -> u64 {
     let mask = HpteR::PP0.bits() | PP_MASK | HpteR::N.bits() | KEY_HI_MASK | KEY_LO_MASK;
-    let new = ((flags << 55) & HpteR::PP0.bits()) | ((flags << 48) & KEY_HI_MASK) | (flags & (PP_MASK | HpteR::N.bits() | KEY_LO_MASK));
+    let new = ((flags << 55) & HpteR::PP0.bits())
+        | ((flags << 48) & KEY_HI_MASK)
+        | (flags & (PP_MASK | HpteR::N.bits() | KEY_LO_MASK));
     (r & !mask) | new
 }
 
@@ -312,9 +316,9 @@ mod kernel {
         }
         #[inline(always)]
         fn critical<R>(&self, f: impl FnOnce() -> R) -> R {
-            let on = crate::sync::irq::save_disable();
+            let on = crate::arch::ppc64::irq::save_disable();
             let r = f();
-            crate::sync::irq::restore(on);
+            crate::arch::ppc64::irq::restore(on);
             r
         }
         #[inline(always)]
@@ -329,7 +333,7 @@ mod kernel {
         fn hpte_r(&self, pte: crate::mm::pte::Pte) -> u64 {
             let t = percpu::load_field::<{ percpu::offsets::HPTE_R }>();
             // SAFETY: `hpte_r` holds the address of the static `protocol::HPTE_R` (set by
-            // boot::init_cpu_mmu before the CPU takes hash faults).
+            // mm::init_cpu before the CPU takes hash faults).
             let t = unsafe { &*(t as *const super::super::protocol::HpteRTable) };
             t.r(pte)
         }
@@ -454,7 +458,10 @@ mod tests {
         let (g, h) = entry();
         let p = b.insert(g, h.v & !VALID, h.r).unwrap();
         assert_eq!(p, g);
-        assert_eq!(b.mem.take_log(), vec![Op::Lock(g), Op::StoreR(g, h.r), Op::Order, Op::StoreV(g, h.v), Op::TableSync]);
+        assert_eq!(
+            b.mem.take_log(),
+            vec![Op::Lock(g), Op::StoreR(g, h.r), Op::Order, Op::StoreV(g, h.v), Op::TableSync]
+        );
         assert_eq!(b.read(p), h, "valid, unlocked, the entry asked for");
     }
 
@@ -520,7 +527,10 @@ mod tests {
         assert_eq!(b.remove_unbolted(q), Ok(Hpte::EMPTY));
         let log = b.mem.take_log();
         assert_eq!(log.first(), Some(&Op::Lock(q)));
-        assert_eq!(&log[1..], &[Op::StoreV(q, LOCK), Op::Invalidate((VSID << 28) | (EA & 0x0fff_f000)), Op::StoreV(q, 0)]);
+        assert_eq!(
+            &log[1..],
+            &[Op::StoreV(q, LOCK), Op::Invalidate((VSID << 28) | (EA & 0x0fff_f000)), Op::StoreV(q, 0)]
+        );
     }
 
     #[test]
@@ -575,7 +585,10 @@ mod tests {
         for sec in [false, true] {
             let g = geo.group_base(hash_4k(VSID, EA), sec);
             for i in 0..8 {
-                b.mem.v[(g + i) as usize].store(VALID | (0x99 << 12) | if i == 0 { BOLTED } else { 0 }, std::sync::atomic::Ordering::Relaxed);
+                b.mem.v[(g + i) as usize].store(
+                    VALID | (0x99 << 12) | if i == 0 { BOLTED } else { 0 },
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
         }
         c.publish(Pte::new(0x4321, PAGE_KERNEL));

@@ -28,7 +28,10 @@ use crate::mm::pte::{HptSlot, Pte, PteFlags, PFN_SHIFT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Inserted { secondary: bool, evicted: u8 },
+    Inserted {
+        secondary: bool,
+        evicted: u8,
+    },
     Updated,
     /// Nothing changed: re-execute the access.
     Retry(Retry),
@@ -59,25 +62,7 @@ pub enum Retry {
     SlotChanged,
 }
 
-/// The hypervisor call an outcome refers to (for the oops that reports a refusal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hcall {
-    Enter,
-    Protect,
-    Read,
-    Remove,
-}
-
-impl Hcall {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Hcall::Enter => "H_ENTER",
-            Hcall::Protect => "H_PROTECT",
-            Hcall::Read => "H_READ",
-            Hcall::Remove => "H_REMOVE",
-        }
-    }
-}
+pub use super::reason::Hcall;
 
 /// The flags the HPTE gets for a PTE: like Linux, a clean page is mapped read-only so the first
 /// store faults and hash_page can set DIRTY (then upgrades the HPTE with H_PROTECT).
@@ -189,14 +174,29 @@ impl Finish for ReturnOutcome {
 
 /// One hash fault for the page at `ea` in segment `vsid`, default design: see `hash_pte_at`.
 #[inline(always)]
-pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
+pub fn hash_pte<C: PteCell, B: HashBackend, S: StatsRef>(
+    cell: &C,
+    ea: u64,
+    vsid: u64,
+    access: Access,
+    be: &B,
+    st: &S,
+) -> Outcome {
     hash_pte_at(Busy, cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
 }
 
 /// One hash fault under design `d` (`hash::design`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn hash_pte_design<D: Steps, C: PteCell, B: HashBackend, S: StatsRef>(d: D, cell: &C, ea: u64, vsid: u64, access: Access, be: &B, st: &S) -> Outcome {
+pub fn hash_pte_design<D: Steps, C: PteCell, B: HashBackend, S: StatsRef>(
+    d: D,
+    cell: &C,
+    ea: u64,
+    vsid: u64,
+    access: Access,
+    be: &B,
+    st: &S,
+) -> Outcome {
     hash_pte_at(d, cell, ea, &Va { ea, vsid }, access, be, st, ReturnOutcome)
 }
 
@@ -272,13 +272,30 @@ fn taken<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Fin
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn insert_then<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, k: K) -> K::Out {
+fn insert_then<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+    d: D,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    held: D::Held,
+    be: &B,
+    st: &S,
+    k: K,
+) -> K::Out {
     k.finish(insert(d, cell, addr, old, held, be, st, true))
 }
 
 #[cold]
 #[inline(never)]
-fn refused_then<D: Steps, C: PteCell, S: StatsRef, K: Finish>(d: D, cell: &C, old: Pte, held: D::Held, st: &S, e: HcallError, k: K) -> K::Out {
+fn refused_then<D: Steps, C: PteCell, S: StatsRef, K: Finish>(
+    d: D,
+    cell: &C,
+    old: Pte,
+    held: D::Held,
+    st: &S,
+    e: HcallError,
+    k: K,
+) -> K::Out {
     k.finish(give_back(d, cell, old, held, st, Hcall::Enter, e))
 }
 
@@ -334,11 +351,28 @@ fn denied<S: StatsRef, K: Finish>(access: Access, old: Pte, st: &S, k: K) -> K::
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn update_or_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, k: K) -> K::Out {
+fn update_or_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef, K: Finish>(
+    d: D,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    held: D::Held,
+    be: &B,
+    st: &S,
+    k: K,
+) -> K::Out {
     k.finish(update_or_insert_outcome(d, cell, addr, old, held, be, st))
 }
 
-fn update_or_insert_outcome<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S) -> Outcome {
+fn update_or_insert_outcome<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(
+    d: D,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    held: D::Held,
+    be: &B,
+    st: &S,
+) -> Outcome {
     let (ea, vsid) = (addr.ea(), addr.vsid());
     let new = d.value(cell, held);
     if let Some(slot) = old.slot() {
@@ -360,7 +394,15 @@ fn update_or_insert_outcome<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, 
 /// end it.
 #[cold]
 #[allow(clippy::too_many_arguments)]
-fn give_back<D: Steps, C: PteCell, S: StatsRef>(d: D, cell: &C, old: Pte, held: D::Held, st: &S, call: Hcall, e: HcallError) -> Outcome {
+fn give_back<D: Steps, C: PteCell, S: StatsRef>(
+    d: D,
+    cell: &C,
+    old: Pte,
+    held: D::Held,
+    st: &S,
+    call: Hcall,
+    e: HcallError,
+) -> Outcome {
     d.give_back(cell, old, held);
     if e.is_transient() {
         st.count(Counter::RetryHvBusy);
@@ -406,7 +448,16 @@ fn try_group<D: Steps, C: PteCell, B: HashBackend, S: StatsRef>(
 /// (a bolted or empty victim slot, another CPU refilling the group) goes to the general loop.
 /// BUSY is held: the PTE holds the value to publish.
 #[allow(clippy::too_many_arguments)]
-fn insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, primary_full: bool) -> Outcome {
+fn insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(
+    d: D,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    held: D::Held,
+    be: &B,
+    st: &S,
+    primary_full: bool,
+) -> Outcome {
     let (ea, vsid) = (addr.ea(), addr.vsid());
     if !primary_full {
         if let Some(o) = try_group(d, cell, ea, vsid, old, held, be, st, false, 0) {
@@ -440,7 +491,16 @@ fn insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D,
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn evict_and_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(d: D, cell: &C, addr: &A, old: Pte, held: D::Held, be: &B, st: &S, mut rnd: u64) -> Outcome {
+fn evict_and_insert<D: Steps, C: PteCell, A: FaultAddr, B: HashBackend, S: StatsRef>(
+    d: D,
+    cell: &C,
+    addr: &A,
+    old: Pte,
+    held: D::Held,
+    be: &B,
+    st: &S,
+    mut rnd: u64,
+) -> Outcome {
     for round in 1..=MAX_EVICT_ROUNDS {
         let first = rnd & 1 != 0;
         let start = (rnd >> 1) & 7;
@@ -522,7 +582,13 @@ fn evict_from<B: HashBackend>(group: u64, start: u64, be: &B) -> Result<Evicted,
 /// Clear-and-flush for unmapping (vfree, iounmap): clears the PTE with the BUSY-waiting update
 /// and removes the HPTE its slot bits name. Returns the old PTE, or the hypervisor's refusal
 /// to remove the entry (the PTE is clear either way).
-pub fn clear_and_flush<C: PteCell, B: HashBackend>(cell: &C, ea: u64, vsid: u64, be: &B, spins: &mut u64) -> Result<Pte, HcallError> {
+pub fn clear_and_flush<C: PteCell, B: HashBackend>(
+    cell: &C,
+    ea: u64,
+    vsid: u64,
+    be: &B,
+    spins: &mut u64,
+) -> Result<Pte, HcallError> {
     let old = cell.update(u64::MAX, 0, spins);
     flush_hpte(old, ea, vsid, be)?;
     Ok(old)
@@ -695,7 +761,10 @@ mod tests {
         let before = Pte::new(0x1234, PAGE_KERNEL);
         let (c, hpt, _, st) = setup(before);
         hpt.refuse.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &hpt, &st), Outcome::Refused(Hcall::Enter, HcallError::Parameter));
+        assert_eq!(
+            hash_pte(&c, EA, kernel_vsid(EA), load(), &hpt, &st),
+            Outcome::Refused(Hcall::Enter, HcallError::Parameter)
+        );
         assert_eq!(c.load(), before);
         assert_eq!(st.get(Counter::HvRefusals), 1);
     }
@@ -821,7 +890,10 @@ mod tests {
         }
         let before = Pte::new(0x1234, PAGE_KERNEL);
         let (c, _, _, st) = setup(before);
-        assert_eq!(hash_pte(&c, EA, kernel_vsid(EA), load(), &Busy(FakeHpt::new(19)), &st), Outcome::Retry(Retry::HypervisorBusy));
+        assert_eq!(
+            hash_pte(&c, EA, kernel_vsid(EA), load(), &Busy(FakeHpt::new(19)), &st),
+            Outcome::Retry(Retry::HypervisorBusy)
+        );
         assert_eq!(c.load(), before);
         assert_eq!(st.get(Counter::RetryHvBusy), 1);
     }

@@ -4,9 +4,36 @@
 //! and counted once.
 
 use super::access::Denied;
-use super::protocol::Hcall;
 use crate::arch::ppc64::papr::HcallError;
 use core::fmt;
+
+/// The hypervisor call an outcome refers to (for the oops that reports a refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hcall {
+    Enter,
+    Protect,
+    Read,
+    Remove,
+}
+
+impl Hcall {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hcall::Enter => "H_ENTER",
+            Hcall::Protect => "H_PROTECT",
+            Hcall::Read => "H_READ",
+            Hcall::Remove => "H_REMOVE",
+        }
+    }
+}
+
+/// What a fault handler concluded (every handler the trap dispatch calls returns it).
+pub enum Handled {
+    /// Translation installed (or retry): re-execute the access.
+    Done,
+    /// The access is not allowed / the address is not mapped: fixup or oops.
+    Bad(FaultReason),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultReason {
@@ -85,7 +112,9 @@ impl fmt::Display for FaultReason {
                 Denied::NoExec => "instruction fetch from a no-execute page",
                 Denied::ExecGuarded => "instruction fetch from a guarded page",
             }),
-            FaultReason::AllBolted => f.write_str("every slot of both HPTE groups holds a bolted entry: no HPTE can be inserted"),
+            FaultReason::AllBolted => {
+                f.write_str("every slot of both HPTE groups holds a bolted entry: no HPTE can be inserted")
+            }
             FaultReason::Refused(call, e) => write!(f, "the hypervisor refused {}: {}", call.name(), e),
             FaultReason::Other(s) => f.write_str(s),
         }

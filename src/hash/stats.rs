@@ -38,9 +38,22 @@ pub const N: usize = 16;
 pub const OUTCOMES: usize = 10;
 
 pub const NAMES: [&str; N] = [
-    "insert_primary", "insert_secondary", "updates", "busy_retries", "stcx_fails", "retry_hv_busy",
-    "retry_evictions", "bad_access", "hv_refusals", "all_bolted", "evictions", "dseg_miss",
-    "iseg_miss", "locked_faults", "confers", "slot_cas_lost",
+    "insert_primary",
+    "insert_secondary",
+    "updates",
+    "busy_retries",
+    "stcx_fails",
+    "retry_hv_busy",
+    "retry_evictions",
+    "bad_access",
+    "hv_refusals",
+    "all_bolted",
+    "evictions",
+    "dseg_miss",
+    "iseg_miss",
+    "locked_faults",
+    "confers",
+    "slot_cas_lost",
 ];
 
 /// `repr(C)`: the 0x380 handler (assembly) adds to `dseg_miss` at `Counter as usize * 8`.

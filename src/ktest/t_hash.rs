@@ -1,13 +1,14 @@
 //! hash_page:: tests, against the real hypervisor HPT.
 
-use crate::arch::ppc64::exception::{probe_read, probe_write};
-use crate::hash::backend::HashBackend;
-use crate::hash::hpt::Hpt;
-use crate::arch::ppc64::reg::Dsisr;
 use crate::arch::ppc64::boot;
+use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::arch::ppc64::reg::Dsisr;
 use crate::hash::access::{decide, Access, Step};
+use crate::hash::backend::HashBackend;
 use crate::hash::cell::{PteCell, PteSlot, Take};
+use crate::hash::hpt::Hpt;
 use crate::hash::stats::{self, Counter};
+use crate::ktest::TestResult;
 use crate::mm::hpte::{avpn_for, hash_4k, HpteV};
 use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_RO};
 use crate::mm::slbe::kernel_vsid;
@@ -41,7 +42,8 @@ pub(super) fn fresh_page() -> Result<u64, alloc::string::String> {
     Ok(a)
 }
 
-ktest!("hash_page", fn faults_enter_at_the_ail_block() {
+ktest!("hash_page", faults_enter_at_the_ail_block);
+fn faults_enter_at_the_ail_block() -> TestResult {
     // LPCR[AIL] = 3 (H_SET_MODE on pseries, written directly on powernv): a hash fault taken
     // with translation on enters the lean 0x300 entry at 0xc000000000004300, which records
     // the fault in this CPU's hash frame. Through the real-mode vectors it would take the
@@ -56,9 +58,10 @@ ktest!("hash_page", fn faults_enter_at_the_ail_block() {
     vmalloc::vfree(b).map_err(e)?;
     kassert!(after_a == a && after_b == b, "hash frame DAR {after_a:#x}, {after_b:#x} after faults on {a:#x}, {b:#x}: the faults did not come through the AIL block");
     Ok(())
-});
+}
 
-ktest!("hash_page", fn first_touch_inserts_hpte() {
+ktest!("hash_page", first_touch_inserts_hpte);
+fn first_touch_inserts_hpte() -> TestResult {
     let a = fresh_page()?;
     kassert!(vmalloc::find_hpte(a).is_none(), "HPTE before first touch");
     let ins = stats::this().get(Counter::InsertPrimary) + stats::this().get(Counter::InsertSecondary);
@@ -81,9 +84,10 @@ ktest!("hash_page", fn first_touch_inserts_hpte() {
     kassert!(h.r & 0x4 != 0, "vmalloc data must be no-execute");
     kassert!(!h.is_bolted());
     Ok(())
-});
+}
 
-ktest!("hash_page", fn store_sets_dirty_load_only_accessed() {
+ktest!("hash_page", store_sets_dirty_load_only_accessed);
+fn store_sets_dirty_load_only_accessed() -> TestResult {
     let a = fresh_page()?;
     let _ = read(a);
     let p1 = vmalloc::pte_of(a).ok_or("no PTE")?;
@@ -98,9 +102,10 @@ ktest!("hash_page", fn store_sets_dirty_load_only_accessed() {
     kassert_eq!(h.pp(), 0);
     kassert_eq!(upd2, upd + 1); // the store upgraded the HPTE with H_PROTECT
     Ok(())
-});
+}
 
-ktest!("hash_page", fn store_to_read_only_is_bad_access() {
+ktest!("hash_page", store_to_read_only_is_bad_access);
+fn store_to_read_only_is_bad_access() -> TestResult {
     let a = vmalloc::vmalloc_flags(4096, PAGE_KERNEL_RO).map_err(e)?;
     let _ = read(a);
     let before = vmalloc::pte_of(a).ok_or("no PTE")?;
@@ -110,14 +115,19 @@ ktest!("hash_page", fn store_to_read_only_is_bad_access() {
     vmalloc::vfree(a).map_err(e)?;
     let f = r.err().ok_or("store to a read-only page succeeded")?;
     kassert_eq!(f.trap, 0x300);
-    kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+    kassert!(
+        Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE),
+        "DSISR {:#x}",
+        f.dsisr
+    );
     kassert_eq!(before, after);
     kassert!(!after.flags().contains(PteFlags::DIRTY));
     kassert_eq!(stats::this().get(Counter::BadAccess), bad + 1);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn not_present_pte_gets_no_hpte() {
+ktest!("hash_page", not_present_pte_gets_no_hpte);
+fn not_present_pte_gets_no_hpte() -> TestResult {
     // A "swap entry": RW|ACCESSED-looking bits and a PFN, but no PRESENT.
     let ea = vmalloc::VMALLOC_START + (50u64 << 30);
     let swap = 0x0000_0abc_dead_0000u64 | PteFlags::RW.bits() | PteFlags::USER.bits();
@@ -131,9 +141,10 @@ ktest!("hash_page", fn not_present_pte_gets_no_hpte() {
     kassert_eq!(after.raw(), swap);
     kassert!(h.is_none(), "HPTE inserted for a not-present PTE");
     Ok(())
-});
+}
 
-ktest!("hash_page", fn reinserted_after_eviction() {
+ktest!("hash_page", reinserted_after_eviction);
+fn reinserted_after_eviction() -> TestResult {
     let a = fresh_page()?;
     write(a, 5);
     let (ptex, _) = vmalloc::find_hpte(a).ok_or("no HPTE")?;
@@ -148,9 +159,10 @@ ktest!("hash_page", fn reinserted_after_eviction() {
     let geo = boot::info().hpt();
     kassert_eq!(geo.ptex(hash_4k(kernel_vsid(a), a), p.slot().ok_or("slot")?), ptex2);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn permission_upgrade_uses_h_protect() {
+ktest!("hash_page", permission_upgrade_uses_h_protect);
+fn permission_upgrade_uses_h_protect() -> TestResult {
     let a = vmalloc::vmalloc_flags(4096, PAGE_KERNEL_RO).map_err(e)?;
     let _ = read(a);
     kassert!(probe_write(a, 1).is_err());
@@ -168,9 +180,10 @@ ktest!("hash_page", fn permission_upgrade_uses_h_protect() {
     kassert_eq!(upd2, upd + 1);
     kassert_eq!(ins2, ins);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
+ktest!("hash_page", full_groups_secondary_then_eviction_bolted_survive);
+fn full_groups_secondary_then_eviction_bolted_survive() -> TestResult {
     let a = fresh_page()?;
     let vsid = kernel_vsid(a);
     let hash = hash_4k(vsid, a);
@@ -182,7 +195,11 @@ ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
     let sg = geo.group_base(hash, true);
     let mut k = 0u64;
     let mut fill = |g: u64, bolted: bool, dummies: &mut alloc::vec::Vec<(u64, u64)>| {
-        while let Ok(ptex) = Hpt.insert(g, avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 }, (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) = Hpt.insert(
+            g,
+            avpn_for(dummy_vsid, k << 23) | 1 | if bolted { HpteV::BOLTED.bits() } else { 0 },
+            (0x2000 << 12) | 0x10 | 0x2,
+        ) {
             dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
             k += 1;
         }
@@ -209,9 +226,10 @@ ktest!("hash_page", fn full_groups_secondary_then_eviction_bolted_survive() {
     kassert_eq!(bolted_left, 8);
     kassert_eq!(v, 9);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn asm_take_matches_decide_exhaustively() {
+ktest!("hash_page", asm_take_matches_decide_exhaustively);
+fn asm_take_matches_decide_exhaustively() -> TestResult {
     // The inline-asm ldarx/stdcx. step must implement access::decide bit for bit.
     let cell = PteSlot::new();
     let accesses = [
@@ -246,17 +264,18 @@ ktest!("hash_page", fn asm_take_matches_decide_exhaustively() {
     }
     kassert_eq!(checked, 65536 * 6);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn locked_mode_works_without_interrupts() {
+ktest!("hash_page", locked_mode_works_without_interrupts);
+fn locked_mode_works_without_interrupts() -> TestResult {
     // The 2003 design still works when nothing interrupts vmalloc, and the lock validator
     // flags it: page_table_lock taken with interrupts on (vmalloc) and in exception context
     // (hash_page). The report is expected here, so it is counted instead of printed.
     let class = &vmalloc::PAGE_TABLE_LOCK.class;
     // Make sure the irqs-on side is known (vmalloc with EE on).
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     let warm = vmalloc::vmalloc(4096).map_err(e);
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     vmalloc::vfree(warm?).map_err(e)?;
     let was = crate::hash::fault::design();
     crate::hash::fault::set_locked_mode(true);
@@ -275,20 +294,23 @@ ktest!("hash_page", fn locked_mode_works_without_interrupts() {
     r?;
     kassert!(flagged || !crate::sync::lockdep::ENABLED, "the lock validator did not flag the locked design");
     Ok(())
-});
+}
 
-ktest!("hash_page", fn fault_counters_move() {
+ktest!("hash_page", fault_counters_move);
+fn fault_counters_move() -> TestResult {
     let f = stats::this().faults();
     let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
     vmalloc::vfree(a).map_err(e)?;
     kassert!(stats::this().faults() >= f + 3);
     Ok(())
-});
+}
 
-ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
-    use crate::ktest::user::{run_user_load, UserExit};
+ktest!("hash_page", user_access_to_kernel_page_refused_untouched);
+fn user_access_to_kernel_page_refused_untouched() -> TestResult {
+    use crate::run::user::{run_user_load, UserExit};
     // Sanity: a user page is readable from problem state.
-    let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT).map_err(e)?;
+    let upage = vmalloc::vmalloc_flags(4096, PteFlags::PRESENT | PteFlags::USER | PteFlags::RW | PteFlags::COHERENT)
+        .map_err(e)?;
     let ok = run_user_load(upage).map_err(e)?;
     // A kernel page, never hashed, and one already hashed (HPTE with kernel-only PP).
     let k1 = fresh_page()?;
@@ -306,16 +328,23 @@ ktest!("hash_page", fn user_access_to_kernel_page_refused_untouched() {
     }
     kassert_eq!(ok, UserExit::Syscall);
     kassert!(matches!(r1, UserExit::Fault { trap: 0x300, dar, .. } if dar == k1), "{r1:?}");
-    kassert!(matches!(r2, UserExit::Fault { trap: 0x300, dar, dsisr } if dar == k2 && dsisr & 0x0800_0000 != 0), "{r2:?}");
+    kassert!(
+        matches!(r2, UserExit::Fault { trap: 0x300, dar, dsisr } if dar == k2 && dsisr & 0x0800_0000 != 0),
+        "{r2:?}"
+    );
     kassert_eq!(before1, after1);
     kassert_eq!(before2, after2);
     kassert!(!after1.flags().contains(PteFlags::ACCESSED), "denied user access set ACCESSED");
     kassert!(h1.is_none(), "denied access inserted an HPTE");
     Ok(())
-});
+}
 
-ktest!("hash_page", fn design_switch_patches_the_call() {
-    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_locked, select, Design};
+ktest!("hash_page", design_switch_patches_the_call);
+fn design_switch_patches_the_call() -> TestResult {
+    use crate::hash::fault::{
+        design_entry as call_target, do_hash_fault, do_hash_fault_locked, do_hash_fault_native,
+        do_hash_fault_native_locked, select, Design,
+    };
     // ELFv2: a direct call goes to the local entry, 0 or 8 bytes past the symbol (TOC set-up).
     // (With tracing on the call goes through the trace's entry: `design_entry` looks past it.)
     let at = |f: u64| call_target() == f || call_target() == f + 8;
@@ -339,11 +368,17 @@ ktest!("hash_page", fn design_switch_patches_the_call() {
     let locked_call = at(lk);
     // The locked design takes page_table_lock in exception context: the lock validator's
     // report is expected here (see locked_mode_works_without_interrupts).
-    let (d, _) = crate::sync::lockdep::expecting(&vmalloc::PAGE_TABLE_LOCK.class, || count(&|| { let _ = read(a); }));
+    let (d, _) = crate::sync::lockdep::expecting(&vmalloc::PAGE_TABLE_LOCK.class, || {
+        count(&|| {
+            let _ = read(a);
+        })
+    });
     select(Design::LockFree);
     let back = at(lf);
     let b = fresh_page()?;
-    let d2 = count(&|| { let _ = read(b); });
+    let d2 = count(&|| {
+        let _ = read(b);
+    });
     select(was);
     vmalloc::vfree(a).map_err(e)?;
     vmalloc::vfree(b).map_err(e)?;
@@ -352,9 +387,10 @@ ktest!("hash_page", fn design_switch_patches_the_call() {
     kassert!(d.get(Counter::LockedFaults) == 1 && d.get(Counter::InsertPrimary) == 1, "locked design: {d:?}");
     kassert!(d2.get(Counter::LockedFaults) == 0 && d2.get(Counter::InsertPrimary) == 1, "lock-free design: {d2:?}");
     Ok(())
-});
+}
 
-ktest!("hash_page", fn empty_page_tables_are_read_only() {
+ktest!("hash_page", empty_page_tables_are_read_only);
+fn empty_page_tables_are_read_only() -> TestResult {
     // Every walk of an address without page tables reads these shared tables: a store into
     // one must fault, not "map" a page for all such addresses.
     for va in crate::mm::pgtable::empty_tables() {
@@ -362,13 +398,18 @@ ktest!("hash_page", fn empty_page_tables_are_read_only() {
         let r = probe_write(va, 0x1234_5000 | PAGE_KERNEL.bits());
         let f = r.err().ok_or(format!("store into the empty table at {va:#x} succeeded"))?;
         kassert_eq!(f.trap, 0x300);
-        kassert!(Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE), "DSISR {:#x}", f.dsisr);
+        kassert!(
+            Dsisr::from_bits_retain(f.dsisr as u32).contains(Dsisr::PROTFAULT | Dsisr::ISSTORE),
+            "DSISR {:#x}",
+            f.dsisr
+        );
         kassert_eq!(read(va), before);
     }
     Ok(())
-});
+}
 
-ktest!("hash_page", fn address_without_page_table_is_reported_as_such() {
+ktest!("hash_page", address_without_page_table_is_reported_as_such);
+fn address_without_page_table_is_reported_as_such() -> TestResult {
     use crate::hash::access::Denied;
     use crate::hash::fault::slow_reason;
     use crate::hash::reason::FaultReason;
@@ -389,7 +430,7 @@ ktest!("hash_page", fn address_without_page_table_is_reported_as_such() {
     vmalloc::vfree(mapped).map_err(e)?;
     kassert_eq!(same, FaultReason::Denied(Denied::NotPresent));
     Ok(())
-});
+}
 
 /// Puts a `blr` at `a` (a writable mapping) and makes it visible to instruction fetch.
 fn put_blr(a: u64) {
@@ -401,7 +442,8 @@ fn put_blr(a: u64) {
     }
 }
 
-ktest!("hash_page", fn fetch_from_guarded_or_no_execute_is_refused_not_looped() {
+ktest!("hash_page", fetch_from_guarded_or_no_execute_is_refused_not_looped);
+fn fetch_from_guarded_or_no_execute_is_refused_not_looped() -> TestResult {
     // An instruction fetch hash_page cannot make legal must come back refused — not be
     // "resolved" by re-inserting or re-protecting the same HPTE and re-executed forever with
     // EE off (the 0x400 path before it filtered SRR1 and denied EXEC on GUARDED pages).
@@ -478,4 +520,4 @@ ktest!("hash_page", fn fetch_from_guarded_or_no_execute_is_refused_not_looped() 
     kassert!(IsiSrr1::from_bits_truncate(f3.srr1).contains(IsiSrr1::NOEXEC_GUARD), "SRR1 {:#x}", f3.srr1);
     kassert_eq!(s4.since(&s3).faults(), 0);
     Ok(())
-});
+}

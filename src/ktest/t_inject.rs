@@ -10,6 +10,7 @@ use crate::hash::protocol::Hcall;
 use crate::hash::reason::FaultReason;
 use crate::hash::stats::{self, Counter};
 use crate::inject::{self, Kind, Plan, Trigger};
+use crate::ktest::TestResult;
 use crate::mm::frame::Ledger;
 use crate::mm::hpte::{avpn_for, hash_4k, Hpte, HpteV};
 use crate::mm::pte::PteFlags;
@@ -70,20 +71,21 @@ fn in_interrupt(f: fn(u64), arg: u64) -> Result<(), String> {
     IRQ_ARG.store(arg, Relaxed);
     IRQ_DONE.store(false, Relaxed);
     timer::set_hook(Some(on_decrementer));
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     timer::arm(512);
     let start = insn::mftb();
     while !IRQ_DONE.load(Acquire) && insn::mftb() - start < timer::us_to_tb(2_000_000) {
         insn::cpu_relax();
     }
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     timer::arm(timer::DEC_IDLE);
     timer::set_hook(None);
     kassert!(IRQ_DONE.load(Acquire), "the decrementer handler did not run within 2 s");
     Ok(())
 }
 
-ktest!("inject", only Pseries, fn lost_eviction_races_re_execute_even_in_interrupts() {
+ktest!("inject", only Pseries, lost_eviction_races_re_execute_even_in_interrupts);
+fn lost_eviction_races_re_execute_even_in_interrupts() -> TestResult {
     // H_PTEG_FULL on every H_ENTER for 40 calls: both groups stay "full" after every eviction
     // round, as when other CPUs refill them as fast as this one evicts. One attempt makes 18
     // H_ENTER calls (primary, secondary, 8 rounds of two), then gives the access back to be
@@ -114,7 +116,7 @@ ktest!("inject", only Pseries, fn lost_eviction_races_re_execute_even_in_interru
         kassert!(h.is_some(), "no HPTE after the access went through");
     }
     Ok(())
-});
+}
 
 /// Fills what is free of both HPTE groups of `ea` with unbolted entries of a VSID no region
 /// uses (another partition's pages, say), so the next insert for `ea` must evict one.
@@ -123,14 +125,17 @@ fn crowd(ea: u64, dummies: &mut alloc::vec::Vec<(u64, u64)>, k: &mut u64) {
     let geo = boot::info().hpt();
     let hash = hash_4k(kernel_vsid(ea), ea);
     for g in [geo.group_base(hash, false), geo.group_base(hash, true)] {
-        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(vsid, *k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) =
+            hcall::h_enter(0, g, avpn_for(vsid, *k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2)
+        {
             dummies.push((ptex, avpn_for(vsid, *k << 23)));
             *k += 1;
         }
     }
 }
 
-ktest!("inject", only Pseries, fn transient_hypervisor_answers_are_survived() {
+ktest!("inject", only Pseries, transient_hypervisor_answers_are_survived);
+fn transient_hypervisor_answers_are_survived() -> TestResult {
     // Every transient kind, every few calls, on 16 pages that are loaded, stored, evicted and
     // made clean again (so H_ENTER, H_PROTECT and H_REMOVE all run), the groups of page 0
     // crowded before each access (so its inserts evict): every access completes, every page
@@ -187,12 +192,16 @@ ktest!("inject", only Pseries, fn transient_hypervisor_answers_are_survived() {
     for k in Kind::ALL.iter().filter(|k| k.is_transient()) {
         kassert!(inj[*k as usize] > 0, "{} never fired", k.name());
     }
-    kassert!(d.get(Counter::RetryHvBusy) > 0 && d.get(Counter::InsertSecondary) > 0 && d.get(Counter::Evictions) > 0, "{d:?}");
+    kassert!(
+        d.get(Counter::RetryHvBusy) > 0 && d.get(Counter::InsertSecondary) > 0 && d.get(Counter::Evictions) > 0,
+        "{d:?}"
+    );
     kassert_eq!(d.get(Counter::HvRefusals), 0);
     Ok(())
-});
+}
 
-ktest!("inject", only Pseries, fn permanent_hardware_failure_is_refused_and_claims_nothing() {
+ktest!("inject", only Pseries, permanent_hardware_failure_is_refused_and_claims_nothing);
+fn permanent_hardware_failure_is_refused_and_claims_nothing() -> TestResult {
     // H_HARDWARE on H_ENTER, H_PROTECT, H_REMOVE: through a probe (which turns the oops the
     // kernel would print into an error carrying its reason) the fault is refused naming the
     // call and status, again on the next try (permanent), and the PTE never claims an HPTE
@@ -242,7 +251,9 @@ ktest!("inject", only Pseries, fn permanent_hardware_failure_is_refused_and_clai
     let mut dummies = alloc::vec::Vec::new();
     let mut k = 0u64;
     for g in [geo.group_base(hash, false), geo.group_base(hash, true)] {
-        while let Ok(ptex) = hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2) {
+        while let Ok(ptex) =
+            hcall::h_enter(0, g, avpn_for(dummy_vsid, k << 23) | HpteV::VALID.bits(), (0x2000 << 12) | 0x10 | 0x2)
+        {
             dummies.push((ptex, avpn_for(dummy_vsid, k << 23)));
             k += 1;
         }
@@ -252,7 +263,10 @@ ktest!("inject", only Pseries, fn permanent_hardware_failure_is_refused_and_clai
     let r = inject::with_plan(&plan, || probe_read(c));
     let after = vmalloc::pte_of(c).ok_or("no PTE")?;
     let h = vmalloc::find_hpte(c);
-    let left = dummies.iter().filter(|(p, avpn)| matches!(hcall::h_read(*p), Ok((v, _)) if v & 1 != 0 && v & !0x7f == *avpn)).count();
+    let left = dummies
+        .iter()
+        .filter(|(p, avpn)| matches!(hcall::h_read(*p), Ok((v, _)) if v & 1 != 0 && v & !0x7f == *avpn))
+        .count();
     for (ptex, avpn) in &dummies {
         let _ = hcall::h_remove(hcall::H_AVPN, *ptex, *avpn);
     }
@@ -263,9 +277,10 @@ ktest!("inject", only Pseries, fn permanent_hardware_failure_is_refused_and_clai
     kassert!(h.is_none(), "an HPTE exists although the eviction failed");
     kassert_eq!(left, dummies.len());
     Ok(())
-});
+}
 
-ktest!("inject", fn allocation_failures_are_named_errors() {
+ktest!("inject", allocation_failures_are_named_errors);
+fn allocation_failures_are_named_errors() -> TestResult {
     // Frame allocation failing: vmalloc says "out of memory" (never a panic), whether the
     // first frame or a later one fails, and gives back every frame it took; a page table that
     // cannot be allocated is the same error. Heap failure (vmalloc's bookkeeping) likewise;
@@ -315,13 +330,16 @@ ktest!("inject", fn allocation_failures_are_named_errors() {
     write(a + 5 * 4096, 3);
     vmalloc::vfree(a).map_err(e)?;
     Ok(())
-});
+}
 
-ktest!("inject", only Pseries, fn same_seed_same_failures() {
+ktest!("inject", only Pseries, same_seed_same_failures);
+fn same_seed_same_failures() -> TestResult {
     // On one CPU the decisions depend only on the plan, the seed and the calls: the same
     // workload under the same seed injects the same failures; another seed, others.
     let run = |seed: u64| -> Result<[u64; inject::KINDS], String> {
-        let mut plan = Plan::default().with(Kind::EnterBusy, Trigger::Ppm(300_000)).with(Kind::RemoveNotFound, Trigger::Ppm(300_000));
+        let mut plan = Plan::default()
+            .with(Kind::EnterBusy, Trigger::Ppm(300_000))
+            .with(Kind::RemoveNotFound, Trigger::Ppm(300_000));
         plan.seed = seed;
         let a = vmalloc::vmalloc(8 * 4096).map_err(e)?;
         let r = inject::with_plan(&plan, || {
@@ -340,9 +358,10 @@ ktest!("inject", only Pseries, fn same_seed_same_failures() {
     kassert!(x != z, "seeds 7 and 8 injected the same failures: {x:?}");
     kassert!(x[Kind::EnterBusy as usize] > 0 && x[Kind::RemoveNotFound as usize] > 0, "{x:?}");
     Ok(())
-});
+}
 
-ktest!("inject", only Pseries, fn disarmed_the_default_path_is_back() {
+ktest!("inject", only Pseries, disarmed_the_default_path_is_back);
+fn disarmed_the_default_path_is_back() -> TestResult {
     // Arming hypervisor kinds patches the 0x300 entry's call to the injecting design; disarming
     // puts back whichever design was on (the default, or the one `hash_page=` chose). Through
     // `design_entry`, so a traced run (whose call goes to the trace's entry first) checks the same.
@@ -351,12 +370,20 @@ ktest!("inject", only Pseries, fn disarmed_the_default_path_is_back() {
     let (was, entry) = (design(), design_entry());
     kassert!(was != Design::Inject, "armed before the test: {:#x}", entry);
     let plan = Plan::default().with(Kind::EnterBusy, Trigger::Every(2));
-    let (armed_design, armed_call) = inject::with_plan(&plan, || (design(), at(do_hash_fault_inject as *const () as u64)));
+    let (armed_design, armed_call) =
+        inject::with_plan(&plan, || (design(), at(do_hash_fault_inject as *const () as u64)));
     kassert!(armed_design == Design::Inject && armed_call, "armed: {:?}, call {:#x}", armed_design, design_entry());
-    kassert!(design() == was && design_entry() == entry, "after: {:?} (was {:?}), call {:#x} (was {:#x})", design(), was, design_entry(), entry);
+    kassert!(
+        design() == was && design_entry() == entry,
+        "after: {:?} (was {:?}), call {:#x} (was {:#x})",
+        design(),
+        was,
+        design_entry(),
+        entry
+    );
     // Allocation kinds alone leave the fault path alone.
     let plan = Plan::default().with(Kind::Frame, Trigger::Every(1000));
     let d = inject::with_plan(&plan, design);
     kassert!(d == was, "{d:?}");
     Ok(())
-});
+}

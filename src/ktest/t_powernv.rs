@@ -7,6 +7,7 @@ use crate::arch::ppc64::{boot, insn, opal, percpu, timer};
 use crate::hash::backend::{HashBackend, RemoveError};
 use crate::hash::hpt::Hpt;
 use crate::hash::native::{HptMem, NATIVE};
+use crate::ktest::TestResult;
 use crate::mm::hpte::{avpn_for, hash_4k, tlbie_rb, HpteV, RPN_MASK};
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
@@ -31,7 +32,8 @@ fn write(a: u64, v: u64) {
 /// the scratch register).
 const UART_SCR: u32 = 0x3f8 + 7;
 
-ktest!("opal", only PowerNv, fn lpc_io_round_trip() {
+ktest!("opal", only PowerNv, lpc_io_round_trip);
+fn lpc_io_round_trip() -> TestResult {
     // OPAL_LPC_WRITE then OPAL_LPC_READ of the same I/O port: two real calls into skiboot,
     // which drives the LPC bus through XSCOM.
     let old = opal::lpc_read_io(UART_SCR, 1).map_err(|x| format!("read: {x}"))?;
@@ -43,9 +45,10 @@ ktest!("opal", only PowerNv, fn lpc_io_round_trip() {
     opal::lpc_write_io(UART_SCR, old, 1).map_err(|x| format!("restore: {x}"))?;
     kassert_eq!(seen, [0x5a, 0xa5]);
     Ok(())
-});
+}
 
-ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
+ktest!("opal", only PowerNv, device_tree_from_skiboot);
+fn device_tree_from_skiboot() -> TestResult {
     let bi = boot::info();
     let n = powernv::info().ok_or("no powernv boot information")?;
     kassert_eq!(bi.firmware, boot::Firmware::Opal);
@@ -60,9 +63,10 @@ ktest!("opal", only PowerNv, fn device_tree_from_skiboot() {
     kassert!(ids.iter().enumerate().all(|(i, p)| !ids[..i].contains(p)), "PIRs {ids:?}");
     kassert_eq!(ids[0] as u64, insn::mfspr::<{ spr::PIR }>()); // the boot CPU is CPU 0
     Ok(())
-});
+}
 
-ktest!("native", only PowerNv, fn mmu_registers_name_the_kernels_table() {
+ktest!("native", only PowerNv, mmu_registers_name_the_kernels_table);
+fn mmu_registers_name_the_kernels_table() -> TestResult {
     let n = powernv::info().ok_or("no powernv boot information")?;
     let geo = boot::hpt();
     // POWER8: SDR1; ISA 3.0: the same value as entry 0 (LPID 0) of the table PTCR names.
@@ -85,9 +89,10 @@ ktest!("native", only PowerNv, fn mmu_registers_name_the_kernels_table() {
         kassert_eq!(percpu::paca(c).hpt_base.load(Relaxed), boot::KERNEL_BASE + n.hpt_pa);
     }
     Ok(())
-});
+}
 
-ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
+ktest!("native", only PowerNv, translation_stays_until_tlbie);
+fn translation_stays_until_tlbie() -> TestResult {
     // The MMU caches translations: an HPTE rewritten in memory changes nothing until the
     // invalidation sequence (ptesync; tlbie; eieio; tlbsync; ptesync) drops the old one. So
     // every change the native backend makes to a valid entry ends in that sequence.
@@ -101,7 +106,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     let s = m.slot(ptex);
     let rb = tlbie_rb(boot::hpt(), ptex, h.v);
     // Interrupts off: nothing else runs on this CPU between the steps.
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     let _ = read(a); // the translation of `a` is in this CPU's TLB now
     let locked = m.try_lock(s, h.v);
     m.store_r(s, (h.r & !RPN_MASK) | (pfn_b << 12));
@@ -115,7 +120,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     m.store_r(s, h.r);
     m.invalidate(rb);
     m.store_v(s, h.v);
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
     let back = read(a);
     vmalloc::vfree(a).map_err(e)?;
     kassert!(locked && relocked, "could not take the entry's lock");
@@ -123,7 +128,7 @@ ktest!("native", only PowerNv, fn translation_stays_until_tlbie() {
     kassert_eq!(after, 0xbbbb); // the invalidation made the MMU read the new entry
     kassert_eq!(back, 0xaaaa);
     Ok(())
-});
+}
 
 static HELD_PTEX: AtomicU64 = AtomicU64::new(0);
 static HELD_V: AtomicU64 = AtomicU64::new(0);
@@ -138,7 +143,7 @@ fn hold_lock(_cpu: usize) {
     let m = &NATIVE.mem;
     let s = m.slot(HELD_PTEX.load(Acquire));
     let v = HELD_V.load(Acquire);
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     if m.try_lock(s, v) {
         HOLDER.store(1, Release);
         let t = insn::mftb();
@@ -154,10 +159,11 @@ fn hold_lock(_cpu: usize) {
     } else {
         HOLDER.store(2, Release);
     }
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
 }
 
-ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
+ktest!("native", only PowerNv, writers_wait_for_the_hpte_lock);
+fn writers_wait_for_the_hpte_lock() -> TestResult {
     // A removal of an entry whose lock another CPU holds waits until it is released, then
     // finds and removes it (a removal that returned "not found" or went ahead meanwhile would
     // let the caller free a page the other CPU is still mapping); an insert into the group
@@ -175,14 +181,14 @@ ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
     // The next free slot of the group, locked as if another CPU were filling it.
     let free = (g..g + 8).find(|&p| !Hpt.read(p).is_valid()).ok_or("no free slot left in the group")?;
     let m = &NATIVE.mem;
-    let pre = crate::sync::irq::save_disable();
+    let pre = crate::arch::ppc64::irq::save_disable();
     let took = m.try_lock(m.slot(free), 0);
-    crate::sync::irq::restore(pre);
+    crate::arch::ppc64::irq::restore(pre);
     let v2 = avpn_for(vsid, ea + (1 << 23)) | HpteV::VALID.bits();
     let other = Hpt.insert(g, v2, r);
-    let pre = crate::sync::irq::save_disable();
+    let pre = crate::arch::ppc64::irq::save_disable();
     m.store_v(m.slot(free), 0);
-    crate::sync::irq::restore(pre);
+    crate::arch::ppc64::irq::restore(pre);
     // Another CPU takes the first entry's lock.
     HELD_PTEX.store(ptex, Release);
     HELD_V.store(v, Release);
@@ -209,4 +215,4 @@ ktest!("native", only PowerNv, fn writers_wait_for_the_hpte_lock() {
     kassert_eq!(holder_after, 3); // the removal returned only after the holder let go
     kassert_eq!(again, Err(RemoveError::NotFound));
     Ok(())
-});
+}

@@ -8,12 +8,13 @@ use crate::arch::ppc64::exception::probe_read;
 use crate::arch::ppc64::{insn, timer};
 use crate::hash::access::Access;
 use crate::hash::backend::HashBackend;
-use crate::hash::hpt::Hpt;
 use crate::hash::cell::{PteCell, Take};
 use crate::hash::design::{Busy, Cas2, Patch2003, Steps, SHARED_AREA};
 use crate::hash::fault::{design, Design, HashTableLocks, PATCH2003};
-use crate::hash::protocol::{hash_pte_at, Outcome, ReturnOutcome, Retry, Va};
+use crate::hash::hpt::Hpt;
+use crate::hash::protocol::{hash_pte_at, Outcome, Retry, ReturnOutcome, Va};
 use crate::hash::stats::ThisCpu;
+use crate::ktest::TestResult;
 use crate::mm::hpte::avpn_for;
 use crate::mm::pte::{HptSlot, Pte, PteFlags, PAGE_KERNEL};
 use crate::mm::slbe::kernel_vsid;
@@ -47,8 +48,9 @@ fn remove_hptes(ea: u64) -> u64 {
     n
 }
 
-ktest!("review2003", fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() {
-    use crate::ktest::user::{run_user_store, UserExit};
+ktest!("review2003", user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003);
+fn user_store_to_kernel_page_sets_accessed_dirty_only_under_patch2003() -> TestResult {
+    use crate::run::user::{run_user_store, UserExit};
     // "an attempted access by a user process to a page that it doesn't have the right to
     // access will still result in _PAGE_ACCESSED (and possibly _PAGE_DIRTY) getting set"
     let k = fresh_page()?;
@@ -57,20 +59,33 @@ ktest!("review2003", fn user_store_to_kernel_page_sets_accessed_dirty_only_under
     let after = vmalloc::pte_of(k).ok_or("no PTE")?;
     let h = vmalloc::find_hpte(k);
     vmalloc::vfree(k).map_err(e)?;
-    kassert!(matches!(r, UserExit::Fault { trap: 0x300, dar, .. } if dar == k), "the problem-state store was not refused: {r:?}");
+    kassert!(
+        matches!(r, UserExit::Fault { trap: 0x300, dar, .. } if dar == k),
+        "the problem-state store was not refused: {r:?}"
+    );
     kassert!(h.is_none(), "a refused access left an HPTE: {:?}", h);
-    println!("review2003: {}: problem-state store to kernel page {:#x} refused; PTE before {} / after {}", design().name(), k, before, after);
+    println!(
+        "review2003: {}: problem-state store to kernel page {:#x} refused; PTE before {} / after {}",
+        design().name(),
+        k,
+        before,
+        after
+    );
     if design() == Design::Patch2003 {
         kassert!(!before.flags().intersects(PteFlags::ACCESSED | PteFlags::DIRTY), "{before}");
-        kassert!(after.flags().contains(PteFlags::ACCESSED | PteFlags::DIRTY), "patch2003 did not set ACCESSED|DIRTY: {after}");
+        kassert!(
+            after.flags().contains(PteFlags::ACCESSED | PteFlags::DIRTY),
+            "patch2003 did not set ACCESSED|DIRTY: {after}"
+        );
         println!("review2003: patch2003 has no USER check in its atomic step: the refused store set ACCESSED and DIRTY (the 2003 review's second point)");
     } else {
         kassert_eq!(before, after);
     }
     Ok(())
-});
+}
 
-ktest!("review2003", fn not_present_pte_in_shared_area_hashed_only_under_patch2003() {
+ktest!("review2003", not_present_pte_in_shared_area_hashed_only_under_patch2003);
+fn not_present_pte_in_shared_area_hashed_only_under_patch2003() -> TestResult {
     // "if shared_mem_area is true we seem to be going ahead and putting in a HPTE even if
     // _PAGE_PRESENT is false ... the other bits in the pte ... can be used for other purposes
     // such as storing a swap entry"
@@ -93,8 +108,17 @@ ktest!("review2003", fn not_present_pte_in_shared_area_hashed_only_under_patch20
         remove_hptes(ea);
         vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
         if i == 0 {
-            println!("review2003: {}: load from {:#x} (shared area) through not-present {}: {}", design().name(), ea, Pte(swap),
-                     match (r, h) { (Ok(v), Some((ptex, h))) => format!("succeeded, read {v:#x} through HPTE {ptex:#x} {h}"), (Ok(v), None) => format!("succeeded ({v:#x}), no HPTE"), (Err(f), _) => format!("refused (trap {:#x})", f.trap) });
+            println!(
+                "review2003: {}: load from {:#x} (shared area) through not-present {}: {}",
+                design().name(),
+                ea,
+                Pte(swap),
+                match (r, h) {
+                    (Ok(v), Some((ptex, h))) => format!("succeeded, read {v:#x} through HPTE {ptex:#x} {h}"),
+                    (Ok(v), None) => format!("succeeded ({v:#x}), no HPTE"),
+                    (Err(f), _) => format!("refused (trap {:#x})", f.trap),
+                }
+            );
         }
     }
     vmalloc::vfree(src).map_err(e)?;
@@ -106,14 +130,17 @@ ktest!("review2003", fn not_present_pte_in_shared_area_hashed_only_under_patch20
     if design() == Design::Patch2003 {
         kassert_eq!(h_shared, Some(pfn));
         kassert_eq!(v_shared, PATTERN);
-        kassert!(!pte_shared.is_present() && pte_shared.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE), "{pte_shared}");
+        kassert!(
+            !pte_shared.is_present() && pte_shared.flags().contains(PteFlags::ACCESSED | PteFlags::HASHPTE),
+            "{pte_shared}"
+        );
         println!("review2003: patch2003 hashed a not-present PTE: the swap entry's bits became an HPTE for frame {pfn:#x}, and the load read that frame (the 2003 review's third point)");
     } else {
         kassert!(h_shared.is_none(), "HPTE inserted for a not-present PTE: frame {:?}", h_shared);
         kassert_eq!(pte_shared.raw(), swap);
     }
     Ok(())
-});
+}
 
 // ---------------------------------------------------------------- the clear-and-flush race, replayed
 
@@ -189,7 +216,8 @@ fn replay_cpu1(_cpu: usize) {
     *REPLAY_OUT.lock() = Some(o);
 }
 
-ktest!("review2003", fn vfree_between_insert_and_slot_record() {
+ktest!("review2003", vfree_between_insert_and_slot_record);
+fn vfree_between_insert_and_slot_record() -> TestResult {
     // "we update the PTE twice ... some other cpu could have zeroed out the PTE in the
     // meantime. We then have a race when it goes to do the corresponding tlb_flush call,
     // which should find and wipe out the [HPTE]": the model's counterexample, step by step, on
@@ -238,21 +266,36 @@ ktest!("review2003", fn vfree_between_insert_and_slot_record() {
         Design::LockFree | Design::Locked | Design::Ceiling | Design::Inject => {
             kassert!(pte_at_vfree.is_busy(), "the PTE was not BUSY during the insert: {pte_at_vfree}");
             kassert!(waited, "vfree's clear did not wait for BUSY");
-            kassert!(after_vfree.is_none() && after.is_none(), "an HPTE survived vfree: {} / {}", h(after_vfree), h(after));
+            kassert!(
+                after_vfree.is_none() && after.is_none(),
+                "an HPTE survived vfree: {} / {}",
+                h(after_vfree),
+                h(after)
+            );
             kassert_eq!(pte_after.raw(), 0);
             kassert_eq!(outcome, Some(Outcome::Inserted { secondary: false, evicted: 0 }));
-            println!("review2003: BUSY: the clear waited for the holder, then flushed the slot it recorded: no stale HPTE");
+            println!(
+                "review2003: BUSY: the clear waited for the holder, then flushed the slot it recorded: no stale HPTE"
+            );
         }
         Design::Patch2003 => {
             kassert!(!waited, "vfree waited for patch2003's fault");
-            kassert!(matches!(after_vfree, Some((_, x)) if x.rpn() == pfn), "no HPTE for the freed frame after vfree: {}", h(after_vfree));
+            kassert!(
+                matches!(after_vfree, Some((_, x)) if x.rpn() == pfn),
+                "no HPTE for the freed frame after vfree: {}",
+                h(after_vfree)
+            );
             kassert!(matches!(after, Some((_, x)) if x.rpn() == pfn), "the stale HPTE went away: {}", h(after));
             kassert!(!pte_after.is_present() && pte_after.has_hashpte(), "{pte_after}");
             println!("review2003: patch2003: vfree's flush found no HASHPTE and removed nothing; the HPTE inserted before it survives, translating freed frame {pfn:#x}, and the second update marked the cleared PTE HASHPTE (the 2003 review's first point)");
         }
         Design::Cas2 => {
             kassert!(!waited, "vfree waited for cas2's fault");
-            kassert!(matches!(after_vfree, Some((_, x)) if x.rpn() == pfn), "no HPTE for the freed frame right after vfree: {}", h(after_vfree));
+            kassert!(
+                matches!(after_vfree, Some((_, x)) if x.rpn() == pfn),
+                "no HPTE for the freed frame right after vfree: {}",
+                h(after_vfree)
+            );
             kassert_eq!(outcome, Some(Outcome::Retry(Retry::SlotChanged)));
             kassert!(after.is_none(), "cas2 did not remove its HPTE: {}", h(after));
             kassert_eq!(pte_after.raw(), 0);
@@ -260,9 +303,10 @@ ktest!("review2003", fn vfree_between_insert_and_slot_record() {
         }
     }
     Ok(())
-});
+}
 
-ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
+ktest!("review2003", stress_catches_stale_hpte_of_patch2003_and_cas2);
+fn stress_catches_stale_hpte_of_patch2003_and_cas2() -> TestResult {
     // The SMP race stress with its H_READ checks, under a design the review found wanting: it
     // must find a stale HPTE (one translating a page whose PTE is clear, a page vfree has just
     // freed, or a frame vfree freed from that page) within the bound.
@@ -283,12 +327,12 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
     // few rounds; where they take turns (--accel single, a busy host) only when a time slice
     // happens to end inside it — the deterministic replay (vfree_between_insert_and_slot_record)
     // shows the flaw in every mode, this test where the race is real.
-    let parallel = crate::ktest::stress::parallel_vcpus();
-    let rep = crate::ktest::stress::run_until_stale(MAX_ROUNDS)?;
+    let parallel = crate::run::stress::parallel_vcpus();
+    let rep = crate::run::stress::run_until_stale(MAX_ROUNDS)?;
     let Some(s) = rep.stale else {
         // Parallel before and after the hunt: the host let the vCPUs run at once (a host that
         // got busy in between is the taking-turns case, said so).
-        let parallel_after = parallel && crate::ktest::stress::parallel_vcpus();
+        let parallel_after = parallel && crate::run::stress::parallel_vcpus();
         if parallel_after {
             return Err(format!("no stale HPTE in {} rounds with vCPUs running in parallel ({} faults, {} areas replaced, {} cleared PTEs marked HASHPTE by a late slot record reset)", rep.rounds, rep.faults, rep.replaced, rep.leftovers));
         }
@@ -304,24 +348,41 @@ ktest!("review2003", fn stress_catches_stale_hpte_of_patch2003_and_cas2() {
         Some(false) => println!("review2003: that HPTE was gone by the end of the round: the window between an insert and its removal"),
         None => {}
     }
-    kassert!(s.freed_pfn == Some(s.hpte.rpn()), "the stale HPTE's frame {:#x} was never freed from page {:#x}", s.hpte.rpn(), s.ea);
+    kassert!(
+        s.freed_pfn == Some(s.hpte.rpn()),
+        "the stale HPTE's frame {:#x} was never freed from page {:#x}",
+        s.hpte.rpn(),
+        s.ea
+    );
     Ok(())
-});
+}
 
-ktest!("review2003", fn every_design_has_its_own_entry() {
-    use crate::hash::fault::{design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native, do_hash_fault_native_cas2,
-                             do_hash_fault_native_locked, do_hash_fault_native_patch2003, do_hash_fault_patch2003, select};
+ktest!("review2003", every_design_has_its_own_entry);
+fn every_design_has_its_own_entry() -> TestResult {
+    use crate::hash::fault::{
+        design_entry as call_target, do_hash_fault, do_hash_fault_cas2, do_hash_fault_locked, do_hash_fault_native,
+        do_hash_fault_native_cas2, do_hash_fault_native_locked, do_hash_fault_native_patch2003,
+        do_hash_fault_patch2003, select,
+    };
     // The 0x300 entry's call is patched per design (and per platform: each HPT backend has its
     // own instantiation of every design); the default path is do_hash_fault[_native].
     let was = design();
     let at = |f: u64| call_target() == f || call_target() == f + 8;
     let mut seen = [false; 4];
     let entries: [(Design, u64); 4] = if crate::arch::ppc64::platform::powernv() {
-        [(Design::LockFree, do_hash_fault_native as *const () as u64), (Design::Locked, do_hash_fault_native_locked as *const () as u64),
-         (Design::Patch2003, do_hash_fault_native_patch2003 as *const () as u64), (Design::Cas2, do_hash_fault_native_cas2 as *const () as u64)]
+        [
+            (Design::LockFree, do_hash_fault_native as *const () as u64),
+            (Design::Locked, do_hash_fault_native_locked as *const () as u64),
+            (Design::Patch2003, do_hash_fault_native_patch2003 as *const () as u64),
+            (Design::Cas2, do_hash_fault_native_cas2 as *const () as u64),
+        ]
     } else {
-        [(Design::LockFree, do_hash_fault as *const () as u64), (Design::Locked, do_hash_fault_locked as *const () as u64),
-         (Design::Patch2003, do_hash_fault_patch2003 as *const () as u64), (Design::Cas2, do_hash_fault_cas2 as *const () as u64)]
+        [
+            (Design::LockFree, do_hash_fault as *const () as u64),
+            (Design::Locked, do_hash_fault_locked as *const () as u64),
+            (Design::Patch2003, do_hash_fault_patch2003 as *const () as u64),
+            (Design::Cas2, do_hash_fault_cas2 as *const () as u64),
+        ]
     };
     for (d, f) in entries {
         select(d);
@@ -330,4 +391,4 @@ ktest!("review2003", fn every_design_has_its_own_entry() {
     select(was);
     kassert!(seen.iter().all(|&s| s), "entries patched per design: {:?}", seen);
     Ok(())
-});
+}

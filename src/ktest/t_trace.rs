@@ -10,7 +10,8 @@
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
-use crate::ktest::irqtest;
+use crate::ktest::TestResult;
+use crate::run::irqtest;
 use crate::smp;
 use crate::trace::event::{scan_lock_holds, Event, Groups, Mark, Outcome};
 use crate::trace::{self, site, RING_LEN};
@@ -25,9 +26,9 @@ fn with_groups<R>(g: Groups, f: impl FnOnce() -> R) -> Option<R> {
         crate::println!("  (trace.stop= froze the rings for the dump: not written by this test)");
         return None;
     }
-    trace::set_groups(g);
+    trace::control::set_groups(g);
     let r = f();
-    trace::set_groups(trace::boot_groups());
+    trace::control::set_groups(trace::boot_groups());
     Some(r)
 }
 
@@ -42,13 +43,26 @@ fn word(at: u64) -> u32 {
     unsafe { core::ptr::read_volatile(at as *const u32) }
 }
 
-ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
+ktest!("trace", points_are_nops_when_off_and_branches_when_on);
+fn points_are_nops_when_off_and_branches_when_on() -> TestResult {
     use crate::hash::fault::{call_target, design_entry};
     let sites = site::sites();
     // Every event that has a trace point in the kernel has at least one.
-    for ev in [Event::ExcEntry, Event::ExcExit, Event::PteTake, Event::PtePublish, Event::Hcall, Event::HcallBegin,
-               Event::HcallEnd, Event::LockAcquire, Event::LockContended, Event::LockRelease, Event::Vmalloc,
-               Event::Vfree, Event::Decrementer] {
+    for ev in [
+        Event::ExcEntry,
+        Event::ExcExit,
+        Event::PteTake,
+        Event::PtePublish,
+        Event::Hcall,
+        Event::HcallBegin,
+        Event::HcallEnd,
+        Event::LockAcquire,
+        Event::LockContended,
+        Event::LockRelease,
+        Event::Vmalloc,
+        Event::Vfree,
+        Event::Decrementer,
+    ] {
         kassert!(sites.iter().any(|s| trace::event::code_event(s.code) == Some(ev)), "no trace point for {ev:?}");
     }
     let slb_at = &raw const slb_vector_branch as u64;
@@ -74,7 +88,7 @@ ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
         check(Groups::empty())?;
         let entry = design_entry();
         for g in [Groups::LOCK, Groups::HASH, Groups::EXC | Groups::TIMER, Groups::all(), Groups::empty()] {
-            trace::set_groups(g);
+            trace::control::set_groups(g);
             check(g)?;
             kassert_eq!(design_entry(), entry);
         }
@@ -85,11 +99,12 @@ ktest!("trace", fn points_are_nops_when_off_and_branches_when_on() {
     }
     crate::println!("  {} trace points; all nops with tracing off", sites.len());
     Ok(())
-});
+}
 
 const MAGIC: u64 = 0x7ace_0000_0000_0000;
 
-ktest!("trace", fn ring_wraps_keeping_the_newest() {
+ktest!("trace", ring_wraps_keeping_the_newest);
+fn ring_wraps_keeping_the_newest() -> TestResult {
     let cpu = percpu::cpu_id();
     let n = RING_LEN as u64 + 1000;
     // Only marks: no group whose trace points fire here (the watchdog records only in reports).
@@ -118,7 +133,7 @@ ktest!("trace", fn ring_wraps_keeping_the_newest() {
     kassert_eq!(c.first, h1 - RING_LEN as u64);
     kassert_eq!(c.torn, 0);
     Ok(())
-});
+}
 
 /// Writers on every CPU at once, decrementer interrupts recording into the same rings between
 /// their records. Each writer paces its records (one every 10 microseconds); if its CPU has
@@ -152,7 +167,7 @@ fn writer(me: usize) {
     START[me].store(trace::head(me), Release);
     let step = timer::us_to_tb(10);
     let give_up = insn::mftb() + timer::us_to_tb(3_000_000);
-    crate::sync::irq::enable();
+    crate::arch::ppc64::irq::enable();
     timer::arm(timer::us_to_tb(5));
     let mut i = 0;
     while i < WRITES {
@@ -171,11 +186,12 @@ fn writer(me: usize) {
         trace::mark(Mark::Test, MAGIC | me as u64, i);
         i += 1;
     }
-    crate::sync::irq::disable();
+    crate::arch::ppc64::irq::disable();
     timer::arm(timer::DEC_IDLE);
     WRITTEN[me].store(i, Release);
 }
-ktest!("trace", fn concurrent_writers_and_nested_interrupts_keep_every_record() {
+ktest!("trace", concurrent_writers_and_nested_interrupts_keep_every_record);
+fn concurrent_writers_and_nested_interrupts_keep_every_record() -> TestResult {
     let n = smp::ncpus();
     NCPU.store(n as u64, Release);
     for c in &IRQS {
@@ -248,9 +264,10 @@ ktest!("trace", fn concurrent_writers_and_nested_interrupts_keep_every_record() 
         crate::println!("  CPU {}: {} records in order: {} written in thread context, {} decrementer interrupts nested into them (entry, decrementer, mark, exit each)", cpu, head - from, writes, irqs);
     }
     Ok(())
-});
+}
 
-ktest!("trace", fn lockfree_fault_completes_inside_the_lock_hold() {
+ktest!("trace", lockfree_fault_completes_inside_the_lock_hold);
+fn lockfree_fault_completes_inside_the_lock_hold() -> TestResult {
     if crate::hash::fault::locked_mode() {
         return Ok(());
     }
@@ -269,20 +286,39 @@ ktest!("trace", fn lockfree_fault_completes_inside_the_lock_hold() {
     let lock = &crate::mm::vmalloc::PAGE_TABLE_LOCK as *const _ as *const u8 as u64;
     let s = scan_lock_holds(&evs, lock);
     kassert!(s.deadlock.is_none(), "a fault inside the hold found the lock taken: {s:?}");
-    kassert!(s.holds_with_completed_fault >= ITER,
-             "{} of {} lock holds had a decrementer whose 0x300 completed inside (want {ITER})", s.holds_with_completed_fault, s.holds);
+    kassert!(
+        s.holds_with_completed_fault >= ITER,
+        "{} of {} lock holds had a decrementer whose 0x300 completed inside (want {ITER})",
+        s.holds_with_completed_fault,
+        s.holds
+    );
     // The faults inside the decrementer were resolved by hash_page, and their segments were
     // installed on the traced (generic) 0x380 path.
-    let nested_inserts = evs.iter().filter(|r| r.ev == Event::HashOutcome && r.depth == 2
-        && matches!(Outcome::from_u8(r.c as u8), Some(Outcome::InsertedPrimary | Outcome::InsertedSecondary | Outcome::Updated | Outcome::Evicted))).count() as u64;
+    let nested_inserts = evs
+        .iter()
+        .filter(|r| {
+            r.ev == Event::HashOutcome
+                && r.depth == 2
+                && matches!(
+                    Outcome::from_u8(r.c as u8),
+                    Some(Outcome::InsertedPrimary | Outcome::InsertedSecondary | Outcome::Updated | Outcome::Evicted)
+                )
+        })
+        .count() as u64;
     kassert!(nested_inserts >= ITER, "{nested_inserts} hash faults inside an interrupt resolved");
     let segs = evs.iter().filter(|r| r.ev == Event::ExcEntry && r.c == 0x380).count();
     kassert!(segs >= 1, "no 0x380 recorded (the handler drops its segment every third time)");
-    crate::println!("  {} lock holds, {} with a 0x300 completing inside the decrementer inside them; {} records", s.holds, s.holds_with_completed_fault, evs.len());
+    crate::println!(
+        "  {} lock holds, {} with a 0x300 completing inside the decrementer inside them; {} records",
+        s.holds,
+        s.holds_with_completed_fault,
+        evs.len()
+    );
     Ok(())
-});
+}
 
-ktest!("trace", fn untraced_run_records_nothing() {
+ktest!("trace", untraced_run_records_nothing);
+fn untraced_run_records_nothing() -> TestResult {
     if !trace::boot_groups().is_empty() {
         return Ok(());
     }
@@ -296,4 +332,4 @@ ktest!("trace", fn untraced_run_records_nothing() {
     kassert_eq!(trace::head(cpu), h0);
     kassert_eq!(site::count_on(), 0);
     Ok(())
-});
+}

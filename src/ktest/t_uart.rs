@@ -5,6 +5,7 @@
 use crate::arch::ppc64::boot;
 use crate::drivers::pci::{self, dt, PCI_COMMAND, PCI_COMMAND_IO};
 use crate::drivers::uart::{self, Status, UartError};
+use crate::ktest::TestResult;
 use crate::mm::pte::PteFlags;
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
@@ -35,7 +36,8 @@ fn live() -> Result<Option<uart::UartState>, String> {
     }
 }
 
-ktest!("uart", only Pseries, fn found_in_device_tree() {
+ktest!("uart", only Pseries, found_in_device_tree);
+fn found_in_device_tree() -> TestResult {
     let ps = boot::info().pci_serial;
     if live()?.is_none() {
         kassert!(ps.phbs >= 1, "the probe saw no PCI host bridge at all");
@@ -54,7 +56,9 @@ ktest!("uart", only Pseries, fn found_in_device_tree() {
     match boot::info().firmware {
         boot::Firmware::Slof => kassert!(ps.assigned_bar0.is_some(), "SLOF wrote no assigned-addresses"),
         boot::Firmware::Vof => kassert_eq!(ps.assigned_bar0, None),
-        boot::Firmware::Opal => return Err("a PCI UART found under skiboot: the kernel has no PCI probe for powernv".into()),
+        boot::Firmware::Opal => {
+            return Err("a PCI UART found under skiboot: the kernel has no PCI probe for powernv".into())
+        }
     }
     // RTAS sees the same device at that config address.
     let id = pci::cfg_read(&ps, 0, 4).map_err(|e| format!("{e}"))?;
@@ -62,9 +66,10 @@ ktest!("uart", only Pseries, fn found_in_device_tree() {
     let class = pci::cfg_read(&ps, 0x08, 4).map_err(|e| format!("{e}"))? >> 8;
     kassert_eq!(class, ps.class);
     Ok(())
-});
+}
 
-ktest!("uart", only Pseries, fn bar_programmed() {
+ktest!("uart", only Pseries, bar_programmed);
+fn bar_programmed() -> TestResult {
     let Some(st) = live()? else { return Ok(()) };
     let ps = boot::info().pci_serial;
     let bar = pci::cfg_read(&ps, dt::BAR0, 4).map_err(|e| format!("{e}"))?;
@@ -91,9 +96,10 @@ ktest!("uart", only Pseries, fn bar_programmed() {
     kassert_eq!(h.r & 0x78, 0x28); // WIMG = I|G
     kassert_eq!(h.rpn(), st.bar.phys >> 12);
     Ok(())
-});
+}
 
-ktest!("uart", only Pseries, fn loopback() {
+ktest!("uart", only Pseries, loopback);
+fn loopback() -> TestResult {
     if live()?.is_none() {
         return Ok(());
     }
@@ -135,9 +141,10 @@ ktest!("uart", only Pseries, fn loopback() {
     });
     r.ok_or("UART busy")??;
     Ok(())
-});
+}
 
-ktest!("uart", only Pseries, fn registers_after_init() {
+ktest!("uart", only Pseries, registers_after_init);
+fn registers_after_init() -> TestResult {
     if live()?.is_none() {
         return Ok(());
     }
@@ -163,9 +170,10 @@ ktest!("uart", only Pseries, fn registers_after_init() {
     kassert!(fifo, "FIFOs not enabled (IIR {:#x})", dump.isr.bits());
     kassert!(scr_ok, "scratch register does not hold a value");
     Ok(())
-});
+}
 
-ktest!("uart", only Pseries, fn console_output_reaches_uart() {
+ktest!("uart", only Pseries, console_output_reaches_uart);
+fn console_output_reaches_uart() -> TestResult {
     if live()?.is_none() {
         kassert!(!crate::console::UART_ON.load(core::sync::atomic::Ordering::Relaxed));
         return Ok(());
@@ -178,9 +186,10 @@ ktest!("uart", only Pseries, fn console_output_reaches_uart() {
     kassert_eq!(tx, line.len() as u64 + 2); // + "\r\n"
     kassert_eq!(uart::DROPPED.load(Relaxed), drop0);
     Ok(())
-});
+}
 
-ktest!("uart", fn ioremap_failure_is_reported() {
+ktest!("uart", ioremap_failure_is_reported);
+fn ioremap_failure_is_reported() -> TestResult {
     // RAM is not device memory: ioremap refuses it and the bring-up reports which step failed.
     let e = match uart::map_and_init(0x1000, 8) {
         Ok(_) => return Err("map_and_init of RAM succeeded".into()),
@@ -193,9 +202,10 @@ ktest!("uart", fn ioremap_failure_is_reported() {
     let e = uart::map_and_init(u64::MAX - 4, 8).err().ok_or("map_and_init of a wrapping range succeeded")?;
     kassert!(matches!(e, UartError::Ioremap { err: VmError::Overflow, .. }), "{e:?}");
     Ok(())
-});
+}
 
-ktest!("uart", only Pseries, fn no_device_behind_mapping_is_not_present() {
+ktest!("uart", only Pseries, no_device_behind_mapping_is_not_present);
+fn no_device_behind_mapping_is_not_present() -> TestResult {
     // A 16550 that does not answer (unused PCI I/O space) fails init with DeviceNotPresent
     // and leaves no mapping behind.
     let ps = boot::info().pci_serial;
@@ -204,9 +214,9 @@ ktest!("uart", only Pseries, fn no_device_behind_mapping_is_not_present() {
     }
     let (_, _, io_areas, io_pages) = vmalloc::usage();
     let empty = ps.io_window + 0x8000; // nothing decodes here
-    // On purpose, then: uart_16550's presence check reads the scratch register, writes a
-    // pattern, reads it back and (on the mismatch) restores it — four byte accesses that nothing
-    // answers and QEMU logs.
+                                       // On purpose, then: uart_16550's presence check reads the scratch register, writes a
+                                       // pattern, reads it back and (on the mismatch) restores it — four byte accesses that nothing
+                                       // answers and QEMU logs.
     for access in ["read", "write", "read", "write"] {
         crate::ktest::expect_qemu_log(access, empty + SCR as u64, 1);
     }
@@ -218,4 +228,4 @@ ktest!("uart", only Pseries, fn no_device_behind_mapping_is_not_present() {
     kassert_eq!(vmalloc::usage().2, io_areas);
     kassert_eq!(vmalloc::usage().3, io_pages);
     Ok(())
-});
+}

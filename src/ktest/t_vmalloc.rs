@@ -1,6 +1,7 @@
 //! vmalloc:: and ioremap:: tests.
 
 use crate::arch::ppc64::exception::{probe_read, probe_write};
+use crate::ktest::TestResult;
 use crate::mm::frame;
 use crate::mm::vmalloc::{self, VmError};
 use crate::{kassert, kassert_eq, ktest};
@@ -10,10 +11,11 @@ fn e(x: VmError) -> alloc::string::String {
     format!("{x}")
 }
 
-ktest!("vmalloc", fn round_trip_many_sizes() {
+ktest!("vmalloc", round_trip_many_sizes);
+fn round_trip_many_sizes() -> TestResult {
     for &size in &[1u64, 8, 4095, 4096, 4097, 12288, 65536, 300_000, 1 << 20] {
         let a = vmalloc::vmalloc(size).map_err(e)?;
-        kassert!(a >= vmalloc::VMALLOC_START && a < vmalloc::VMALLOC_END);
+        kassert!((vmalloc::VMALLOC_START..vmalloc::VMALLOC_END).contains(&a));
         let words = size.div_ceil(8);
         // SAFETY: [a, a+size rounded to pages) is ours until vfree.
         unsafe {
@@ -28,9 +30,10 @@ ktest!("vmalloc", fn round_trip_many_sizes() {
         vmalloc::vfree(a).map_err(e)?;
     }
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn areas_are_separated_by_guard_pages() {
+ktest!("vmalloc", areas_are_separated_by_guard_pages);
+fn areas_are_separated_by_guard_pages() -> TestResult {
     let a = vmalloc::vmalloc(8192).map_err(e)?;
     let b = vmalloc::vmalloc(4096).map_err(e)?;
     let guard = a + 8192;
@@ -59,9 +62,10 @@ ktest!("vmalloc", fn areas_are_separated_by_guard_pages() {
     kassert!(d == c + 3 * 4096, "test setup: {d:#x} does not follow {c:#x} and its guard page");
     kassert!(n_guard && d_guard, "an area is not followed by an unmapped guard page ({n:#x}, {d:#x})");
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn bad_inputs_are_errors() {
+ktest!("vmalloc", bad_inputs_are_errors);
+fn bad_inputs_are_errors() -> TestResult {
     kassert_eq!(vmalloc::vmalloc(0), Err(VmError::ZeroSize));
     kassert!(matches!(vmalloc::vmalloc(4 << 30), Err(VmError::TooLarge(_))));
     let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
@@ -69,14 +73,18 @@ ktest!("vmalloc", fn bad_inputs_are_errors() {
     kassert_eq!(vmalloc::iounmap(a), Err(VmError::WrongKind(a)));
     vmalloc::vfree(a).map_err(e)?;
     kassert_eq!(vmalloc::vfree(a), Err(VmError::DoubleFree(a)));
-    kassert_eq!(vmalloc::vfree(vmalloc::VMALLOC_START + (40 << 30)), Err(VmError::NotAnArea(vmalloc::VMALLOC_START + (40 << 30))));
+    kassert_eq!(
+        vmalloc::vfree(vmalloc::VMALLOC_START + (40 << 30)),
+        Err(VmError::NotAnArea(vmalloc::VMALLOC_START + (40 << 30)))
+    );
     kassert!(matches!(vmalloc::ioremap(0x10_0000, 4096), Err(VmError::IsRam(_))));
     kassert_eq!(vmalloc::ioremap(0x2000_0000_0000, 0), Err(VmError::ZeroSize));
     kassert_eq!(vmalloc::ioremap(u64::MAX - 10, 100), Err(VmError::Overflow));
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn no_frame_leak_after_storm() {
+ktest!("vmalloc", no_frame_leak_after_storm);
+fn no_frame_leak_after_storm() -> TestResult {
     // Warm up so page-table pages (never freed, by design) already exist.
     let w = vmalloc::vmalloc(64 << 10).map_err(e)?;
     vmalloc::vfree(w).map_err(e)?;
@@ -102,12 +110,18 @@ ktest!("vmalloc", fn no_frame_leak_after_storm() {
         vmalloc::vfree(a).map_err(e)?;
     }
     let after = frame::counts();
-    kassert_eq!(before.1, after.1);
-    kassert!(after.0 >= before.0 - 4, "linear frames: {} before, {} after", before.0, after.0);
+    kassert_eq!(before.free_high, after.free_high);
+    kassert!(
+        after.free_linear >= before.free_linear - 4,
+        "linear frames: {} before, {} after",
+        before.free_linear,
+        after.free_linear
+    );
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn no_hpte_survives_vfree() {
+ktest!("vmalloc", no_hpte_survives_vfree);
+fn no_hpte_survives_vfree() -> TestResult {
     let n = 24u64;
     let a = vmalloc::vmalloc(n * 4096).map_err(e)?;
     for i in 0..n {
@@ -123,9 +137,10 @@ ktest!("vmalloc", fn no_hpte_survives_vfree() {
         kassert!(vmalloc::pte_of(a + i * 4096).map(|p| p.raw()).unwrap_or(0) == 0);
     }
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn change_protection_of_unmapped_page_is_an_error() {
+ktest!("vmalloc", change_protection_of_unmapped_page_is_an_error);
+fn change_protection_of_unmapped_page_is_an_error() -> TestResult {
     use crate::mm::pte::PteFlags;
     // A freed page: its PTE is empty. Granting RW there must change nothing (an 0x200 left
     // behind is "not present, not empty" and the next vmalloc of the address refuses it).
@@ -149,9 +164,10 @@ ktest!("vmalloc", fn change_protection_of_unmapped_page_is_an_error() {
     kassert!(b == a, "test setup: the next vmalloc went to {b:#x}, not the freed {a:#x}");
     kassert!(w.is_ok(), "store to the re-allocated page faulted: {:?}", w);
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn map_refuses_a_pte_in_use() {
+ktest!("vmalloc", map_refuses_a_pte_in_use);
+fn map_refuses_a_pte_in_use() -> TestResult {
     // A PTE that is not empty where a new area is about to be mapped (a kernel bug elsewhere):
     // vmalloc fails with an error naming it, leaves it as it was and keeps no frames.
     let a = vmalloc::vmalloc(3 * 4096).map_err(e)?;
@@ -159,11 +175,11 @@ ktest!("vmalloc", fn map_refuses_a_pte_in_use() {
     let ea = a + 4096; // the middle page: the first one must be undone again
     let swap = 0x0000_0abc_dead_0000u64 | crate::mm::pte::PteFlags::RW.bits();
     vmalloc::set_pte_raw(ea, u64::MAX, swap).map_err(e)?;
-    let frames = frame::counts().1;
+    let frames = frame::counts().free_high;
     let r = vmalloc::vmalloc(3 * 4096);
     let after = vmalloc::pte_of(ea).map(|p| p.raw()).unwrap_or(0);
     let first = vmalloc::pte_of(a).map(|p| p.raw()).unwrap_or(0);
-    let frames_after = frame::counts().1;
+    let frames_after = frame::counts().free_high;
     vmalloc::set_pte_raw(ea, u64::MAX, 0).map_err(e)?;
     if let Ok(b) = r {
         vmalloc::vfree(b).map_err(e)?;
@@ -173,9 +189,10 @@ ktest!("vmalloc", fn map_refuses_a_pte_in_use() {
     kassert_eq!(first, 0);
     kassert_eq!(frames_after, frames);
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn read_only_areas_are_zeroed() {
+ktest!("vmalloc", read_only_areas_are_zeroed);
+fn read_only_areas_are_zeroed() -> TestResult {
     use crate::mm::pte::{PteFlags, PAGE_KERNEL_RO};
     // Frames come back from vfree with the last owner's data: a read-only area must not show it.
     let n = 8u64;
@@ -211,9 +228,10 @@ ktest!("vmalloc", fn read_only_areas_are_zeroed() {
     kassert!(w.is_err(), "the read-only area is writable");
     kassert!(!pte.flags().intersects(PteFlags::RW | PteFlags::DIRTY), "read-only PTE after zeroing: {}", pte);
     Ok(())
-});
+}
 
-ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
+ktest!("ioremap", pci_io_window_maps_cache_inhibited);
+fn pci_io_window_maps_cache_inhibited() -> TestResult {
     // Something in the pseries PHB's I/O window (physical 0x2000_0000_0000, drivers/pci.rs):
     // the UART's registers when there is one, reached with the byte accesses they take.
     // Without it nothing decodes in the window and the test reads its first word anyway, on
@@ -227,7 +245,8 @@ ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
         probe_read(io).map(|_| ()).map_err(|f| format!("read from the I/O window faulted: {f:?}"))
     } else {
         // SAFETY: `io` maps the live UART's registers; the console never uses the scratch register.
-        unsafe { crate::drivers::uart::scratch_round_trip(io) }.map_err(|b| format!("scratch register read back {b:#x}"))
+        unsafe { crate::drivers::uart::scratch_round_trip(io) }
+            .map_err(|b| format!("scratch register read back {b:#x}"))
     };
     let h = vmalloc::find_hpte(io);
     let pte = vmalloc::pte_of(io);
@@ -240,10 +259,10 @@ ktest!("ioremap", fn pci_io_window_maps_cache_inhibited() {
     kassert_eq!(vmalloc::iounmap(io), Err(VmError::DoubleFree(io & !0xfff)));
     kassert!(vmalloc::find_hpte(io).is_none(), "HPTE survived iounmap");
     Ok(())
-});
+}
 
-
-ktest!("frame", fn double_and_foreign_free_detected() {
+ktest!("frame", double_and_foreign_free_detected);
+fn double_and_foreign_free_detected() -> TestResult {
     use crate::mm::frame::{FrameError, Zone};
     let pa = frame::alloc(Zone::High).map_err(|x| format!("{x}"))?;
     frame::free(pa).map_err(|x| format!("{x}"))?;
@@ -256,20 +275,22 @@ ktest!("frame", fn double_and_foreign_free_detected() {
     kassert_eq!(frame::free(0x1234), Err(FrameError::Foreign(0x1234)));
     kassert_eq!(frame::free(1 << 50), Err(FrameError::Foreign(1 << 50)));
     Ok(())
-});
+}
 
-ktest!("heap", fn allocation_failure_is_an_error() {
+ktest!("heap", allocation_failure_is_an_error);
+fn allocation_failure_is_an_error() -> TestResult {
     let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
     kassert!(v.try_reserve_exact(1 << 40).is_err(), "a 1 TiB heap allocation succeeded");
     // The heap still works afterwards, and can grow past its initial size.
     let big: alloc::vec::Vec<u64> = alloc::vec![7; (6 << 20) / 8];
     kassert_eq!(big.iter().sum::<u64>(), 7 * ((6 << 20) / 8) as u64);
-    let (_, end, _, _, grows) = crate::mm::heap::stats();
-    kassert!(grows > 0 || end - crate::mm::heap::stats().0 > crate::mm::heap::INITIAL, "heap did not grow");
+    let h = crate::mm::heap::stats();
+    kassert!(h.grows > 0 || h.end - h.start > crate::mm::heap::INITIAL, "heap did not grow");
     Ok(())
-});
+}
 
-ktest!("vmalloc", fn range_places_an_area_exactly_or_not_at_all() {
+ktest!("vmalloc", range_places_an_area_exactly_or_not_at_all);
+fn range_places_an_area_exactly_or_not_at_all() -> TestResult {
     use crate::mm::pte::PAGE_KERNEL;
     let a = vmalloc::vmalloc(8 * 4096).map_err(e)?;
     // Inside `a` (an area that starts below `lo`) and on its guard page: refused.
@@ -300,4 +321,4 @@ ktest!("vmalloc", fn range_places_an_area_exactly_or_not_at_all() {
     kassert_eq!(f, Ok(far));
     kassert_eq!(bad, Err(VmError::Overflow));
     Ok(())
-});
+}

@@ -112,7 +112,7 @@ pub fn claim(pa: u64) -> Result<(), FrameError> {
 
 pub fn free(pa: u64) -> Result<(), FrameError> {
     let mut f = FRAMES.lock();
-    if pa % PAGE_SIZE != 0 || f.reserved.iter().any(|&(s, e)| pa >= s && pa < e) {
+    if !pa.is_multiple_of(PAGE_SIZE) || f.reserved.iter().any(|&(s, e)| pa >= s && pa < e) {
         return Err(FrameError::Foreign(pa));
     }
     let (le, he) = (f.linear_end, f.high_end);
@@ -129,15 +129,28 @@ pub fn free(pa: u64) -> Result<(), FrameError> {
     })
 }
 
-/// (free linear, free high, total linear, total high) in frames.
-pub fn counts() -> (usize, usize, usize, usize) {
+/// Frames free and in total, per zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCounts {
+    pub free_linear: usize,
+    pub free_high: usize,
+    pub total_linear: usize,
+    pub total_high: usize,
+}
+
+pub fn counts() -> FrameCounts {
     let f = FRAMES.lock();
-    (f.linear.free_count(), f.high.free_count(), f.linear.len(), f.high.len())
+    FrameCounts {
+        free_linear: f.linear.free_count(),
+        free_high: f.high.free_count(),
+        total_linear: f.linear.len(),
+        total_high: f.high.len(),
+    }
 }
 
 pub fn free_total() -> usize {
-    let (a, b, _, _) = counts();
-    a + b
+    let c = counts();
+    c.free_linear + c.free_high
 }
 
 /// What a workload should leave as it found it: the free frames, less what is taken for good
@@ -154,7 +167,7 @@ impl Ledger {
         Ledger {
             free: free_total(),
             table_pages: super::pgtable::TABLE_PAGES.load(core::sync::atomic::Ordering::Relaxed),
-            heap_end: super::heap::stats().1,
+            heap_end: super::heap::stats().end,
         }
     }
 

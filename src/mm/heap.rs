@@ -28,7 +28,7 @@ static ALLOCATOR: KernelAllocator = KernelAllocator;
 
 /// Starts the heap at linear address `start` (page aligned), claiming INITIAL bytes of frames.
 pub fn init(start: u64) {
-    let pa = start & 0x0fff_ffff_ffff_ffff;
+    let pa = super::layout::linear_pa(start);
     let mut got = 0;
     while got < INITIAL && frame::claim(pa + got).is_ok() {
         got += PAGE_SIZE;
@@ -44,7 +44,7 @@ pub fn init(start: u64) {
 fn grow(h: &mut KHeap, need: u64) -> bool {
     let want = need.div_ceil(GROW_STEP).max(1) * GROW_STEP;
     let mut got = 0;
-    while got < want && frame::claim((h.end + got) & 0x0fff_ffff_ffff_ffff).is_ok() {
+    while got < want && frame::claim(super::layout::linear_pa(h.end + got)).is_ok() {
         got += PAGE_SIZE;
     }
     if got == 0 {
@@ -57,10 +57,20 @@ fn grow(h: &mut KHeap, need: u64) -> bool {
     true
 }
 
-/// (start, end, used bytes, free bytes, grow count)
-pub fn stats() -> (u64, u64, usize, usize, u64) {
+/// Where the heap is and how full.
+#[derive(Clone, Copy, Debug)]
+pub struct HeapStats {
+    pub start: u64,
+    pub end: u64,
+    pub used: usize,
+    pub free: usize,
+    /// Times it grew in place.
+    pub grows: u64,
+}
+
+pub fn stats() -> HeapStats {
     let h = HEAP.lock();
-    (h.start, h.end, h.heap.used(), h.heap.free(), h.grows)
+    HeapStats { start: h.start, end: h.end, used: h.heap.used(), free: h.heap.free(), grows: h.grows }
 }
 
 // SAFETY: all access to the heap goes through the IrqSpin lock.

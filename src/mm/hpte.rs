@@ -112,7 +112,11 @@ pub const fn hash_4k(vsid: u64, ea: u64) -> u64 {
 /// share a group therefore lie in different segments (the benchmarks' contended group).
 pub const fn page_for_group(vsid: u64, group: u64, mask: u64) -> Option<u64> {
     let p = (group ^ vsid) & mask;
-    if p >> 16 != 0 { None } else { Some(p << 12) }
+    if p >> 16 != 0 {
+        None
+    } else {
+        Some(p << 12)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -200,27 +204,13 @@ impl fmt::Display for Hpte {
         if self.v & V_SSIZE_MASK != 0 {
             write!(f, " B={}", self.v >> 62)?;
         }
-        write!(
-            f,
-            " vsid={:#x} api={:#x} rpn={:#x} pp={}",
-            self.vsid(),
-            (self.v >> 7) & 0x1f,
-            self.rpn(),
-            self.pp()
-        )?;
+        write!(f, " vsid={:#x} api={:#x} rpn={:#x} pp={}", self.vsid(), (self.v >> 7) & 0x1f, self.rpn(), self.pp())?;
         if self.r & HpteR::N.bits() != 0 {
             f.write_str(" N")?;
         }
         let r = self.r;
         let bit = |m: HpteR, c: char| if r & m.bits() != 0 { c } else { '-' };
-        write!(
-            f,
-            " WIMG={}{}{}{}",
-            bit(HpteR::W, 'W'),
-            bit(HpteR::I, 'I'),
-            bit(HpteR::M, 'M'),
-            bit(HpteR::G, 'G')
-        )?;
+        write!(f, " WIMG={}{}{}{}", bit(HpteR::W, 'W'), bit(HpteR::I, 'I'), bit(HpteR::M, 'M'), bit(HpteR::G, 'G'))?;
         if r & HpteR::R.bits() != 0 {
             f.write_str(" R")?;
         }
@@ -347,10 +337,7 @@ impl HptGeometry {
     /// Inverse of [`HptGeometry::ptex`] for the slot part; the group is
     /// implied by the hash, so only the index is taken from `ptex`.
     pub const fn slot_of(self, ptex: u64, secondary: bool) -> HptSlot {
-        HptSlot {
-            secondary,
-            index: (ptex & 7) as u8,
-        }
+        HptSlot { secondary, index: (ptex & 7) as u8 }
     }
 }
 
@@ -369,11 +356,7 @@ pub const fn pp_bits_for(flags: PteFlags) -> u64 {
         (true, true) => 0b10,
         (true, false) => 0b11,
     };
-    let n = if flags.contains(PteFlags::EXEC) {
-        0
-    } else {
-        HpteR::N.bits()
-    };
+    let n = if flags.contains(PteFlags::EXEC) { 0 } else { HpteR::N.bits() };
     pp | n
 }
 
@@ -406,14 +389,7 @@ pub const fn wimg_bits_for(flags: PteFlags) -> u64 {
 /// invariant check: frame 0x4006 in an entry inserted for 0x4002).
 /// The storage key is 0 (AMR/IAMR key 0 is left unrestricted).
 /// `flags` must describe a present PTE (see [`pp_bits_for`]).
-pub const fn hpte_for(
-    vsid: u64,
-    ea: u64,
-    pfn: u64,
-    flags: PteFlags,
-    secondary: bool,
-    bolted: bool,
-) -> Hpte {
+pub const fn hpte_for(vsid: u64, ea: u64, pfn: u64, flags: PteFlags, secondary: bool, bolted: bool) -> Hpte {
     let mut v = avpn_for(vsid, ea) | HpteV::VALID.bits();
     if secondary {
         v |= HpteV::SECONDARY.bits();
@@ -471,9 +447,13 @@ pub const fn h_protect_flags(flags: PteFlags) -> u64 {
 pub const fn native_hpt_shift(mem_size: u64, max_shift: u32) -> u32 {
     let m = if mem_size < 2 { 2 } else { mem_size };
     let log = 64 - (m.next_power_of_two() - 1).leading_zeros();
-    let s = if log > 7 { log - 7 } else { 0 };
+    let s = log.saturating_sub(7);
     let s = if s < HptGeometry::MIN_SHIFT { HptGeometry::MIN_SHIFT } else { s };
-    if s > max_shift { max_shift } else { s }
+    if s > max_shift {
+        max_shift
+    } else {
+        s
+    }
 }
 
 /// The RB operand of `tlbie` (ISA 2.07 form: RB = VA of the page with B = 00 for a 256M
@@ -547,10 +527,7 @@ mod tests {
         assert_eq!(HpteR::N.bits(), HPTE64_R_N);
         assert_eq!(KEY_LO_MASK, HPTE64_R_KEY_LO);
         assert_eq!(HpteR::PP1.bits() | HpteR::PP2.bits(), PP_MASK);
-        assert_eq!(
-            (HpteR::W | HpteR::I | HpteR::M | HpteR::G).bits(),
-            WIMG_MASK
-        );
+        assert_eq!((HpteR::W | HpteR::I | HpteR::M | HpteR::G).bits(), WIMG_MASK);
         assert_eq!(AVPN_MASK, 0x3fffffffffffff80);
         assert_eq!(RPN_MASK, 0x0ffffffffffff000);
         assert_eq!(HpteV::BOLTED.bits() & V_SW_MASK, HpteV::BOLTED.bits());
@@ -569,15 +546,9 @@ mod tests {
         assert_eq!(avpn_for(0, 0x0f80_0000), 0xf80);
         assert_eq!(avpn_for(0, 0x007f_ffff), 0);
         // Segment bits of the EA are ignored (they select the VSID).
-        assert_eq!(
-            avpn_for(0x123, 0xc000_0000_0f80_0000),
-            (0x123 << 12) | 0xf80
-        );
+        assert_eq!(avpn_for(0x123, 0xc000_0000_0f80_0000), (0x123 << 12) | 0xf80);
         // Matches QEMU's ptem formula (without B/V): slb_vsid | ((epn >> 16) & AVPN).
-        for &(vsid, ea) in &[
-            (0x1_2345_6789u64, 0xd000_0000_0abc_d123u64),
-            (7, 0x0fff_ffff),
-        ] {
+        for &(vsid, ea) in &[(0x1_2345_6789u64, 0xd000_0000_0abc_d123u64), (7, 0x0fff_ffff)] {
             let epn = (ea & 0x0fff_ffff) & !0xfff;
             let ptem = (vsid << 12) | ((epn >> 16) & AVPN_MASK);
             assert_eq!(avpn_for(vsid, ea), ptem);
@@ -605,10 +576,7 @@ mod tests {
         let vsid = 0x9_8765_4321u64;
         let ea = 0xc000_0000_0765_4000u64;
         let g = HptGeometry::new(46).unwrap();
-        assert_eq!(
-            hash_4k(vsid, ea) & g.hash_mask(),
-            (vsid ^ ((ea & 0x0fff_ffff) >> 12)) & g.hash_mask()
-        );
+        assert_eq!(hash_4k(vsid, ea) & g.hash_mask(), (vsid ^ ((ea & 0x0fff_ffff) >> 12)) & g.hash_mask());
     }
 
     #[test]
@@ -663,7 +631,10 @@ mod tests {
                     // The page b whose secondary group is a's primary group, if it shares the AVPN.
                     let b = (!(prim) ^ vsid) & 0x7ff;
                     let ea_b = seg | (hi << 23) | (b << 12);
-                    if ea_b != ea_a && avpn_for(vsid, ea_a) == avpn_for(vsid, ea_b) && (!hash_4k(vsid, ea_b) & mask) == prim {
+                    if ea_b != ea_a
+                        && avpn_for(vsid, ea_a) == avpn_for(vsid, ea_b)
+                        && (!hash_4k(vsid, ea_b) & mask) == prim
+                    {
                         collide = true;
                     }
                 }
@@ -719,22 +690,12 @@ mod tests {
     fn pp_combines_pp0() {
         for r_pp in 0..4u64 {
             for pp0 in [0u64, HPTE64_R_PP0] {
-                let h = Hpte {
-                    v: 0,
-                    r: r_pp | pp0,
-                };
+                let h = Hpte { v: 0, r: r_pp | pp0 };
                 assert_eq!(h.pp() as u64, r_pp | if pp0 != 0 { 4 } else { 0 });
             }
         }
         // Neighbouring bits (N, key hi) must not leak into pp.
-        assert_eq!(
-            Hpte {
-                v: 0,
-                r: !(HPTE64_R_PP0 | 3)
-            }
-            .pp(),
-            0
-        );
+        assert_eq!(Hpte { v: 0, r: !(HPTE64_R_PP0 | 3) }.pp(), 0);
     }
 
     #[test]
@@ -749,15 +710,9 @@ mod tests {
         assert!(h.matches(vsid, ea & !0x007f_ffff));
         assert!(!h.matches(vsid, ea + 0x0080_0000));
         assert!(!h.matches(vsid + 1, ea));
-        let invalid = Hpte {
-            v: h.v & !1,
-            r: h.r,
-        };
+        let invalid = Hpte { v: h.v & !1, r: h.r };
         assert!(!invalid.matches(vsid, ea));
-        let one_t = Hpte {
-            v: h.v | (1 << 62),
-            r: h.r,
-        };
+        let one_t = Hpte { v: h.v | (1 << 62), r: h.r };
         assert!(!one_t.matches(vsid, ea));
         let s = hpte_for(vsid, ea, 0x42, PAGE_KERNEL, true, true);
         assert!(s.matches(vsid, ea));
@@ -767,14 +722,7 @@ mod tests {
 
     #[test]
     fn hpte_for_words() {
-        let h = hpte_for(
-            0x1234,
-            0xc000_0000_0f80_3000,
-            0xabcde,
-            PAGE_KERNEL,
-            false,
-            false,
-        );
+        let h = hpte_for(0x1234, 0xc000_0000_0f80_3000, 0xabcde, PAGE_KERNEL, false, false);
         assert_eq!(h.v, (0x1234 << 12) | 0xf80 | 1);
         assert_eq!(h.r, (0xabcde << 12) | 0x180 | 0x10 | 0x4);
         let h = hpte_for(0x1234, 0xc000_0000_0000_0000, 1, PAGE_KERNEL_X, true, true);
@@ -785,23 +733,9 @@ mod tests {
         assert_eq!(h.pp(), 6);
         let h = hpte_for(1, 0, 2, PAGE_KERNEL_IO, false, false);
         assert_eq!(h.r, 0x2000 | 0x180 | 0x20 | 0x08 | 0x4);
-        let h = hpte_for(
-            1,
-            0,
-            2,
-            PteFlags::PRESENT | PteFlags::WRITETHRU | PteFlags::USER,
-            false,
-            false,
-        );
+        let h = hpte_for(1, 0, 2, PteFlags::PRESENT | PteFlags::WRITETHRU | PteFlags::USER, false, false);
         assert_eq!(h.r, 0x2000 | 0x180 | 0x40 | 0x4 | 0x3);
-        let h = hpte_for(
-            1,
-            0,
-            2,
-            PteFlags::PRESENT | PteFlags::RW | PteFlags::USER | PteFlags::EXEC,
-            false,
-            false,
-        );
+        let h = hpte_for(1, 0, 2, PteFlags::PRESENT | PteFlags::RW | PteFlags::USER | PteFlags::EXEC, false, false);
         assert_eq!(h.r, 0x2000 | 0x180 | 0x2);
     }
 
@@ -814,10 +748,7 @@ mod tests {
             | PteFlags::BUSY
             | PteFlags::GROUP_IX
             | PteFlags::SECONDARY;
-        assert_eq!(
-            hpte_for(3, 0, 4, base, false, false),
-            hpte_for(3, 0, 4, base | extra, false, false)
-        );
+        assert_eq!(hpte_for(3, 0, 4, base, false, false), hpte_for(3, 0, 4, base | extra, false, false));
     }
 
     #[test]
@@ -848,12 +779,7 @@ mod tests {
     fn effective_access_matches_qemu() {
         for pp in 0..8u8 {
             let r = (pp as u64 & 3) | if pp & 4 != 0 { HPTE64_R_PP0 } else { 0 };
-            assert_eq!(
-                effective_access(pp, false),
-                qemu_pte_prot(0, r),
-                "pp={}",
-                pp
-            );
+            assert_eq!(effective_access(pp, false), qemu_pte_prot(0, r), "pp={}", pp);
             assert_eq!(effective_access(pp, true), qemu_pte_prot(1, r), "pp={}", pp);
         }
         assert_eq!(effective_access(0, false), (true, true));
@@ -893,22 +819,12 @@ mod tests {
                 assert!(!x || want_x, "{:?} user={} exec", f, user);
                 assert_eq!(r, want_r, "{:?} user={} read", f, user);
                 assert_eq!(w, want_w, "{:?} user={} write", f, user);
-                assert_eq!(
-                    x,
-                    want_x && !f.contains(PteFlags::GUARDED),
-                    "{:?} user={} exec",
-                    f,
-                    user
-                );
+                assert_eq!(x, want_x && !f.contains(PteFlags::GUARDED), "{:?} user={} exec", f, user);
                 if !f.contains(PteFlags::RW) {
                     assert!(!w, "RO page writable");
                 }
                 if user && !f.contains(PteFlags::USER) {
-                    assert_eq!(
-                        (r, w, x),
-                        (false, false, false),
-                        "kernel page visible to user"
-                    );
+                    assert_eq!((r, w, x), (false, false, false), "kernel page visible to user");
                 }
             }
         }
@@ -921,10 +837,7 @@ mod tests {
         assert_eq!(h_protect_flags(p | PteFlags::RW), 0x4);
         assert_eq!(h_protect_flags(p), 0x100 | 0x4 | 0x2);
         assert_eq!(h_protect_flags(p | PteFlags::EXEC), 0x100 | 0x2);
-        assert_eq!(
-            h_protect_flags(p | PteFlags::USER | PteFlags::RW),
-            0x4 | 0x2
-        );
+        assert_eq!(h_protect_flags(p | PteFlags::USER | PteFlags::RW), 0x4 | 0x2);
         assert_eq!(h_protect_flags(p | PteFlags::USER), 0x4 | 0x3);
         for f in all_flag_combos() {
             assert_eq!(h_protect_flags(f) & H_AVPN, 0);
@@ -935,10 +848,7 @@ mod tests {
     #[test]
     fn avpn_argument_matches_qemu_check() {
         // QEMU h_protect/h_remove: (flags & H_AVPN) && (v & ~0x7f) != avpn -> H_NOT_FOUND
-        for &(vsid, ea) in &[
-            (0x9_8765_4321u64, 0xd000_0000_0abc_d000u64),
-            (1, 0xc000_0000_0f80_0000),
-        ] {
+        for &(vsid, ea) in &[(0x9_8765_4321u64, 0xd000_0000_0abc_d000u64), (1, 0xc000_0000_0f80_0000)] {
             for secondary in [false, true] {
                 for bolted in [false, true] {
                     let h = hpte_for(vsid, ea, 5, PAGE_KERNEL_X, secondary, bolted);
@@ -965,10 +875,7 @@ mod tests {
                 f
             );
             // RPN, WIMG, R and C are untouched by H_PROTECT.
-            assert_eq!(
-                got & (RPN_MASK | WIMG_MASK | 0x180),
-                start & (RPN_MASK | WIMG_MASK | 0x180)
-            );
+            assert_eq!(got & (RPN_MASK | WIMG_MASK | 0x180), start & (RPN_MASK | WIMG_MASK | 0x180));
             assert_eq!(got & R_PROT_MASK, pp_bits_for(f));
         }
     }
@@ -985,10 +892,7 @@ mod tests {
             format!("{}", h),
             "hpte v=0x0000000000000000 r=0x0000000000000000 invalid vsid=0x0 api=0x0 rpn=0x0 pp=0 WIMG=----"
         );
-        let h = Hpte {
-            v: (1 << 62) | 0x5,
-            r: 0x3000_0000_0000_0000 | 0x200 | 0x1e8,
-        };
+        let h = Hpte { v: (1 << 62) | 0x5, r: 0x3000_0000_0000_0000 | 0x200 | 0x1e8 };
         assert_eq!(
             format!("{}", h),
             "hpte v=0x4000000000000005 r=0x30000000000003e8 V L B=1 vsid=0x0 api=0x0 rpn=0x0 pp=0 WIMG=WI-G R C key=25"
@@ -1017,7 +921,11 @@ mod tests {
                     for secondary in [false, true] {
                         let ptex = geo.group_base(hash_4k(vsid, ea), secondary) + (page & 7);
                         let v = hpte_for(vsid, ea, 1, PAGE_KERNEL, secondary, false).v | HpteV::LOCK.bits();
-                        assert_eq!(tlbie_rb(geo, ptex, v), (vsid << 28) | (page << 12), "shift {shift} vsid {vsid:#x} page {page:#x} H={secondary}");
+                        assert_eq!(
+                            tlbie_rb(geo, ptex, v),
+                            (vsid << 28) | (page << 12),
+                            "shift {shift} vsid {vsid:#x} page {page:#x} H={secondary}"
+                        );
                     }
                 }
             }

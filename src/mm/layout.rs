@@ -4,6 +4,22 @@
 use super::slbe::{region_of, Region};
 
 pub const PAGE_SIZE: u64 = 4096;
+
+/// The linear mapping: VA = KERNEL_BASE + PA (the one definition; `boot` and `mm` re-export it).
+pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+/// The region bits of an effective address (the top four).
+const REGION_MASK: u64 = 0xf000_0000_0000_0000;
+
+/// The physical address behind a linear-mapping address. A real-mode address (the region bits
+/// already clear, as on the boot stack before translation is on) is returned as it is.
+pub const fn linear_pa(va: u64) -> u64 {
+    va & !REGION_MASK
+}
+
+/// The linear-mapping address of physical address `pa`.
+pub const fn linear_va(pa: u64) -> u64 {
+    KERNEL_BASE | pa
+}
 /// Each region's tree covers 2^39 bytes (512 GiB) of 4K pages.
 pub const REGION_SPAN: u64 = 1 << 39;
 
@@ -15,7 +31,7 @@ pub const fn table_indices(ea: u64) -> Option<(usize, usize, usize, usize)> {
         Some(Region::Io) => 1,
         _ => return None,
     };
-    let off = ea & 0x0fff_ffff_ffff_ffff;
+    let off = ea & !REGION_MASK;
     if off >= REGION_SPAN {
         return None;
     }
@@ -37,7 +53,11 @@ pub fn find_gap(areas: impl Iterator<Item = (u64, u64)>, lo: u64, hi: u64, pages
         }
         cur = cur.max(end + PAGE_SIZE);
     }
-    if cur.checked_add(need)? <= hi { Some(cur) } else { None }
+    if cur.checked_add(need)? <= hi {
+        Some(cur)
+    } else {
+        None
+    }
 }
 
 #[cfg(all(test, not(target_os = "none")))]
@@ -45,6 +65,16 @@ mod tests {
     use super::*;
 
     const V: u64 = 0xd000_0000_0000_0000;
+
+    #[test]
+    fn linear_conversions_are_inverse() {
+        for pa in [0u64, 0x400000, 0x3fff_f000, (1 << 40) - 8] {
+            assert_eq!(linear_pa(linear_va(pa)), pa);
+            assert_eq!(linear_va(pa) >> 60, 0xc);
+        }
+        // A real-mode address is already physical.
+        assert_eq!(linear_pa(0x400000), 0x400000);
+    }
 
     #[test]
     fn indices_walk_the_three_levels() {

@@ -17,8 +17,7 @@ pub mod slb;
 #[cfg(target_os = "none")]
 pub mod vmalloc;
 
-/// The linear mapping: VA = KERNEL_BASE + PA.
-pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+pub use layout::{linear_pa, linear_va, KERNEL_BASE};
 
 #[cfg(target_os = "none")]
 mod kernel {
@@ -74,6 +73,8 @@ mod kernel {
     pub fn init_cpu(cpu: usize) {
         let p = crate::arch::ppc64::percpu::paca(cpu);
         boot::init_cpu_mmu(cpu);
+        // The fault path's HPTE dword-1 table, reached off r13 (hash::backend `hpte_r`).
+        p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, core::sync::atomic::Ordering::Relaxed);
         super::pgtable::install(p);
     }
 
@@ -90,12 +91,7 @@ mod kernel {
         }
     }
 
-    /// The stack guard page `ea` lies in, named.
-    pub fn guard_page_of(ea: u64) -> Option<(&'static str, usize)> {
-        crate::arch::ppc64::percpu::guard_pages()
-            .find(|&(va, _, _)| ea >= va && ea < va + crate::arch::ppc64::percpu::GUARD_SIZE as u64)
-            .map(|(_, what, cpu)| (what, cpu))
-    }
+    pub use crate::arch::ppc64::percpu::guard_page_of;
 
     /// One line naming what an address is, for oops reports.
     pub fn describe_address(ea: u64) -> Option<String> {
@@ -115,7 +111,10 @@ mod kernel {
             }
             Region::Vmalloc | Region::Io => match super::vmalloc::describe(ea) {
                 Some(d) => alloc::format!("{ea:#x}: {d}"),
-                None => alloc::format!("{ea:#x} is in the {} region, in no area", super::vmalloc::region_name(region_of(ea)?)),
+                None => alloc::format!(
+                    "{ea:#x} is in the {} region, in no area",
+                    super::vmalloc::region_name(region_of(ea)?)
+                ),
             },
         })
     }

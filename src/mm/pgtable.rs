@@ -101,7 +101,9 @@ fn load_dep(table: u64, byte_off: u64) -> u64 {
     let v: u64;
     // SAFETY: `table` is a live page-table page (never freed) and `byte_off` < 4096, 8-aligned.
     // `reg_nonzero`: as the base of `ldx`, r0 would read as the constant 0.
-    unsafe { core::arch::asm!("ldx {v}, {t}, {o}", v = lateout(reg) v, t = in(reg_nonzero) table, o = in(reg) byte_off, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("ldx {v}, {t}, {o}", v = lateout(reg) v, t = in(reg_nonzero) table, o = in(reg) byte_off, options(nostack, readonly, preserves_flags))
+    };
     v
 }
 

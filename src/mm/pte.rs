@@ -63,10 +63,8 @@ bitflags! {
 }
 
 /// Hash-table bookkeeping bits, see the module documentation.
-pub const HPTEFLAGS: PteFlags = PteFlags::BUSY
-    .union(PteFlags::HASHPTE)
-    .union(PteFlags::SECONDARY)
-    .union(PteFlags::GROUP_IX);
+pub const HPTEFLAGS: PteFlags =
+    PteFlags::BUSY.union(PteFlags::HASHPTE).union(PteFlags::SECONDARY).union(PteFlags::GROUP_IX);
 
 impl PteFlags {
     /// Same as the module-level [`HPTEFLAGS`], reachable through the type.
@@ -84,9 +82,7 @@ pub const GROUP_IX_SHIFT: u32 = 12;
 
 /// Kernel data: no EXEC so that a stray jump into data faults instead of
 /// executing it.
-pub const PAGE_KERNEL: PteFlags = PteFlags::PRESENT
-    .union(PteFlags::RW)
-    .union(PteFlags::COHERENT);
+pub const PAGE_KERNEL: PteFlags = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::COHERENT);
 /// Kernel read-only data (rodata, mapped tables).
 pub const PAGE_KERNEL_RO: PteFlags = PteFlags::PRESENT.union(PteFlags::COHERENT);
 /// Kernel text and anything else that must be fetched from.
@@ -94,10 +90,8 @@ pub const PAGE_KERNEL_X: PteFlags = PAGE_KERNEL.union(PteFlags::EXEC);
 /// Device registers: caching-inhibited and guarded so that loads are neither
 /// cached nor speculatively performed, which MMIO side effects require. Not
 /// COHERENT: M has no meaning (and is discouraged) with I=1.
-pub const PAGE_KERNEL_IO: PteFlags = PteFlags::PRESENT
-    .union(PteFlags::RW)
-    .union(PteFlags::NO_CACHE)
-    .union(PteFlags::GUARDED);
+pub const PAGE_KERNEL_IO: PteFlags =
+    PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::NO_CACHE).union(PteFlags::GUARDED);
 
 /// Where in the HPT the HPTE of a PTE lives: which of the two candidate groups
 /// and which of its 8 entries. Together with the hash of the address this
@@ -119,12 +113,7 @@ impl HptSlot {
 
     /// The encoding inside a PTE (`GROUP_IX` | `SECONDARY`), without HASHPTE.
     pub const fn bits(self) -> u64 {
-        (((self.index & 7) as u64) << GROUP_IX_SHIFT)
-            | if self.secondary {
-                PteFlags::SECONDARY.bits()
-            } else {
-                0
-            }
+        (((self.index & 7) as u64) << GROUP_IX_SHIFT) | if self.secondary { PteFlags::SECONDARY.bits() } else { 0 }
     }
 
     /// The slot of HPTE index `ptex` in its group (the group itself is implied by the hash).
@@ -439,10 +428,7 @@ mod tests {
             for index in 0..8u8 {
                 let s = HptSlot::new(secondary, index);
                 let b = s.bits();
-                assert_eq!(
-                    b,
-                    ((index as u64) << 12) | if secondary { 0x8000 } else { 0 }
-                );
+                assert_eq!(b, ((index as u64) << 12) | if secondary { 0x8000 } else { 0 });
                 assert_eq!(b & !0xf000, 0);
                 assert_eq!(HptSlot::from_pte_bits(b), s);
                 // Surrounding bits must not leak into the decoded slot.
@@ -474,8 +460,7 @@ mod tests {
 
     #[test]
     fn with_slot_replaces_old_slot_and_keeps_rest() {
-        let base = Pte::new(0xabc, PAGE_KERNEL_X | PteFlags::DIRTY | PteFlags::ACCESSED)
-            .with(PteFlags::BUSY);
+        let base = Pte::new(0xabc, PAGE_KERNEL_X | PteFlags::DIRTY | PteFlags::ACCESSED).with(PteFlags::BUSY);
         for s1sec in [false, true] {
             for s1 in 0..8 {
                 let first = base.with_slot(HptSlot::new(s1sec, s1));
@@ -497,9 +482,7 @@ mod tests {
 
     #[test]
     fn without_hpte_flags_clears_all_bookkeeping() {
-        let p = Pte::new(9, PAGE_KERNEL)
-            .with_slot(HptSlot::new(true, 7))
-            .with(PteFlags::BUSY);
+        let p = Pte::new(9, PAGE_KERNEL).with_slot(HptSlot::new(true, 7)).with(PteFlags::BUSY);
         assert_eq!(p.raw() & 0xfc00, 0xfc00);
         let q = p.without_hpte_flags();
         assert_eq!(q, Pte::new(9, PAGE_KERNEL));
@@ -517,10 +500,7 @@ mod tests {
         assert_eq!(q.with(PteFlags::empty()), q);
         assert_eq!(q.without(PteFlags::all()).raw(), 0x1_0000);
         // with/without never touch the PFN.
-        assert_eq!(
-            Pte(u64::MAX).without(PteFlags::all()).raw(),
-            0xffff_ffff_ffff_0000
-        );
+        assert_eq!(Pte(u64::MAX).without(PteFlags::all()).raw(), 0xffff_ffff_ffff_0000);
     }
 
     #[test]
@@ -535,25 +515,16 @@ mod tests {
 
     #[test]
     fn display_present() {
-        let p = Pte::new(
-            0x123,
-            PteFlags::PRESENT | PteFlags::RW | PteFlags::ACCESSED | PteFlags::DIRTY,
-        )
-        .with_slot(HptSlot::new(true, 3));
-        assert_eq!(
-            format!("{}", p),
-            "pte 0x000000000123b781 pfn=0x123 P RW A D HASHPTE slot=S3"
-        );
+        let p = Pte::new(0x123, PteFlags::PRESENT | PteFlags::RW | PteFlags::ACCESSED | PteFlags::DIRTY)
+            .with_slot(HptSlot::new(true, 3));
+        assert_eq!(format!("{}", p), "pte 0x000000000123b781 pfn=0x123 P RW A D HASHPTE slot=S3");
         assert_eq!(format!("{:?}", p), format!("{}", p));
     }
 
     #[test]
     fn display_all_attributes() {
         let p = Pte::new(0x1, PteFlags::all()).with(PteFlags::BUSY);
-        assert_eq!(
-            format!("{}", p),
-            "pte 0x0000000000010bff pfn=0x1 P U RW X A D M I G WT BUSY"
-        );
+        assert_eq!(format!("{}", p), "pte 0x0000000000010bff pfn=0x1 P U RW X A D M I G WT BUSY");
     }
 
     #[test]
@@ -561,10 +532,7 @@ mod tests {
         let p = Pte::new(0x42, PAGE_KERNEL_RO);
         assert_eq!(format!("{}", p), "pte 0x0000000000420011 pfn=0x42 P RO M");
         let p = Pte::new(0x42, PAGE_KERNEL_IO).with_slot(HptSlot::new(false, 0));
-        assert_eq!(
-            format!("{}", p),
-            "pte 0x0000000000420629 pfn=0x42 P RW I G HASHPTE slot=P0"
-        );
+        assert_eq!(format!("{}", p), "pte 0x0000000000420629 pfn=0x42 P RW I G HASHPTE slot=P0");
     }
 
     #[test]
@@ -572,26 +540,14 @@ mod tests {
         assert_eq!(format!("{}", Pte::NONE), "pte 0x0000000000000000 none");
         // A cleared PTE whose HPTE has not been flushed yet.
         let stale = Pte(0).with_slot(HptSlot::new(false, 2));
-        assert_eq!(
-            format!("{}", stale),
-            "pte 0x0000000000002400 none HASHPTE slot=P2"
-        );
-        assert_eq!(
-            format!("{}", Pte(0x800)),
-            "pte 0x0000000000000800 none BUSY"
-        );
-        assert_eq!(
-            format!("{}", Pte(0x3000)),
-            "pte 0x0000000000003000 none slotbits=0x3000"
-        );
+        assert_eq!(format!("{}", stale), "pte 0x0000000000002400 none HASHPTE slot=P2");
+        assert_eq!(format!("{}", Pte(0x800)), "pte 0x0000000000000800 none BUSY");
+        assert_eq!(format!("{}", Pte(0x3000)), "pte 0x0000000000003000 none slotbits=0x3000");
     }
 
     #[test]
     fn display_not_present() {
-        assert_eq!(
-            format!("{}", Pte(0xabc_0000)),
-            "pte 0x000000000abc0000 not-present swap=0xabc0000"
-        );
+        assert_eq!(format!("{}", Pte(0xabc_0000)), "pte 0x000000000abc0000 not-present swap=0xabc0000");
         assert_eq!(
             format!("{}", Pte(0xabc_0000 | 0x0282 | 0xc400)),
             "pte 0x000000000abcc682 not-present swap=0xabc0282 HASHPTE slot=S4"

@@ -4,11 +4,11 @@
 //! reused round robin per CPU. This code touches only the per-CPU area and kernel data, all
 //! bolted, so it cannot fault itself.
 
-use super::slbe::{region_of, Region, SLB_ESID_V, SEGMENTS, ESID_MASK};
+use super::slbe::SlbEntry;
+use super::slbe::{region_of, Region, ESID_MASK, SEGMENTS, SLB_ESID_V};
 use crate::arch::ppc64::boot::BOLTED_SLB;
 use crate::arch::ppc64::exception::{ExcFrame, Handled};
 use crate::arch::ppc64::{insn, percpu};
-use super::slbe::SlbEntry;
 use crate::hash::reason::FaultReason;
 use core::sync::atomic::Ordering::Relaxed;
 

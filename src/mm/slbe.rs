@@ -191,14 +191,7 @@ impl SlbEntry {
 /// Example: `slb[2] ea=0xd000000000000000 esid=0xd00000000 vsid=0xf09b89af5 Kp V`.
 impl fmt::Display for SlbEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "slb[{}] ea={:#018x} esid={:#x} vsid={:#x}",
-            self.index,
-            self.ea_base(),
-            self.esid,
-            self.vsid
-        )?;
+        write!(f, "slb[{}] ea={:#018x} esid={:#x} vsid={:#x}", self.index, self.ea_base(), self.esid, self.vsid)?;
         let names: [(SlbFlags, &str); 5] = [
             (SlbFlags::KS, " Ks"),
             (SlbFlags::KP, " Kp"),
@@ -323,10 +316,7 @@ mod tests {
         assert_eq!(kernel_vsid(0x0fff_ffff), 0);
         // The only other ESID mapping to 0, outside every kernel region.
         assert_eq!(kernel_vsid(VSID_MODULUS << 28), 0);
-        assert_eq!(
-            kernel_vsid(0xc000_0000_0000_0000),
-            slow_vsid(0xc000_0000_0000_0000)
-        );
+        assert_eq!(kernel_vsid(0xc000_0000_0000_0000), slow_vsid(0xc000_0000_0000_0000));
     }
 
     #[test]
@@ -334,27 +324,14 @@ mod tests {
         let mut ea = 0x1234_5678_9abc_def0u64;
         for _ in 0..100_000 {
             assert_eq!(kernel_vsid(ea), slow_vsid(ea), "ea={:#x}", ea);
-            ea = ea
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            ea = ea.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         }
-        for esid in [
-            0u64,
-            1,
-            2,
-            VSID_MODULUS - 1,
-            VSID_MODULUS,
-            1 << 35,
-            (1 << 36) - 2,
-        ] {
+        for esid in [0u64, 1, 2, VSID_MODULUS - 1, VSID_MODULUS, 1 << 35, (1 << 36) - 2] {
             let ea = esid << 28;
             assert_eq!(kernel_vsid(ea), slow_vsid(ea), "esid={:#x}", esid);
         }
         // Low (in-segment) bits never matter.
-        assert_eq!(
-            kernel_vsid(0xd000_0000_0fff_ffff),
-            kernel_vsid(0xd000_0000_0000_0000)
-        );
+        assert_eq!(kernel_vsid(0xd000_0000_0fff_ffff), kernel_vsid(0xd000_0000_0000_0000));
     }
 
     #[test]
@@ -422,13 +399,7 @@ mod tests {
 
     #[test]
     fn raw_roundtrip() {
-        for (i, ea) in [
-            0xc000_0000_0000_0000u64,
-            0xd123_4567_89ab_cdef,
-            0xe000_0000_f000_0000,
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, ea) in [0xc000_0000_0000_0000u64, 0xd123_4567_89ab_cdef, 0xe000_0000_f000_0000].into_iter().enumerate()
         {
             let e = SlbEntry::kernel(ea, i * 7);
             assert_eq!(SlbEntry::from_raw(e.rb(), e.rs()), e);
@@ -472,15 +443,9 @@ mod tests {
     #[test]
     fn display() {
         let e = SlbEntry::kernel(0xd000_0000_0000_0000, 2);
-        assert_eq!(
-            format!("{}", e),
-            "slb[2] ea=0xd000000000000000 esid=0xd00000000 vsid=0xf09b89af5 Kp V"
-        );
+        assert_eq!(format!("{}", e), "slb[2] ea=0xd000000000000000 esid=0xd00000000 vsid=0xf09b89af5 Kp V");
         let e = SlbEntry::from_raw(0, 0xfff);
-        assert_eq!(
-            format!("{}", e),
-            "slb[0] ea=0x0000000000000000 esid=0x0 vsid=0x0 Ks Kp N L C invalid"
-        );
+        assert_eq!(format!("{}", e), "slb[0] ea=0x0000000000000000 esid=0x0 vsid=0x0 Ks Kp N L C invalid");
     }
 
     #[test]

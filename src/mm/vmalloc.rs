@@ -11,9 +11,9 @@ use super::pgtable;
 use super::pte::{Pte, PteFlags, PAGE_KERNEL, PAGE_KERNEL_IO};
 use super::slbe::{kernel_vsid, Region};
 use crate::arch::ppc64::boot;
+use crate::hash::cell::PteCell;
 use crate::hash::hpt::Hpt;
 use crate::hash::inject::PSERIES as INJECTING;
-use crate::hash::cell::PteCell;
 use crate::hash::protocol;
 use crate::sync::PtLock;
 use alloc::collections::BTreeMap;
@@ -38,7 +38,10 @@ pub enum VmError {
     /// vfree/iounmap of an address that is not the start of a live area.
     NotAnArea(u64),
     /// ... that is inside an area but not its start.
-    NotStart { addr: u64, area: u64 },
+    NotStart {
+        addr: u64,
+        area: u64,
+    },
     /// ... that was freed already.
     DoubleFree(u64),
     /// vfree of an ioremap area or iounmap of a vmalloc area.
@@ -48,7 +51,10 @@ pub enum VmError {
     Overflow,
     /// A PTE in the range to map is not empty: someone else's mapping (or a stale entry) that
     /// must not be overwritten.
-    PteInUse { ea: u64, pte: u64 },
+    PteInUse {
+        ea: u64,
+        pte: u64,
+    },
     /// change_protection of an address without a present PTE.
     NotMapped(u64),
 }
@@ -182,7 +188,9 @@ fn clear_and_flush(slot: &crate::hash::cell::PteSlot, ea: u64, spins: &mut u64) 
     };
     match r {
         Ok(old) => old,
-        Err(e) => panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed"),
+        Err(e) => {
+            panic!("H_REMOVE refused ({e}) while unmapping {ea:#x}: its HPTE may still translate a frame being freed")
+        }
     }
 }
 
@@ -217,7 +225,7 @@ pub fn vmalloc_flags(size: u64, flags: PteFlags) -> Result<u64, VmError> {
 #[track_caller]
 pub fn vmalloc_range(size: u64, flags: PteFlags, lo: u64, hi: u64) -> Result<u64, VmError> {
     let owner = Location::caller();
-    if lo < VMALLOC_START || hi > VMALLOC_END || lo >= hi || lo % PAGE_SIZE != 0 {
+    if lo < VMALLOC_START || hi > VMALLOC_END || lo >= hi || !lo.is_multiple_of(PAGE_SIZE) {
         return Err(VmError::Overflow);
     }
     if size == 0 {
@@ -377,9 +385,24 @@ pub fn describe(ea: u64) -> Option<alloc::string::String> {
         Kind::Ioremap { .. } => "ioremap",
     };
     if ea < a.end() {
-        Some(alloc::format!("inside {} area {:#x}..{:#x} ({} pages) allocated at {}:{}", what, a.start, a.end(), a.pages, a.owner.file(), a.owner.line()))
+        Some(alloc::format!(
+            "inside {} area {:#x}..{:#x} ({} pages) allocated at {}:{}",
+            what,
+            a.start,
+            a.end(),
+            a.pages,
+            a.owner.file(),
+            a.owner.line()
+        ))
     } else if ea < a.end() + PAGE_SIZE {
-        Some(alloc::format!("GUARD PAGE after {} area {:#x}..{:#x} allocated at {}:{}", what, a.start, a.end(), a.owner.file(), a.owner.line()))
+        Some(alloc::format!(
+            "GUARD PAGE after {} area {:#x}..{:#x} allocated at {}:{}",
+            what,
+            a.start,
+            a.end(),
+            a.owner.file(),
+            a.owner.line()
+        ))
     } else {
         None
     }
@@ -462,7 +485,11 @@ pub fn find_hptes(ea: u64, out: &mut [(u64, crate::mm::hpte::Hpte); 4]) -> usize
 /// The HPTE translating `ea`, if any (see `find_hptes`).
 pub fn find_hpte(ea: u64) -> Option<(u64, crate::mm::hpte::Hpte)> {
     let mut out = [(0, crate::mm::hpte::Hpte { v: 0, r: 0 }); 4];
-    if find_hptes(ea, &mut out) > 0 { Some(out[0]) } else { None }
+    if find_hptes(ea, &mut out) > 0 {
+        Some(out[0])
+    } else {
+        None
+    }
 }
 
 /// Changes a present page's protection: clears `clr` and sets `set` in its PTE (waiting for
@@ -479,7 +506,8 @@ pub fn change_protection(ea: u64, clr: PteFlags, set: PteFlags) -> Result<Pte, V
         return Err(VmError::NotMapped(ea));
     }
     let mut spins = 0;
-    let old = slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
+    let old =
+        slot.update(clr.bits() & !PteFlags::HPTEFLAGS.bits(), set.bits() & !PteFlags::HPTEFLAGS.bits(), &mut spins);
     flush(old, ea);
     Ok(old)
 }
@@ -495,7 +523,7 @@ pub fn evict_hpte(ea: u64) -> bool {
 }
 
 /// `evict_hpte` for a page that is mapped only: a cleared PTE is left alone (see
-/// `ktest::stress::evict_live`).
+/// `run::stress::evict_live`).
 pub fn evict_live_hpte(ea: u64) -> bool {
     match pgtable::walk(ea) {
         Some(slot) => {

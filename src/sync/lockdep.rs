@@ -34,7 +34,7 @@ pub fn acquire(class: &LockClass, name: &str, site: &'static Location<'static>) 
 
 fn check(class: &LockClass, name: &str, site: &'static Location<'static>) {
     let in_irq = crate::arch::ppc64::percpu::exception_depth() > 0;
-    let irqs_on = super::irq::enabled();
+    let irqs_on = crate::arch::ppc64::irq::enabled();
     let p = site as *const Location as usize;
     if in_irq {
         let _ = class.in_irq_site.compare_exchange(0, p, Relaxed, Relaxed);

@@ -1,11 +1,12 @@
 //! Synchronisation: interrupt masking and interrupt-safe locks. The page-table lock is not
 //! here on purpose: it is the 2003 `page_table_lock`, taken with interrupts enabled (mm/).
-pub mod irq;
 pub mod lockdep;
 pub mod ptlock;
 pub mod watchdog;
 
 pub use ptlock::PtLock;
+
+use crate::arch::ppc64::irq;
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};

@@ -11,8 +11,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 const FREE: u64 = 0;
 
-/// `repr(C)`, `state` and `site` first: a trace point passes only the lock's address, and the
-/// trace reads who holds it and from where through `LockHead`.
+/// `repr(C)`, `state`, `site` and `name` first: a trace point and the watchdog pass only the
+/// lock's address, and read who holds it, from where and the lock's name through `LockHead`,
+/// whatever `T` is. (The fields stay the lock's own rather than a nested head: the fault path
+/// under `hash_page=locked` takes this lock, and a nested head cost it 4 instructions.)
 #[repr(C)]
 pub struct PtLock<T> {
     /// 0 free; else (cpu + 1) | depth << 16: who holds it and in which context.
@@ -32,17 +34,34 @@ unsafe impl<T: Send> Sync for PtLock<T> {}
 pub struct LockHead {
     pub state: AtomicU64,
     pub site: AtomicUsize,
+    pub name: &'static str,
 }
 
 impl LockHead {
-    /// The head of the lock at `addr` (a trace point's value).
+    /// The head of the lock at `addr` (a trace point's value, a CPU's `spinning_on`).
     ///
     /// # Safety
     /// `addr` must be the address of a live `PtLock<T>`.
     pub unsafe fn at<'a>(addr: u64) -> &'a LockHead {
-        // SAFETY: delegated; a PtLock<T> starts with the two fields of LockHead (repr(C)).
+        // SAFETY: delegated; a PtLock<T> starts with the three fields of LockHead (repr(C)).
         unsafe { &*(addr as *const LockHead) }
     }
+
+    pub fn holder(&self) -> Option<Holder> {
+        holder_of(self.state.load(Relaxed), self.site.load(Relaxed))
+    }
+}
+
+fn holder_of(state: u64, site: usize) -> Option<Holder> {
+    if state == FREE {
+        return None;
+    }
+    Some(Holder {
+        cpu: (state & 0xffff) - 1,
+        depth: state >> 16,
+        // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
+        site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
+    })
 }
 
 /// Lock-usage validator state for one lock class.
@@ -54,7 +73,11 @@ pub struct LockClass {
 
 impl LockClass {
     pub const fn new() -> Self {
-        LockClass { irqs_on_site: AtomicUsize::new(0), in_irq_site: AtomicUsize::new(0), reported: AtomicBool::new(false) }
+        LockClass {
+            irqs_on_site: AtomicUsize::new(0),
+            in_irq_site: AtomicUsize::new(0),
+            reported: AtomicBool::new(false),
+        }
     }
 }
 
@@ -78,7 +101,13 @@ pub struct Holder {
 
 impl<T> PtLock<T> {
     pub const fn new(name: &'static str, v: T) -> Self {
-        PtLock { name, state: AtomicU64::new(FREE), site: AtomicUsize::new(0), class: LockClass::new(), data: UnsafeCell::new(v) }
+        PtLock {
+            name,
+            state: AtomicU64::new(FREE),
+            site: AtomicUsize::new(0),
+            class: LockClass::new(),
+            data: UnsafeCell::new(v),
+        }
     }
 
     fn me() -> u64 {
@@ -123,17 +152,7 @@ impl<T> PtLock<T> {
     }
 
     pub fn holder(&self) -> Option<Holder> {
-        let s = self.state.load(Relaxed);
-        if s == FREE {
-            return None;
-        }
-        let site = self.site.load(Relaxed);
-        Some(Holder {
-            cpu: (s & 0xffff) - 1,
-            depth: s >> 16,
-            // SAFETY: `site` only ever holds a `&'static Location` stored by `lock`.
-            site: if site == 0 { None } else { Some(unsafe { &*(site as *const Location<'static>) }) },
-        })
+        holder_of(self.state.load(Relaxed), self.site.load(Relaxed))
     }
 
     pub fn is_locked(&self) -> bool {
@@ -163,3 +182,12 @@ impl<T> Drop for PtGuard<'_, T> {
         crate::trace_point!(crate::trace::code(crate::trace::Event::LockRelease, 0), self.lock as *const PtLock<T>);
     }
 }
+
+// `LockHead::at` reads these three fields of any `PtLock<T>` through its address.
+const _: () = {
+    use core::mem::offset_of;
+    type P = PtLock<()>;
+    assert!(offset_of!(P, state) == offset_of!(LockHead, state));
+    assert!(offset_of!(P, site) == offset_of!(LockHead, site));
+    assert!(offset_of!(P, name) == offset_of!(LockHead, name));
+};

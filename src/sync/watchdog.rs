@@ -7,10 +7,10 @@
 //! With a single CPU there is nobody to watch: then the lock itself reports (`spinning`), when
 //! it has spun for the same time on a lock that this very CPU holds in an interrupted context.
 
-use super::ptlock::Holder;
+use super::ptlock::{Holder, LockHead};
 use crate::arch::ppc64::exception::ExcFrame;
 use crate::arch::ppc64::{insn, percpu, reg, timer};
-use crate::println;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 /// A watchdog CPU is running.
@@ -27,7 +27,11 @@ pub fn set_timeout_ms(ms: u64) {
 
 fn timeout_tb() -> u64 {
     let t = TIMEOUT_TB.load(Relaxed);
-    if t == 0 { timer::us_to_tb(200_000) } else { t }
+    if t == 0 {
+        timer::us_to_tb(200_000)
+    } else {
+        t
+    }
 }
 
 #[inline(always)]
@@ -69,21 +73,27 @@ pub fn stop() {
     }
 }
 
+/// The name of the lock at `addr`: a CPU's `spinning_on` or a lock trace event's address,
+/// which only `PtLock` stores (0: none).
 pub fn describe_lock(addr: u64) -> &'static str {
-    if addr == &crate::mm::vmalloc::PAGE_TABLE_LOCK as *const _ as *const u8 as u64 {
-        "page_table_lock"
-    } else if addr == 0 {
-        "(none)"
-    } else {
-        "(unknown lock)"
-    }
+    lock_at(addr).map_or("(none)", |h| h.name)
+}
+
+fn lock_at(addr: u64) -> Option<&'static LockHead> {
+    // SAFETY: nonzero values come from `PtLock::lock` (spinning_on, trace events) and locks
+    // are statics, so `addr` is a live `PtLock<T>`.
+    (addr != 0).then(|| unsafe { LockHead::at(addr) })
 }
 
 fn holder_str(h: Option<Holder>) -> alloc::string::String {
     match h {
         None => "nobody (free now)".into(),
         Some(h) => {
-            let ctx = if h.depth == 0 { "thread context (interrupted inside its critical section)".into() } else { alloc::format!("exception context (depth {})", h.depth) };
+            let ctx = if h.depth == 0 {
+                "thread context (interrupted inside its critical section)".into()
+            } else {
+                alloc::format!("exception context (depth {})", h.depth)
+            };
             match h.site {
                 Some(s) => alloc::format!("CPU {} in {}, taken at {}:{}", h.cpu, ctx, s.file(), s.line()),
                 None => alloc::format!("CPU {} in {}", h.cpu, ctx),
@@ -97,31 +107,36 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
     DETECTED_AT.store(insn::mftb(), Relaxed);
     let p = percpu::paca(cpu);
     let lock = p.spinning_on.load(Relaxed);
-    let holder = if lock != 0 && describe_lock(lock) == "page_table_lock" { crate::mm::vmalloc::PAGE_TABLE_LOCK.holder() } else { None };
+    let holder = lock_at(lock).and_then(LockHead::holder);
     crate::trace::record(crate::trace::Event::Watchdog, cpu as u32, stalled_tb, lock);
-    crate::smp::stop_others();
-    let ms = stalled_tb * 1000 / timer::tb_freq();
-    println!("==================[ DEADLOCK DETECTED ]==================");
-    println!("watchdog (CPU {}): CPU {} made no progress for {} ms", percpu::cpu_id(), cpu, ms);
-    let at = crate::smp::stopped_at(cpu);
-    let (frame, depth) = match at {
-        Some(at) => {
-            println!("  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
-            // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
-            ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
-        }
-        None => {
-            println!("  CPU {} did not answer the system reset; its state as last recorded:", cpu);
-            (crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)), p.depth.load(Relaxed))
-        }
-    };
-    print_frame(cpu, frame, depth);
-    println!("  spinning on: {} ({:#x})", describe_lock(lock), lock);
-    println!("  held by: {}", holder_str(holder));
-    // Every CPU's ring, the stuck one's included (stopped now: its ring no longer changes).
-    crate::trace::dump("deadlock", Some(cpu));
-    println!("==========================================================");
-    crate::exit::exit_failure("deadlock");
+    let me = percpu::cpu_id();
+    crate::report::fatal("deadlock", |w| {
+        // The other CPUs are stopped now: the stuck one recorded where it was.
+        let ms = stalled_tb * 1000 / timer::tb_freq();
+        let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
+        let _ = writeln!(w, "watchdog (CPU {}): CPU {} made no progress for {} ms", me, cpu, ms);
+        let (frame, depth) = match crate::smp::stopped_at(cpu) {
+            Some(at) => {
+                let _ =
+                    writeln!(w, "  CPU {} was spinning at NIP {:#018x} LR {:#018x} (system reset)", cpu, at.nip, at.lr);
+                // SAFETY: the stopped CPU recorded its innermost live frame; it is parked now.
+                ((at.frame != 0).then(|| unsafe { &*(at.frame as *const ExcFrame) }), at.depth)
+            }
+            None => {
+                let _ = writeln!(w, "  CPU {} did not answer the system reset; its state as last recorded:", cpu);
+                (
+                    crate::arch::ppc64::exception::innermost_frame(cpu, 0, p.last_frame.load(Relaxed)),
+                    p.depth.load(Relaxed),
+                )
+            }
+        };
+        print_frame(w, cpu, frame, depth);
+        let _ = writeln!(w, "  spinning on: {} ({:#x})", describe_lock(lock), lock);
+        let _ = writeln!(w, "  held by: {}", holder_str(holder));
+        // Every CPU's ring, the stuck one's included (stopped now: its ring no longer changes).
+        crate::trace::dump("deadlock", Some(cpu));
+        let _ = writeln!(w, "==========================================================");
+    })
 }
 
 /// Called from a lock's spin loop. With no watchdog CPU (e.g. --smp 1), a CPU that spins for
@@ -141,30 +156,48 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             crate::console::emergency();
             DETECTED_AT.store(now, Relaxed);
             crate::trace::record(crate::trace::Event::Watchdog, me as u32, now - start_tb, lock_addr);
-            println!("==================[ DEADLOCK DETECTED ]==================");
-            println!("lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})", me, (now - start_tb) * 1000 / timer::tb_freq(), describe_lock(lock_addr), lock_addr);
-            println!("  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
-            println!("  held by: {}", holder_str(Some(h)));
             let me = me as usize;
-            let f = crate::arch::ppc64::exception::innermost_frame(me, percpu::sp(), percpu::this().last_frame.load(Relaxed));
-            print_frame(me, f, percpu::exception_depth());
-            crate::trace::dump("deadlock", Some(me as usize));
-            println!("==========================================================");
-            crate::exit::exit_failure("deadlock");
+            let f = crate::arch::ppc64::exception::innermost_frame(
+                me,
+                percpu::sp(),
+                percpu::this().last_frame.load(Relaxed),
+            );
+            let depth = percpu::exception_depth();
+            crate::report::fatal("deadlock", |w| {
+                let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
+                let _ = writeln!(
+                    w,
+                    "lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})",
+                    me,
+                    (now - start_tb) * 1000 / timer::tb_freq(),
+                    describe_lock(lock_addr),
+                    lock_addr
+                );
+                let _ = writeln!(w, "  spinning on: {} ({:#x})", describe_lock(lock_addr), lock_addr);
+                let _ = writeln!(w, "  held by: {}", holder_str(Some(h)));
+                print_frame(w, me, f, depth);
+                crate::trace::dump("deadlock", Some(me));
+                let _ = writeln!(w, "==========================================================");
+            })
         }
     }
 }
 
-fn print_frame(cpu: usize, f: Option<&ExcFrame>, depth: u64) {
+fn print_frame(w: &mut dyn Write, cpu: usize, f: Option<&ExcFrame>, depth: u64) {
     if let Some(f) = f {
-        println!("  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}", reg::vector_name(f.trap), f.trap, f.nip, f.lr, f.dar);
-        println!("  exception depth: {}", depth);
-        crate::console::with_console(|w| {
-            use core::fmt::Write;
-            let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
-            crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
-        });
+        let _ = writeln!(
+            w,
+            "  last exception frame: {} ({:#x}) NIP {:#018x} LR {:#018x} DAR {:#018x}",
+            reg::vector_name(f.trap),
+            f.trap,
+            f.nip,
+            f.lr,
+            f.dar
+        );
+        let _ = writeln!(w, "  exception depth: {}", depth);
+        let _ = writeln!(w, "  call trace of CPU {} at that fault (innermost first):", cpu);
+        crate::arch::ppc64::exception::backtrace_from(w, f.gpr[1], Some(f.nip));
     } else {
-        println!("  exception depth: {}", depth);
+        let _ = writeln!(w, "  exception depth: {}", depth);
     }
 }

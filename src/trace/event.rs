@@ -324,8 +324,18 @@ pub enum Outcome {
 
 impl Outcome {
     pub const NAMES: [&'static str; 12] = [
-        "inserted_primary", "inserted_secondary", "updated", "inserted_after_eviction", "busy", "lost_reservation",
-        "denied", "hv_busy", "eviction_retry", "refused", "all_bolted", "none",
+        "inserted_primary",
+        "inserted_secondary",
+        "updated",
+        "inserted_after_eviction",
+        "busy",
+        "lost_reservation",
+        "denied",
+        "hv_busy",
+        "eviction_retry",
+        "refused",
+        "all_bolted",
+        "none",
     ];
 
     pub fn name(self) -> &'static str {
@@ -333,8 +343,17 @@ impl Outcome {
     }
 
     pub const ALL: [Outcome; 12] = [
-        Outcome::InsertedPrimary, Outcome::InsertedSecondary, Outcome::Updated, Outcome::Evicted, Outcome::Busy,
-        Outcome::Lost, Outcome::Denied, Outcome::HvBusy, Outcome::EvictRetry, Outcome::Refused, Outcome::AllBolted,
+        Outcome::InsertedPrimary,
+        Outcome::InsertedSecondary,
+        Outcome::Updated,
+        Outcome::Evicted,
+        Outcome::Busy,
+        Outcome::Lost,
+        Outcome::Denied,
+        Outcome::HvBusy,
+        Outcome::EvictRetry,
+        Outcome::Refused,
+        Outcome::AllBolted,
         Outcome::None,
     ];
 
@@ -437,7 +456,9 @@ pub fn scan_lock_holds(recs: &[Rec], lock: u64) -> LockScan {
                 dec = None;
                 fault = None;
             }
-            Event::ExcEntry if r.c == 0x300 && matches!(dec, Some((_, d)) if r.depth > d) => fault = Some((r.index, r.depth)),
+            Event::ExcEntry if r.c == 0x300 && matches!(dec, Some((_, d)) if r.depth > d) => {
+                fault = Some((r.index, r.depth))
+            }
             Event::ExcExit if r.c == 0x300 && matches!(fault, Some((_, d)) if d == r.depth) => {
                 fault = None;
                 completed = true;
@@ -514,7 +535,10 @@ mod tests {
     fn header_word_round_trip_and_torn_slots() {
         let w0 = pack_w0(Event::LockContended, 2, 41, 0x0002_0001);
         let r = Rec::decode(41, 1000, w0, 0xc000_0000_0045_eb38, 7).unwrap();
-        assert_eq!((r.ev, r.depth, r.c, r.a, r.b, r.tb), (Event::LockContended, 2, 0x0002_0001, 0xc000_0000_0045_eb38, 7, 1000));
+        assert_eq!(
+            (r.ev, r.depth, r.c, r.a, r.b, r.tb),
+            (Event::LockContended, 2, 0x0002_0001, 0xc000_0000_0045_eb38, 7, 1000)
+        );
         // The same slot read as another history position (one ring length later or earlier) is
         // not that record.
         assert_eq!(Rec::decode(41 + 4096, 1000, w0, 0, 0), None);
@@ -577,7 +601,10 @@ mod tests {
     const LOCK: u64 = 0xc000_0000_0045_eb38;
 
     fn seq(evs: &[(Event, u8, u32, u64)]) -> Vec<Rec> {
-        evs.iter().enumerate().map(|(i, &(ev, depth, c, a))| Rec { index: i as u64, tb: i as u64, ev, depth, c, a, b: 0 }).collect()
+        evs.iter()
+            .enumerate()
+            .map(|(i, &(ev, depth, c, a))| Rec { index: i as u64, tb: i as u64, ev, depth, c, a, b: 0 })
+            .collect()
     }
 
     #[test]

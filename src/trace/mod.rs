@@ -7,12 +7,18 @@
 //! report; scripts/trace.py turns a dump into Chrome trace-event JSON and an SVG timeline, and
 //! scripts/helpers.gdb `trace-dump` prints the same from a live or stopped kernel.
 
+#[cfg(target_os = "none")]
+pub mod control;
+#[cfg(target_os = "none")]
+pub mod dump;
 pub mod event;
 #[cfg(target_os = "none")]
 pub mod ring;
 #[cfg(target_os = "none")]
 pub mod site;
 
+#[cfg(target_os = "none")]
+pub use dump::dump;
 pub use event::{code, Event, Groups, Mark};
 #[cfg(target_os = "none")]
 pub use ring::*;

@@ -14,12 +14,10 @@
 //! fault (EE = RI = 0), real mode (the kernel's addresses work untranslated, the top nibble
 //! being ignored there).
 
-use super::event::{code_event, code_payload};
-
 /// Bytes below the interrupted stack pointer that a stub uses: its save area plus the
 /// protected zone it must not touch.
 pub const STUB_FRAME: usize = 560;
-const _: () = assert!(STUB_FRAME % 16 == 0 && STUB_FRAME >= 288 + 112 + 20 * 8);
+const _: () = assert!(STUB_FRAME.is_multiple_of(16) && STUB_FRAME >= 288 + 112 + 20 * 8);
 
 /// The text of one trace point, for an `asm!` template: `$x`, `$y`, `$z` are the registers
 /// whose values the event records (`"{name}"` for an operand, `"3"` for r3, `"0"` for none),
@@ -62,14 +60,24 @@ macro_rules! trace_site_text {
             $nop,
             ".pushsection .text.trace_stubs, \"ax\", @progbits\n",
             "91: stdu 1, -560(1)\n",
-            "std ", $x, ", 128(1)\n",
-            "std ", $y, ", 136(1)\n",
-            "std ", $z, ", 144(1)\n",
+            "std ",
+            $x,
+            ", 128(1)\n",
+            "std ",
+            $y,
+            ", 136(1)\n",
+            "std ",
+            $z,
+            ", 144(1)\n",
             "std 0, 112(1)\n",
             "mflr 0\n",
             "std 0, 120(1)\n",
-            "lis 0, {", $hi, "}\n",
-            "ori 0, 0, {", $lo, "}\n",
+            "lis 0, {",
+            $hi,
+            "}\n",
+            "ori 0, 0, {",
+            $lo,
+            "}\n",
             "bl trace_stub_common\n",
             "ld 0, 120(1)\n",
             "mtlr 0\n",
@@ -79,7 +87,11 @@ macro_rules! trace_site_text {
             ".popsection\n",
             ".pushsection .trace_sites, \"a\", @progbits\n",
             ".balign 8\n",
-            ".quad 90b, 91b, {", $hi, "} * 65536 + {", $lo, "}\n",
+            ".quad 90b, 91b, {",
+            $hi,
+            "} * 65536 + {",
+            $lo,
+            "}\n",
             ".popsection\n",
         )
     };
@@ -250,14 +262,6 @@ pub fn traced_hash_entry() -> u64 {
     let at = &raw const trace_hash_fault_call as u64;
     // SAFETY: one aligned word of kernel text (never executed).
     branch_target(at, unsafe { core::ptr::read_volatile(at as *const u32) })
-}
-
-/// Called by `trace_stub_common` from a patched trace point.
-#[no_mangle]
-extern "C" fn trace_from_site(code: u64, x: u64, y: u64, z: u64) {
-    if let Some(ev) = code_event(code) {
-        super::ring::from_site(ev, code_payload(code), x, y, z);
-    }
 }
 
 /// Whether the trace point at `s` is on (patched to its stub).

@@ -10,6 +10,8 @@ pub mod design;
 pub mod native;
 #[path = "../../../src/hash/protocol.rs"]
 pub mod protocol;
+#[path = "../../../src/hash/reason.rs"]
+pub mod reason;
 #[path = "../../../src/hash/stats.rs"]
 pub mod stats;
 #[cfg(test)]

@@ -3,19 +3,25 @@
 //! boot/entry.S uses to bolt the linear mapping and turn translation on.
 
 use super::exception::{ExcFrame, FRAME_TOTAL, HDR_SIZE};
+use super::hcall;
 use super::of::{self, Of};
 use super::percpu::{self, offsets as po, MAX_CPUS};
-use super::hcall;
 use super::reg::Msr;
 use crate::mm::hpte::{HptGeometry, HpteR};
 use crate::mm::slbe::{kernel_vsid, SlbEntry, SLB_ESID_V};
 use core::mem::offset_of;
 
+extern "C" {
+    /// The kernel proper (src/kmain.rs), entered with translation on: the one name early boot
+    /// knows above the platform, by symbol (like the vectors' calls into the trap code).
+    fn kmain(arg: u64) -> !;
+}
+
 pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 /// The linear (bolted) zone ends here or at the end of RAM: kernel image, heap, stacks,
 /// per-CPU areas and page tables live below it; RAM above it is reached only through vmalloc.
 pub const LINEAR_ZONE_MAX: u64 = 64 << 20;
-pub const KERNEL_BASE: u64 = 0xc000_0000_0000_0000;
+pub use crate::mm::layout::KERNEL_BASE;
 /// MSR for kernel code: SF | ME | IR | DR | RI (EE off until the kernel enables it).
 pub const KERNEL_MSR: u64 = Msr::SF.union(Msr::ME).union(Msr::IR).union(Msr::DR).union(Msr::RI).bits();
 /// SLB slots 0..BOLTED_SLB hold bolted kernel segments and are never victimised.
@@ -158,8 +164,39 @@ pub struct RtasTokens {
     pub get_time_of_day: u32,
 }
 
+/// A device-tree probe that must run while the firmware's client interface is still there
+/// (real mode, before quiesce, no heap), registered by a driver with `early_probe!`: early boot
+/// calls every one without knowing the drivers (the `.ktests` registry's pattern).
+pub type EarlyProbe = fn(&super::of::Of, &mut BootInfo);
+
+/// Registers `$f: EarlyProbe` in the `.early_probes` linker section.
+#[macro_export]
+macro_rules! early_probe {
+    ($f:path) => {
+        const _: () = {
+            #[link_section = ".early_probes"]
+            #[used]
+            static EARLY_PROBE: $crate::arch::ppc64::boot::EarlyProbe = $f;
+        };
+    };
+}
+
+extern "C" {
+    static __early_probes_start: u8;
+    static __early_probes_end: u8;
+}
+
+fn early_probes() -> &'static [EarlyProbe] {
+    // SAFETY: the linker script collects exactly the `EarlyProbe` statics between these symbols.
+    unsafe {
+        let s = &raw const __early_probes_start as *const EarlyProbe;
+        let e = &raw const __early_probes_end as *const EarlyProbe;
+        core::slice::from_raw_parts(s, e.offset_from(s) as usize)
+    }
+}
+
 /// The PCI host bridge and the first pci-serial behind it, as the device tree describes them
-/// (filled in by `drivers::pci::probe_serial` in real mode, before quiesce).
+/// (filled in by the PCI driver's early probe in real mode, before quiesce).
 #[derive(Clone, Copy, Debug)]
 pub struct PciSerialInfo {
     pub present: bool,
@@ -188,9 +225,20 @@ pub struct PciSerialInfo {
 impl Default for PciSerialInfo {
     fn default() -> Self {
         PciSerialInfo {
-            present: false, phbs: 0, buid: 0, io_window: 0, io_window_size: 0, io_pci_base: 0,
-            config_addr: 0, assigned_bar0: None, bar0_size: 0, vendor: 0, device: 0, class: 0,
-            path: [0; 64], path_len: 0,
+            present: false,
+            phbs: 0,
+            buid: 0,
+            io_window: 0,
+            io_window_size: 0,
+            io_pci_base: 0,
+            config_addr: 0,
+            assigned_bar0: None,
+            bar0_size: 0,
+            vendor: 0,
+            device: 0,
+            class: 0,
+            path: [0; 64],
+            path_len: 0,
         }
     }
 }
@@ -268,10 +316,22 @@ pub fn info() -> &'static BootInfo {
 
 /// One hand-off per CPU: a secondary that starts after smp stopped waiting for it must not
 /// find the next CPU's PACA and stack in a shared one.
-static mut HANDOFF: [MmuHandoff; MAX_CPUS] = [const { MmuHandoff {
-    vsid: 0, hash_mask: 0, npages: 0, pte1: 0, nslb: 0, slb: [[0; 2]; BOLTED_SLB],
-    stack: 0, paca: 0, toc: 0, arg: 0, entry: 0, msr: 0,
-} }; MAX_CPUS];
+static mut HANDOFF: [MmuHandoff; MAX_CPUS] = [const {
+    MmuHandoff {
+        vsid: 0,
+        hash_mask: 0,
+        npages: 0,
+        pte1: 0,
+        nslb: 0,
+        slb: [[0; 2]; BOLTED_SLB],
+        stack: 0,
+        paca: 0,
+        toc: 0,
+        arg: 0,
+        entry: 0,
+        msr: 0,
+    }
+}; MAX_CPUS];
 
 fn read_device_tree(of: &Of) -> BootInfo {
     let mut bi = BootInfo {
@@ -380,7 +440,9 @@ fn read_device_tree(of: &Of) -> BootInfo {
             get_time_of_day: t(b"get-time-of-day"),
         };
     }
-    crate::drivers::pci::probe_serial(of, &mut bi);
+    for probe in early_probes() {
+        probe(of, &mut bi);
+    }
     bi.of_calls = Of::calls();
     bi
 }
@@ -402,19 +464,19 @@ extern "C" fn early_main(of_entry: u64) -> *const MmuHandoff {
     install_vectors();
     if let Err(e) = hcall::h_set_mode_ail3() {
         crate::println!("boot: H_SET_MODE (AIL=3) failed: {}; interrupts would arrive in real mode", e);
-        crate::exit::fail_early();
+        super::platform::fail_early();
     }
 
     let geo = match HptGeometry::checked(bi.pft_shift) {
         Ok(g) => g,
         Err(e) => {
             crate::println!("boot: unusable hashed page table: {}", e);
-            crate::exit::fail_early();
+            super::platform::fail_early();
         }
     };
     set_hpt(geo, 0);
     init_boot_cpu();
-    make_handoff(0, true, crate::kmain as *const () as u64, 0)
+    make_handoff(0, true, kmain as *const () as u64, 0)
 }
 
 /// Records the boot information (once, on the boot CPU in real mode).
@@ -446,7 +508,11 @@ pub fn set_hpt(geo: HptGeometry, base: u64) {
 /// The MSR kernel code runs with: SF|ME|IR|DR|RI, plus HV on powernv (where `rfid` would clear
 /// it otherwise).
 pub fn kernel_msr() -> u64 {
-    if super::platform::powernv() { super::powernv::KERNEL_MSR } else { KERNEL_MSR }
+    if super::platform::powernv() {
+        super::powernv::KERNEL_MSR
+    } else {
+        KERNEL_MSR
+    }
 }
 
 /// CPU 0's per-CPU area: exception entry, stacks, SLB round robin, MMU fields.
@@ -466,7 +532,6 @@ pub fn init_cpu_mmu(cpu: usize) {
     let p = percpu::paca(cpu);
     p.hash_mask.store(hpt().hash_mask(), Relaxed);
     p.seg_table.store(&crate::mm::slbe::SEGMENTS as *const _ as u64, Relaxed);
-    p.hpte_r.store(&crate::hash::protocol::HPTE_R as *const _ as u64, Relaxed);
     p.hpt_base.store(HPT_BASE.load(Relaxed), Relaxed);
 }
 
@@ -504,6 +569,11 @@ pub fn make_handoff(cpu: usize, bolt: bool, entry: u64, arg: u64) -> *const MmuH
 #[no_mangle]
 extern "C" fn boot_hpt_failed(page: u64, rc: i64) -> ! {
     crate::console::early_puts("boot: H_ENTER failed while bolting the linear mapping\n");
-    crate::println!("boot: page {:#x} (PA {:#x}): {}", page, page << 12, crate::arch::ppc64::hcall::HcallError::from_rc(rc));
-    crate::exit::fail_early();
+    crate::println!(
+        "boot: page {:#x} (PA {:#x}): {}",
+        page,
+        page << 12,
+        crate::arch::ppc64::hcall::HcallError::from_rc(rc)
+    );
+    super::platform::fail_early();
 }

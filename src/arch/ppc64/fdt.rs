@@ -75,7 +75,12 @@ fn copy_str(dst: &mut [u8], s: &str) -> usize {
 }
 
 /// Adds [start, end) to the sorted, merged list `list[..*n]`.
-pub fn add_reserved(list: &mut [(u64, u64); MAX_RESERVED], n: &mut usize, start: u64, end: u64) -> Result<(), FdtError> {
+pub fn add_reserved(
+    list: &mut [(u64, u64); MAX_RESERVED],
+    n: &mut usize,
+    start: u64,
+    end: u64,
+) -> Result<(), FdtError> {
     if end <= start {
         return Ok(());
     }
@@ -205,7 +210,8 @@ pub fn read(blob: &[u8]) -> Result<FdtFacts, FdtError> {
         }
     }
 
-    f.ipmi_interface = t.find_node("/ibm,opal/ipmi").and_then(|n| n.property("ibm,ipmi-interface-id")).and_then(|p| be32(p.value));
+    f.ipmi_interface =
+        t.find_node("/ibm,opal/ipmi").and_then(|n| n.property("ibm,ipmi-interface-id")).and_then(|p| be32(p.value));
     Ok(f)
 }
 
@@ -241,7 +247,10 @@ mod tests {
         assert_eq!(f.bootargs(), "test=foo quiet");
         // skiboot's code, heap, data, stacks and allocations are one run; HOMER and the OCC
         // area lie beyond RAM.
-        assert_eq!(f.reserved(), &[(0x3000_0000, 0x31ef_0000), (0x7f_fd80_0000, 0x7f_fdc0_0000), (0x7f_ff80_0000, 0x80_0000_0000)]);
+        assert_eq!(
+            f.reserved(),
+            &[(0x3000_0000, 0x31ef_0000), (0x7f_fd80_0000, 0x7f_fdc0_0000), (0x7f_ff80_0000, 0x80_0000_0000)]
+        );
         assert_eq!(f.ipmi_interface, Some(0));
     }
 

@@ -2,7 +2,7 @@
 //! a `Result` with named errors. The HPT belongs to the hypervisor on pseries, so these are the
 //! only way the kernel touches it.
 
-use crate::trace::{code, Event};
+use crate::trace::event::{code, Event};
 use core::arch::asm;
 
 pub use super::papr::*;
@@ -77,7 +77,7 @@ pub fn hcall8(op: u64, a: [u64; 2]) -> (i64, [u64; 8]) {
 #[inline(always)]
 fn hcall_keep_cr<const OP: u64>(a: [u64; 4]) -> (i64, u64) {
     let (r3, r4): (u64, u64);
-    debug_assert!(!crate::sync::irq::enabled(), "hcall_keep_cr with interrupts on");
+    debug_assert!(!crate::arch::ppc64::irq::enabled(), "hcall_keep_cr with interrupts on");
     // SAFETY: as `hcall`; CR is parked in this CPU's `hcall_cr` word (r13 = per-CPU area) and
     // CR2-CR4 are restored with mtcrf 0x38; the other fields are declared clobbered.
     unsafe {
@@ -124,7 +124,11 @@ pub fn h_remove_unbolted_fault_path(ptex: u64, bolted_bit: u64) -> Result<(), i6
 }
 
 fn check(rc: i64) -> HResult<()> {
-    if rc == 0 { Ok(()) } else { Err(HcallError::from_rc(rc)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(HcallError::from_rc(rc))
+    }
 }
 
 /// H_ENTER: insert (v, r) into the group at `ptex & !7` (first free slot) or exactly at

@@ -116,6 +116,13 @@ pub fn cpu_relax() {
     unsafe { asm!("or 1,1,1", "or 2,2,2", options(nomem, nostack, preserves_flags)) };
 }
 
+/// Spins here for good (the end of a run that could not end otherwise).
+pub fn halt() -> ! {
+    loop {
+        cpu_relax();
+    }
+}
+
 /// # Safety
 /// Installs a translation; the caller guarantees the entry is correct and does not replace a
 /// bolted slot that running code depends on.
@@ -196,5 +203,7 @@ pub fn count_mark(tag: u8) {
     }
     let stub = &raw const count_marks as u64 + 8 * tag as u64;
     // SAFETY: the stub is `tdi 0,0,tag; blr`: it changes nothing but LR and CTR, declared.
-    unsafe { asm!("mtctr {s}", "bctrl", s = in(reg) stub, out("ctr") _, out("lr") _, options(nostack, nomem, preserves_flags)) };
+    unsafe {
+        asm!("mtctr {s}", "bctrl", s = in(reg) stub, out("ctr") _, out("lr") _, options(nostack, nomem, preserves_flags))
+    };
 }

@@ -15,6 +15,8 @@ pub mod hcall;
 #[cfg(target_os = "none")]
 pub mod insn;
 #[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
 pub mod of;
 #[cfg(target_os = "none")]
 pub mod percpu;

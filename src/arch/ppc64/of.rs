@@ -12,7 +12,7 @@ extern "C" {
 /// Physical address of a kernel object (linear mapping: VA = 0xc000... + PA; the boot stack is
 /// addressed physically already).
 pub fn pa<T: ?Sized>(p: *const T) -> u64 {
-    (p as *const u8 as u64) & 0x0fff_ffff_ffff_ffff
+    crate::mm::layout::linear_pa(p as *const u8 as u64)
 }
 
 #[repr(C, align(8))]
@@ -45,7 +45,8 @@ impl Of {
         if args.len() + nret > 10 {
             return None;
         }
-        let mut a = Args { service: pa(service.as_ptr()) as u32, nargs: args.len() as u32, nret: nret as u32, args: [0; 10] };
+        let mut a =
+            Args { service: pa(service.as_ptr()) as u32, nargs: args.len() as u32, nret: nret as u32, args: [0; 10] };
         a.args[..args.len()].copy_from_slice(args);
         OF_CALLS.fetch_add(1, Relaxed);
         // SAFETY: `a` and every buffer it points at live below 4 GiB (the kernel is at
@@ -64,7 +65,11 @@ impl Of {
         let n = path.len().min(127);
         buf[..n].copy_from_slice(&path[..n]);
         let r = self.call(b"finddevice\0", &[pa(buf.as_ptr()) as u32], 1)?[0];
-        if r == 0 || r == u32::MAX { None } else { Some(r) }
+        if r == 0 || r == u32::MAX {
+            None
+        } else {
+            Some(r)
+        }
     }
 
     /// Reads property `name` into `buf`; returns its full length (may exceed `buf`).
@@ -72,8 +77,13 @@ impl Of {
         let mut nb = [0u8; 64];
         let n = name.len().min(63);
         nb[..n].copy_from_slice(&name[..n]);
-        let r = self.call(b"getprop\0", &[ph, pa(nb.as_ptr()) as u32, pa(buf.as_ptr()) as u32, buf.len() as u32], 1)?[0];
-        if r == u32::MAX { None } else { Some(r as usize) }
+        let r =
+            self.call(b"getprop\0", &[ph, pa(nb.as_ptr()) as u32, pa(buf.as_ptr()) as u32, buf.len() as u32], 1)?[0];
+        if r == u32::MAX {
+            None
+        } else {
+            Some(r as usize)
+        }
     }
 
     pub fn getprop_u32(&self, ph: Phandle, name: &[u8]) -> Option<u32> {
@@ -86,17 +96,29 @@ impl Of {
 
     pub fn child(&self, ph: Phandle) -> Option<Phandle> {
         let r = self.call(b"child\0", &[ph], 1)?[0];
-        if r == 0 || r == u32::MAX { None } else { Some(r) }
+        if r == 0 || r == u32::MAX {
+            None
+        } else {
+            Some(r)
+        }
     }
 
     pub fn peer(&self, ph: Phandle) -> Option<Phandle> {
         let r = self.call(b"peer\0", &[ph], 1)?[0];
-        if r == 0 || r == u32::MAX { None } else { Some(r) }
+        if r == 0 || r == u32::MAX {
+            None
+        } else {
+            Some(r)
+        }
     }
 
     pub fn parent(&self, ph: Phandle) -> Option<Phandle> {
         let r = self.call(b"parent\0", &[ph], 1)?[0];
-        if r == 0 || r == u32::MAX { None } else { Some(r) }
+        if r == 0 || r == u32::MAX {
+            None
+        } else {
+            Some(r)
+        }
     }
 
     /// The full path of node `ph` (NUL-free) in `buf`; returns its length (0 if unknown).
@@ -105,7 +127,11 @@ impl Of {
             return 0;
         };
         let n = (r[0] as usize).min(buf.len());
-        if r[0] == u32::MAX { 0 } else { buf[..n].iter().position(|&c| c == 0).unwrap_or(n) }
+        if r[0] == u32::MAX {
+            0
+        } else {
+            buf[..n].iter().position(|&c| c == 0).unwrap_or(n)
+        }
     }
 
     pub fn quiesce(&self) {

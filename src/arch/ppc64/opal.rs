@@ -211,7 +211,13 @@ mod kernel {
 
     /// Sends one IPMI request to the BMC and waits for its answer (completion code first).
     /// Returns the response bytes and their count.
-    pub fn ipmi(interface: u32, netfn: u8, cmd: u8, data: &[u8], timeout_tb: u64) -> Result<([u8; 32], usize), OpalError> {
+    pub fn ipmi(
+        interface: u32,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+        timeout_tb: u64,
+    ) -> Result<([u8; 32], usize), OpalError> {
         #[repr(C, align(8))]
         struct Msg([u8; 32]);
         let (req, n) = ipmi_request(netfn, cmd, data);
@@ -234,7 +240,9 @@ mod kernel {
                     out[..l - 3].copy_from_slice(&msg[3..l]);
                     return Ok((out, l - 3));
                 }
-                Err(OpalError::Empty) if crate::arch::ppc64::insn::mftb().wrapping_sub(start) < timeout_tb => poll_events(),
+                Err(OpalError::Empty) if crate::arch::ppc64::insn::mftb().wrapping_sub(start) < timeout_tb => {
+                    poll_events()
+                }
                 Err(e) => return Err(e),
             }
         }

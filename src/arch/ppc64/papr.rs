@@ -20,7 +20,7 @@ pub const H_SIGNAL_SYS_RESET: u64 = 0x380;
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
 
 /// The name of hypercall `op` (trace dumps), "?" for one this kernel does not make.
-pub fn name(op: u64) -> &'static str {
+pub const fn name(op: u64) -> &'static str {
     match op {
         H_REMOVE => "H_REMOVE",
         H_ENTER => "H_ENTER",

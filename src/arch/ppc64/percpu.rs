@@ -83,6 +83,8 @@ pub struct Paca {
 
 impl Paca {
     pub const fn new() -> Paca {
+        // A const, so that each use below is a fresh atomic (the array-init idiom).
+        #[allow(clippy::declare_interior_mutable_const)]
         const Z: AtomicU64 = AtomicU64::new(0);
         Paca {
             pgd: [Z; 16],
@@ -203,11 +205,13 @@ pub fn pgd_root(ea: u64) -> u64 {
 /// (fault-path reads that `this().field` would precede with a copy of r13).
 #[inline(always)]
 pub fn load_field<const OFF: usize>() -> u64 {
-    const { assert!(OFF % 8 == 0 && OFF + 8 <= core::mem::size_of::<Paca>()) };
+    const { assert!(OFF.is_multiple_of(8) && OFF + 8 <= core::mem::size_of::<Paca>()) };
     let v: u64;
     // SAFETY: r13 is this CPU's Paca; OFF is 8-aligned and inside it (checked above), and
     // every field is a 64-bit atomic (a plain load is a Relaxed load).
-    unsafe { core::arch::asm!("ld {v}, {off}(13)", v = lateout(reg) v, off = const OFF, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("ld {v}, {off}(13)", v = lateout(reg) v, off = const OFF, options(nostack, readonly, preserves_flags))
+    };
     v
 }
 
@@ -301,11 +305,19 @@ pub fn init(cpu: usize, toc: u64, exc_common: u64, kmsr: u64, slb_size: u64, bol
     // The hash frame only ever holds a 0x300: the entry does not spend an instruction on it.
     // SAFETY: the frame lies in this CPU's hash stack, unused until the CPU takes a hash fault
     // (it is not running yet, or this is early boot on the boot CPU).
-    unsafe { (*((frame + crate::arch::ppc64::exception::HDR_SIZE as u64) as *mut crate::arch::ppc64::exception::ExcFrame)).trap = 0x300 };
+    unsafe {
+        (*((frame + crate::arch::ppc64::exception::HDR_SIZE as u64) as *mut crate::arch::ppc64::exception::ExcFrame))
+            .trap = 0x300
+    };
     p.toc.store(toc, Relaxed);
     p.exc_common.store(exc_common, Relaxed);
     p.kmsr.store(kmsr, Relaxed);
     p.cpu.store(cpu as u64, Relaxed);
     p.slb_size.store(slb_size, Relaxed);
     p.slb_next.store(bolted, Relaxed);
+}
+
+/// The stack guard page `ea` lies in, named.
+pub fn guard_page_of(ea: u64) -> Option<(&'static str, usize)> {
+    guard_pages().find(|&(va, _, _)| ea >= va && ea < va + GUARD_SIZE as u64).map(|(_, what, cpu)| (what, cpu))
 }

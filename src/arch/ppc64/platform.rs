@@ -25,7 +25,11 @@ pub fn powernv() -> bool {
 }
 
 pub fn get() -> Platform {
-    if powernv() { Platform::PowerNv } else { Platform::Pseries }
+    if powernv() {
+        Platform::PowerNv
+    } else {
+        Platform::Pseries
+    }
 }
 
 impl Platform {
@@ -35,4 +39,16 @@ impl Platform {
             Platform::PowerNv => "powernv",
         }
     }
+}
+
+/// Failure before the console lock and per-CPU state are usable (real mode, early boot).
+#[cfg(target_os = "none")]
+pub fn fail_early() -> ! {
+    crate::console::early_puts("hashkernel: exit status 1 (early boot)\r\n");
+    if powernv() {
+        let _ = super::opal::power_down();
+        super::insn::halt()
+    }
+    super::rtas::os_term("early boot failure");
+    super::insn::halt()
 }

@@ -19,9 +19,15 @@ use super::reg::{spr, Lpcr, Msr};
 use super::{insn, opal, platform};
 use crate::hash::backend::{HashBackend, InsertError};
 use crate::hash::native::{place_hpt, sdr1, NATIVE};
-use crate::mm::hpte::{avpn_for, hash_4k, native_hpt_shift, HpteR, HpteV, HptGeometry};
+use crate::mm::hpte::{avpn_for, hash_4k, native_hpt_shift, HptGeometry, HpteR, HpteV};
 use crate::mm::slbe::kernel_vsid;
 use core::sync::atomic::{AtomicU64, Ordering::*};
+
+extern "C" {
+    /// The kernel proper (src/kmain.rs), entered with translation on: the one name early boot
+    /// knows above the platform, by symbol (like the vectors' calls into the trap code).
+    fn kmain(arg: u64) -> !;
+}
 
 /// Largest HPT the kernel gives itself: 16 MiB, a quarter of the bolted zone.
 pub const MAX_HPT_SHIFT: u32 = 24;
@@ -72,9 +78,15 @@ pub fn isa300() -> bool {
 /// hypervisor doorbell (`kick`), the decrementer or a machine check — not by external
 /// interrupts, which nothing handles.
 pub const fn lpcr_for(entry: u64) -> u64 {
-    let clear = Lpcr::AIL_3.bits() | Lpcr::HDICE.bits() | Lpcr::LPES0.bits() | Lpcr::P8_PECE0.bits() | Lpcr::P8_PECE2.bits()
-        | Lpcr::HR.bits() | Lpcr::UPRT.bits();
-    let set = Lpcr::AIL_3.bits() | Lpcr::HAIL.bits() | Lpcr::P8_PECE1.bits() | Lpcr::P8_PECE3.bits() | Lpcr::P8_PECE4.bits();
+    let clear = Lpcr::AIL_3.bits()
+        | Lpcr::HDICE.bits()
+        | Lpcr::LPES0.bits()
+        | Lpcr::P8_PECE0.bits()
+        | Lpcr::P8_PECE2.bits()
+        | Lpcr::HR.bits()
+        | Lpcr::UPRT.bits();
+    let set =
+        Lpcr::AIL_3.bits() | Lpcr::HAIL.bits() | Lpcr::P8_PECE1.bits() | Lpcr::P8_PECE3.bits() | Lpcr::P8_PECE4.bits();
     (entry & !clear) | set
 }
 
@@ -113,7 +125,7 @@ fn tlbiel_all() {
 
 fn fail(msg: core::fmt::Arguments) -> ! {
     crate::println!("boot: {}", msg);
-    crate::exit::fail_early()
+    super::platform::fail_early()
 }
 
 /// boot/entry.S calls this on the boot CPU, in real mode, with what skiboot passed: the FDT,
@@ -160,7 +172,11 @@ extern "C" fn early_main_opal(fdt_pa: u64, opal_base: u64, opal_entry: u64) -> *
         Err(e) => fail(format_args!("no usable HPT size for {} MiB: {e}", f.mem_end >> 20)),
     };
     let Some(hpt_pa) = place_hpt(bi.linear_zone_end(), geo) else {
-        fail(format_args!("a {} KiB HPT does not fit the {} MiB linear zone", geo.bytes() >> 10, bi.linear_zone_end() >> 20))
+        fail(format_args!(
+            "a {} KiB HPT does not fit the {} MiB linear zone",
+            geo.bytes() >> 10,
+            bi.linear_zone_end() >> 20
+        ))
     };
     let lpcr_entry = insn::mfspr::<{ spr::LPCR }>();
     // ISA 3.0: a 4 KiB partition table right below the HPT (aligned), entry 0 = SDR1's value.
@@ -196,7 +212,7 @@ extern "C" fn early_main_opal(fdt_pa: u64, opal_base: u64, opal_entry: u64) -> *
     cpu_mmu_setup(i);
     boot::init_boot_cpu();
     bolt_linear_zone(bi, geo);
-    boot::make_handoff(0, false, crate::kmain as *const () as u64, 0)
+    boot::make_handoff(0, false, kmain as *const () as u64, 0)
 }
 
 /// Inserts the bolted HPTEs of the linear zone (what entry.S's H_ENTER loop does on pseries):
@@ -222,7 +238,8 @@ fn bolt_linear_zone(bi: &BootInfo, geo: HptGeometry) {
 /// PIR and hand-off address of each CPU the kernel starts, for `opal_secondary_entry`
 /// (boot/entry.S), which finds its own by the PIR OPAL passes in r3.
 #[no_mangle]
-pub static OPAL_CPU_HANDOFF: [[AtomicU64; 2]; MAX_CPUS] = [const { [AtomicU64::new(u64::MAX), AtomicU64::new(0)] }; MAX_CPUS];
+pub static OPAL_CPU_HANDOFF: [[AtomicU64; 2]; MAX_CPUS] =
+    [const { [AtomicU64::new(u64::MAX), AtomicU64::new(0)] }; MAX_CPUS];
 
 extern "C" {
     static opal_secondary_entry: u8;
@@ -254,11 +271,11 @@ pub const KERNEL_MSR: u64 = boot::KERNEL_MSR | Msr::HV.bits();
 /// reset at 0x100 (SRR1 says why, `reg::wake`), which returns right after the `nap`. A
 /// `kick` (hypervisor doorbell) or the decrementer end it; a waker stores first, then kicks.
 pub fn idle_until(wake: impl Fn() -> bool) {
-    let on = crate::sync::irq::save_disable();
+    let on = crate::arch::ppc64::irq::save_disable();
     while !wake() {
         nap();
     }
-    crate::sync::irq::restore(on);
+    crate::arch::ppc64::irq::restore(on);
 }
 
 /// One nap (ISA 3.0: `stop` at level 0, set up by PSSCR), until the next wake-up event.
@@ -280,7 +297,9 @@ pub fn kick(cpu: usize) {
     let pir = boot::info().cpu_ids[cpu] as u64;
     // SAFETY: msgsnd only raises a doorbell on the addressed thread. LLVM knows msgsnd only
     // for Book E: this is `msgsnd r3` (X-form 31/206, RB = 3) by hand.
-    unsafe { core::arch::asm!("sync", ".long 0x7c00199c", in("r3") (5u64 << 27) | pir, options(nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("sync", ".long 0x7c00199c", in("r3") (5u64 << 27) | pir, options(nostack, preserves_flags))
+    };
 }
 
 /// IPMI App requests for the BMC watchdog (IPMI v2.0, 27.6/27.7).

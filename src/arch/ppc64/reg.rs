@@ -11,11 +11,7 @@ use core::fmt;
 
 /// Writes `<A,B,...>` for the named flags set in `bits`, plus any leftover
 /// unnamed bits as one hex item, so nothing in a fault report is hidden.
-fn write_names<const N: usize>(
-    f: &mut fmt::Formatter<'_>,
-    bits: u64,
-    names: &[(u64, &str); N],
-) -> fmt::Result {
+fn write_names<const N: usize>(f: &mut fmt::Formatter<'_>, bits: u64, names: &[(u64, &str); N]) -> fmt::Result {
     f.write_str("<")?;
     let mut rest = bits;
     let mut first = true;
@@ -276,7 +272,11 @@ pub mod wake {
 
     /// Why a system reset with SRR1 `srr1` happened: None when it did not end a nap.
     pub const fn reason(srr1: u64) -> Option<u64> {
-        if srr1 & STATE == 0 { None } else { Some(srr1 & REASON) }
+        if srr1 & STATE == 0 {
+            None
+        } else {
+            Some(srr1 & REASON)
+        }
     }
 }
 
@@ -295,7 +295,7 @@ pub mod spr {
 
 /// Human name of an interrupt vector offset (as passed by the entry code,
 /// without any relocation such as AIL's 0xc000000000004000).
-pub fn vector_name(vec: u64) -> &'static str {
+pub const fn vector_name(vec: u64) -> &'static str {
     match vec {
         0x100 => "system reset",
         0x200 => "machine check",
@@ -373,10 +373,7 @@ mod tests {
             format!("{}", Msr::from_bits_retain(0x8000_0000_0000_d032 | 0x40)),
             "0x800000000000d072 <SF,EE,PR,ME,IR,DR,RI,0x40>"
         );
-        assert_eq!(
-            format!("{}", Msr::from_bits_retain(0x40)),
-            "0x0000000000000040 <0x40>"
-        );
+        assert_eq!(format!("{}", Msr::from_bits_retain(0x40)), "0x0000000000000040 <0x40>");
         assert_eq!(
             format!("{}", Msr::all()),
             "0x900000000280ff37 <SF,HV,VEC,VSX,EE,PR,FP,ME,FE0,SE,BE,FE1,IR,DR,PMM,RI,LE>"
@@ -404,16 +401,10 @@ mod tests {
 
     #[test]
     fn dsisr_display() {
-        assert_eq!(
-            format!("{}", Dsisr::NOPTE | Dsisr::ISSTORE),
-            "0x42000000 <NOPTE,STORE>"
-        );
+        assert_eq!(format!("{}", Dsisr::NOPTE | Dsisr::ISSTORE), "0x42000000 <NOPTE,STORE>");
         assert_eq!(format!("{}", Dsisr::PROTFAULT), "0x08000000 <PROT>");
         assert_eq!(format!("{}", Dsisr::empty()), "0x00000000 <>");
-        assert_eq!(
-            format!("{}", Dsisr::from_bits_retain(0x4a20_0001)),
-            "0x4a200001 <NOPTE,PROT,STORE,KEY,0x1>"
-        );
+        assert_eq!(format!("{}", Dsisr::from_bits_retain(0x4a20_0001)), "0x4a200001 <NOPTE,PROT,STORE,KEY,0x1>");
     }
 
     #[test]
@@ -428,10 +419,7 @@ mod tests {
         let r = IsiSrr1::from_bits_truncate(srr1);
         assert_eq!(r, IsiSrr1::NOPTE);
         assert_eq!(format!("{}", r), "0x40000000 <NOPTE>");
-        assert_eq!(
-            format!("{}", IsiSrr1::NOEXEC_GUARD | IsiSrr1::PROTFAULT),
-            "0x18000000 <NOEXEC_GUARD,PROT>"
-        );
+        assert_eq!(format!("{}", IsiSrr1::NOEXEC_GUARD | IsiSrr1::PROTFAULT), "0x18000000 <NOEXEC_GUARD,PROT>");
         assert_eq!(format!("{}", IsiSrr1::IAMR), "0x00200000 <KEY>");
     }
 
@@ -444,10 +432,7 @@ mod tests {
         let r = ProgramSrr1::from_bits_truncate(0x8000_0000_0002_1032);
         assert_eq!(r, ProgramSrr1::TRAP);
         assert_eq!(format!("{}", r), "0x00020000 <TRAP>");
-        assert_eq!(
-            format!("{}", ProgramSrr1::FPE | ProgramSrr1::ADDR),
-            "0x00110000 <FPE,ADDR>"
-        );
+        assert_eq!(format!("{}", ProgramSrr1::FPE | ProgramSrr1::ADDR), "0x00110000 <FPE,ADDR>");
         assert_eq!(format!("{}", ProgramSrr1::ILLEGAL), "0x00080000 <ILLEGAL>");
         assert_eq!(format!("{}", ProgramSrr1::PRIV), "0x00040000 <PRIV>");
     }
@@ -488,16 +473,7 @@ mod tests {
         for &(v, n) in cases {
             assert_eq!(vector_name(v), n, "{:#x}", v);
         }
-        for v in [
-            0,
-            0x50,
-            0x101,
-            0xb00,
-            0xe10,
-            0x4300,
-            0xc000_0000_0000_4300,
-            u64::MAX,
-        ] {
+        for v in [0, 0x50, 0x101, 0xb00, 0xe10, 0x4300, 0xc000_0000_0000_4300, u64::MAX] {
             assert_eq!(vector_name(v), "unknown", "{:#x}", v);
         }
     }

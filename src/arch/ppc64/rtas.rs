@@ -3,7 +3,7 @@
 
 use super::boot;
 use super::hcall;
-use crate::sync::irq;
+use crate::arch::ppc64::irq;
 use core::sync::atomic::{AtomicBool, Ordering::*};
 
 #[repr(C, align(64))]

@@ -42,7 +42,7 @@ pub fn arm(ticks: u64) {
 pub fn decrementer_interrupt(f: &mut ExcFrame) {
     // SAFETY: as init; reloading first keeps a level-triggered interrupt from re-firing.
     unsafe { insn::mtdec(DEC_IDLE) };
-    crate::trace_point!(crate::trace::code(crate::trace::Event::Decrementer, 0), f as *mut ExcFrame);
+    crate::trace_point!(crate::trace::event::code(crate::trace::event::Event::Decrementer, 0), f as *mut ExcFrame);
     DEC_INTERRUPTS.fetch_add(1, Relaxed);
     let h = HOOK.load(Relaxed);
     if h != 0 {

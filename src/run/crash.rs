@@ -30,10 +30,10 @@ pub fn run(kind: Crash) -> ! {
             f();
         }
         Crash::User => {
-            crate::ktest::user::FATAL.store(true, core::sync::atomic::Ordering::Relaxed);
+            crate::run::user::FATAL.store(true, core::sync::atomic::Ordering::Relaxed);
             let k = vmalloc::vmalloc(4096).expect("vmalloc");
             crate::println!("crash: problem-state load from kernel page {k:#x}");
-            let _ = crate::ktest::user::run_user_load(k);
+            let _ = crate::run::user::run_user_load(k);
         }
         Crash::NotPresent => {
             let ea = vmalloc::VMALLOC_START + (52u64 << 30);
@@ -75,7 +75,7 @@ pub fn run(kind: Crash) -> ! {
                 let n = recurse(u64::MAX);
                 crate::println!("recursion returned {n}?!");
             }));
-            crate::sync::irq::enable();
+            crate::arch::ppc64::irq::enable();
             crate::arch::ppc64::timer::arm(512);
             crate::arch::ppc64::timer::udelay(2_000_000);
         }

@@ -96,7 +96,11 @@ fn run_user(addr: u64, (s, e): (*const u8, *const u8)) -> Result<UserExit, vmall
     let r = if rc == 0 {
         UserExit::Syscall
     } else {
-        UserExit::Fault { trap: p.probe_fault[0].load(Relaxed), dar: p.probe_fault[1].load(Relaxed), dsisr: p.probe_fault[2].load(Relaxed) }
+        UserExit::Fault {
+            trap: p.probe_fault[0].load(Relaxed),
+            dar: p.probe_fault[1].load(Relaxed),
+            dsisr: p.probe_fault[2].load(Relaxed),
+        }
     };
     vmalloc::vfree(page)?;
     Ok(r)

@@ -10,10 +10,10 @@
 
 use crate::arch::ppc64::{boot, hcall, insn, percpu, timer};
 use crate::hash::backend::HashBackend;
-use crate::hash::hpt::Hpt;
 use crate::hash::cell::PteCell;
-use crate::hash::stats::{self, Counter};
 use crate::hash::fault::Design;
+use crate::hash::hpt::Hpt;
+use crate::hash::stats::{self, Counter};
 use crate::mm::hpte::{avpn_for, hash_4k, page_for_group, HpteV};
 use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL};
 use crate::mm::slbe::kernel_vsid;
@@ -84,7 +84,13 @@ fn tag(design: usize, path: usize) -> u8 {
 
 /// Runs `f` once per repetition inside the bracket of `tag`, and checks with `moved` that the
 /// counters show the path was taken every time.
-fn measured(tag: u8, mut prep: impl FnMut(), access: impl Fn(), check: impl Fn(&stats::Snapshot) -> bool, what: &str) -> Result<(), String> {
+fn measured(
+    tag: u8,
+    mut prep: impl FnMut(),
+    access: impl Fn(),
+    check: impl Fn(&stats::Snapshot) -> bool,
+    what: &str,
+) -> Result<(), String> {
     for i in 0..REPS {
         prep();
         let s0 = stats::this().snapshot();
@@ -111,37 +117,104 @@ fn hash_paths(design: usize, name: &str) -> Result<(), String> {
     let (pg, sg) = (geo.group_base(hash, false), geo.group_base(hash, true));
     let c = |d: &stats::Snapshot, k: Counter| d.get(k);
 
-    measured(tag(design, 0), || unhash(a), || { load(a); },
-             |d| c(d, Counter::InsertPrimary) == 1 && d.faults() == 1, "insert_primary")?;
-    measured(tag(design, 3), || { unhash(a); load(a); }, || store(a, 1),
-             |d| c(d, Counter::Updates) == 1 && d.faults() == 1, "hpte_update")?;
+    measured(
+        tag(design, 0),
+        || unhash(a),
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::InsertPrimary) == 1 && d.faults() == 1,
+        "insert_primary",
+    )?;
+    measured(
+        tag(design, 3),
+        || {
+            unhash(a);
+            load(a);
+        },
+        || store(a, 1),
+        |d| c(d, Counter::Updates) == 1 && d.faults() == 1,
+        "hpte_update",
+    )?;
     let guard = a + 4096;
-    measured(tag(design, 5), || {}, || { let _ = crate::arch::ppc64::exception::probe_read(guard); },
-             |d| c(d, Counter::BadAccess) >= 1, "bad_access")?;
-    // SAFETY (both): vmalloc segments are never bolted; the next access misses and reloads.
-    measured(tag(design, 6), || unsafe { insn::slbie(a) }, || { load(a); },
-             |d| c(d, Counter::DsegMiss) == 1 && d.faults() == 0, "segment_miss")?;
-    measured(tag(design, 7), || { unhash(a); unsafe { insn::slbie(a) } }, || { load(a); },
-             |d| c(d, Counter::DsegMiss) == 1 && c(d, Counter::InsertPrimary) == 1, "segment_miss_then_hash")?;
+    measured(
+        tag(design, 5),
+        || {},
+        || {
+            let _ = crate::arch::ppc64::exception::probe_read(guard);
+        },
+        |d| c(d, Counter::BadAccess) >= 1,
+        "bad_access",
+    )?;
+    measured(
+        tag(design, 6),
+        // SAFETY: vmalloc segments are never bolted; the next access misses and reloads.
+        || unsafe { insn::slbie(a) },
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::DsegMiss) == 1 && d.faults() == 0,
+        "segment_miss",
+    )?;
+    measured(
+        tag(design, 7),
+        || {
+            unhash(a);
+            // SAFETY: as above.
+            unsafe { insn::slbie(a) }
+        },
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::DsegMiss) == 1 && c(d, Counter::InsertPrimary) == 1,
+        "segment_miss_then_hash",
+    )?;
 
     let mut dummies = Vec::new();
     let mut k = 0;
-    measured(tag(design, 1), || { drop_dummies(&mut dummies); unhash(a); fill_group(pg, true, &mut dummies, &mut k); }, || { load(a); },
-             |d| c(d, Counter::InsertSecondary) == 1 && d.faults() == 1, "insert_secondary")?;
+    measured(
+        tag(design, 1),
+        || {
+            drop_dummies(&mut dummies);
+            unhash(a);
+            fill_group(pg, true, &mut dummies, &mut k);
+        },
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::InsertSecondary) == 1 && d.faults() == 1,
+        "insert_secondary",
+    )?;
     // Both groups full of ordinary (evictable) entries: the usual eviction.
-    measured(tag(design, 2), || {
-        drop_dummies(&mut dummies);
-        unhash(a);
-        fill_group(pg, false, &mut dummies, &mut k);
-        fill_group(sg, false, &mut dummies, &mut k);
-    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction")?;
+    measured(
+        tag(design, 2),
+        || {
+            drop_dummies(&mut dummies);
+            unhash(a);
+            fill_group(pg, false, &mut dummies, &mut k);
+            fill_group(sg, false, &mut dummies, &mut k);
+        },
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1,
+        "insert_after_eviction",
+    )?;
     // The primary group all bolted: the victim search may look there first and move on.
-    measured(tag(design, 8), || {
-        drop_dummies(&mut dummies);
-        unhash(a);
-        fill_group(pg, true, &mut dummies, &mut k);
-        fill_group(sg, false, &mut dummies, &mut k);
-    }, || { load(a); }, |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1, "insert_after_eviction_bolted_primary")?;
+    measured(
+        tag(design, 8),
+        || {
+            drop_dummies(&mut dummies);
+            unhash(a);
+            fill_group(pg, true, &mut dummies, &mut k);
+            fill_group(sg, false, &mut dummies, &mut k);
+        },
+        || {
+            load(a);
+        },
+        |d| c(d, Counter::Evictions) == 1 && d.resolved() == 1 && d.faults() == 1,
+        "insert_after_eviction_bolted_primary",
+    )?;
     drop_dummies(&mut dummies);
     vmalloc::vfree(a).map_err(e)?;
     if crate::hash::fault::design().has_busy() {
@@ -254,7 +327,8 @@ const R_END: usize = 3;
 const R_BAD: usize = 4;
 const R_STATS: usize = 5;
 const R_WORDS: usize = R_STATS + stats::N;
-static REC: [[AtomicU64; R_WORDS]; percpu::MAX_CPUS] = [const { [const { AtomicU64::new(0) }; R_WORDS] }; percpu::MAX_CPUS];
+static REC: [[AtomicU64; R_WORDS]; percpu::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; R_WORDS] }; percpu::MAX_CPUS];
 
 static P_WORK: AtomicU8 = AtomicU8::new(0);
 /// Marker tag for the instruction counter (0: none) while a window runs.
@@ -317,7 +391,7 @@ impl PhaseBarrier {
             } else {
                 timer::arm(timer::us_to_tb(CEDE_US));
                 hcall::h_cede();
-                crate::sync::irq::disable();
+                crate::arch::ppc64::irq::disable();
                 timer::arm(timer::DEC_IDLE);
                 HARNESS_HCALLS.fetch_add(1, Relaxed);
             }
@@ -332,7 +406,8 @@ static P_PAGES: AtomicU64 = AtomicU64::new(0);
 static P_PTEX: AtomicU64 = AtomicU64::new(0);
 /// Each CPU's contention pages.
 const MAX_CPAGES: usize = 8;
-static P_CPAGES: [[AtomicU64; MAX_CPAGES]; percpu::MAX_CPUS] = [const { [const { AtomicU64::new(0) }; MAX_CPAGES] }; percpu::MAX_CPUS];
+static P_CPAGES: [[AtomicU64; MAX_CPAGES]; percpu::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_CPAGES] }; percpu::MAX_CPUS];
 static P_NCPAGES: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 
 /// Iterations of the ceiling's loop per window: as many as a touch window has faults.
@@ -364,7 +439,8 @@ pub extern "C" fn do_hash_fault_ceiling(_dar: u64, _dsisr: u64, _srr1: u64) {
     let p = percpu::this();
     let c = &DSI_TAKEN[p.cpu.load(Relaxed) as usize];
     c.store(c.load(Relaxed) + 1, Relaxed);
-    let f = (p.hash_frame.load(Relaxed) + crate::arch::ppc64::exception::HDR_SIZE as u64) as *mut crate::arch::ppc64::exception::ExcFrame;
+    let f = (p.hash_frame.load(Relaxed) + crate::arch::ppc64::exception::HDR_SIZE as u64)
+        as *mut crate::arch::ppc64::exception::ExcFrame;
     // SAFETY: this CPU's hash frame, in use by this very fault; the exit restores SRR0 from it.
     unsafe { (*f).nip += 4 };
 }
@@ -488,7 +564,11 @@ impl Phase {
 }
 
 fn per_s(x: u64, tb: u64) -> u64 {
-    if tb == 0 { 0 } else { (x as u128 * timer::tb_freq() as u128 / tb as u128) as u64 }
+    if tb == 0 {
+        0
+    } else {
+        (x as u128 * timer::tb_freq() as u128 / tb as u128) as u64
+    }
 }
 
 fn us(tb: u64) -> u64 {
@@ -497,7 +577,13 @@ fn us(tb: u64) -> u64 {
 
 /// Runs rounds of `work` on every online CPU until there were at least `min_rounds` and
 /// `min_wall_tb` of wall time; `prep` runs on CPU 0 before each round, while the others wait.
-fn run_phase(work: Work, tag: u8, min_rounds: u64, min_wall_tb: u64, mut prep: impl FnMut() -> Result<(), String>) -> Result<Phase, String> {
+fn run_phase(
+    work: Work,
+    tag: u8,
+    min_rounds: u64,
+    min_wall_tb: u64,
+    mut prep: impl FnMut() -> Result<(), String>,
+) -> Result<Phase, String> {
     let n = crate::smp::ncpus();
     // The contention phases want every CPU to leave the start barrier at the same moment (their
     // preparation is short, so the others are still spinning); the timed ones want waiters out
@@ -584,7 +670,11 @@ fn ceiling_path_off(old: &[u64]) {
 fn check_ceiling(name: &str, p: &Phase) -> Result<(), String> {
     let t = p.sum();
     if t.bad != 0 || t.d.faults() != 0 {
-        return Err(alloc::format!("bench: {name}: {} failed H_READs, {} hash faults inside the windows", t.bad, t.d.faults()));
+        return Err(alloc::format!(
+            "bench: {name}: {} failed H_READs, {} hash faults inside the windows",
+            t.bad,
+            t.d.faults()
+        ));
     }
     Ok(())
 }
@@ -593,9 +683,22 @@ fn print_ceiling(name: &str, p: &Phase) {
     let n = p.cpus.len();
     let t = p.sum();
     for (c, r) in p.cpus.iter().enumerate() {
-        println!("BENCH {name}.smp{n}.cpu{c} {} iter/s (iterations={} busy_us={} wall_us={})", per_s(r.iters, r.tb), r.iters, us(r.tb), us(p.wall_tb));
+        println!(
+            "BENCH {name}.smp{n}.cpu{c} {} iter/s (iterations={} busy_us={} wall_us={})",
+            per_s(r.iters, r.tb),
+            r.iters,
+            us(r.tb),
+            us(p.wall_tb)
+        );
     }
-    println!("BENCH {name}.smp{n}.total {} iter/s (iterations={} wall_us={} rounds={} ptex={:#x})", p.per_s(t.iters), t.iters, us(p.wall_tb), p.rounds, P_PTEX.load(Relaxed));
+    println!(
+        "BENCH {name}.smp{n}.total {} iter/s (iterations={} wall_us={} rounds={} ptex={:#x})",
+        p.per_s(t.iters),
+        t.iters,
+        us(p.wall_tb),
+        p.rounds,
+        P_PTEX.load(Relaxed)
+    );
 }
 
 /// The most any hash-fault path can do on this platform: per iteration, one exception that
@@ -607,7 +710,9 @@ pub fn bench_ceiling(ms: u64) -> Result<(), String> {
     let old = ceiling_path_on();
     let mut result = Ok(());
     for (name, work) in [("ceiling", Work::Ceiling), ("ceiling_trap", Work::Trap), ("ceiling_hcall", Work::Hcall)] {
-        match run_phase(work, 0, 1, timer::us_to_tb(ms * 1000), || Ok(())).and_then(|p| check_ceiling(name, &p).map(|_| p)) {
+        match run_phase(work, 0, 1, timer::us_to_tb(ms * 1000), || Ok(()))
+            .and_then(|p| check_ceiling(name, &p).map(|_| p))
+        {
             Ok(p) => print_ceiling(name, &p),
             Err(x) => {
                 result = Err(x);
@@ -642,7 +747,10 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
     for (c, r) in p.cpus.iter().enumerate() {
         let taken = DSI_TAKEN[c].load(Relaxed);
         if taken != r.iters {
-            return Err(alloc::format!("bench: ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores", r.iters));
+            return Err(alloc::format!(
+                "bench: ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
+                r.iters
+            ));
         }
     }
     print_ceiling("ceiling_dsi", &p);
@@ -657,8 +765,12 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
 const PASSES: u64 = 6;
 
 /// The fault configurations of `bench=smp`: design and whether the pages are shared.
-const CONFIGS: [(Design, &str, bool); 4] =
-    [(Design::LockFree, "lockfree", false), (Design::LockFree, "lockfree", true), (Design::Locked, "locked", false), (Design::Locked, "locked", true)];
+const CONFIGS: [(Design, &str, bool); 4] = [
+    (Design::LockFree, "lockfree", false),
+    (Design::LockFree, "lockfree", true),
+    (Design::Locked, "locked", false),
+    (Design::Locked, "locked", true),
+];
 
 /// Hash faults per second against the ceiling measured in the same boot: every CPU stores once
 /// to each page of its own area (disjoint) or of one shared area, and the pages are made to
@@ -741,7 +853,10 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
     for (c, r) in dsi.cpus.iter().enumerate() {
         let taken = DSI_TAKEN[c].load(Relaxed);
         if taken != r.iters {
-            return Err(alloc::format!("bench: smp.ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores", r.iters));
+            return Err(alloc::format!(
+                "bench: smp.ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
+                r.iters
+            ));
         }
     }
     println!("BENCH smp.passes.smp{n} {PASSES} passes");
@@ -823,8 +938,16 @@ fn report_faults(prefix: &str, mode: &str, shared: bool, p: &Phase) -> Result<()
     let t = p.sum();
     let name = alloc::format!("{prefix}.{mode}.{kind}.smp{n}");
     for (c, r) in p.cpus.iter().enumerate() {
-        println!("BENCH {name}.cpu{c} {} resolved/s (resolved={} faults={} busy={} touches={} busy_us={} wall_us={})",
-                 per_s(r.d.resolved(), r.tb), r.d.resolved(), r.d.faults(), r.d.get(Counter::BusyRetries), r.iters, us(r.tb), us(p.wall_tb));
+        println!(
+            "BENCH {name}.cpu{c} {} resolved/s (resolved={} faults={} busy={} touches={} busy_us={} wall_us={})",
+            per_s(r.d.resolved(), r.tb),
+            r.d.resolved(),
+            r.d.faults(),
+            r.d.get(Counter::BusyRetries),
+            r.iters,
+            us(r.tb),
+            us(p.wall_tb)
+        );
     }
     println!("BENCH {name}.total {} resolved/s (faults_per_s={} resolved={} faults={} busy={} lost={} confers={} updates={} dseg={} touches={} wall_us={} rounds={})",
              p.per_s(t.d.resolved()), p.per_s(t.d.faults()), t.d.resolved(), t.d.faults(), t.d.get(Counter::BusyRetries), t.d.get(Counter::StcxFails),
@@ -834,11 +957,21 @@ fn report_faults(prefix: &str, mode: &str, shared: bool, p: &Phase) -> Result<()
     if !shared {
         for (c, r) in p.cpus.iter().enumerate() {
             if r.d.faults() != r.iters || r.d.resolved() != r.iters {
-                return Err(alloc::format!("bench: {name}: CPU {c} counted {} faults ({} resolved) in its windows for {} touches", r.d.faults(), r.d.resolved(), r.iters));
+                return Err(alloc::format!(
+                    "bench: {name}: CPU {c} counted {} faults ({} resolved) in its windows for {} touches",
+                    r.d.faults(),
+                    r.d.resolved(),
+                    r.iters
+                ));
             }
         }
     } else if t.d.resolved() < TOUCH_PAGES * p.rounds {
-        return Err(alloc::format!("bench: {name}: {} resolved faults for {} pages in {} rounds", t.d.resolved(), TOUCH_PAGES, p.rounds));
+        return Err(alloc::format!(
+            "bench: {name}: {} resolved faults for {} pages in {} rounds",
+            t.d.resolved(),
+            TOUCH_PAGES,
+            p.rounds
+        ));
     }
     Ok(())
 }
@@ -928,7 +1061,9 @@ pub fn bench_contention(rounds: u64) -> Result<(), String> {
     let n = crate::smp::ncpus();
     let was = crate::hash::fault::design();
     let mut result = Ok(());
-    'outer: for (di, (dname, design)) in [("lockfree", Design::LockFree), ("locked", Design::Locked)].into_iter().enumerate() {
+    'outer: for (di, (dname, design)) in
+        [("lockfree", Design::LockFree), ("locked", Design::Locked)].into_iter().enumerate()
+    {
         crate::hash::fault::select(design);
         for (si, sc) in SCENARIOS.iter().enumerate() {
             if let Err(x) = contention_one(n, di, dname, si, sc, rounds) {
@@ -949,7 +1084,12 @@ fn contention_one(n: usize, di: usize, dname: &str, si: usize, sc: &str, rounds:
     let (areas, pages): (Vec<u64>, Vec<Vec<u64>>) = match sc {
         "disjoint" => {
             let a = vmalloc::vmalloc(n as u64 * DISJOINT_PAGES * 4096).map_err(e)?;
-            (vec![a], (0..n).map(|c| (0..DISJOINT_PAGES).map(|i| a + (c as u64 * DISJOINT_PAGES + i) * 4096).collect()).collect())
+            (
+                vec![a],
+                (0..n)
+                    .map(|c| (0..DISJOINT_PAGES).map(|i| a + (c as u64 * DISJOINT_PAGES + i) * 4096).collect())
+                    .collect(),
+            )
         }
         "shared" => {
             let a = vmalloc::vmalloc(4096).map_err(e)?;
@@ -993,8 +1133,18 @@ fn contention_one(n: usize, di: usize, dname: &str, si: usize, sc: &str, rounds:
     // Each round every distinct page is hashed at least once; pages of one CPU only once.
     let want = distinct.len() as u64 * p.rounds;
     let exact = sc != "shared";
-    if d.resolved() < want || (exact && d.resolved() != want) || d.faults() - d.resolved() != d.get(Counter::BusyRetries) + d.get(Counter::StcxFails) {
-        return Err(alloc::format!("bench: {name}: {} resolved faults ({} in all) for {} pages x {} rounds: {:?}", d.resolved(), d.faults(), distinct.len(), p.rounds, d));
+    if d.resolved() < want
+        || (exact && d.resolved() != want)
+        || d.faults() - d.resolved() != d.get(Counter::BusyRetries) + d.get(Counter::StcxFails)
+    {
+        return Err(alloc::format!(
+            "bench: {name}: {} resolved faults ({} in all) for {} pages x {} rounds: {:?}",
+            d.resolved(),
+            d.faults(),
+            distinct.len(),
+            p.rounds,
+            d
+        ));
     }
     Ok(())
 }

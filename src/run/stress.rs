@@ -8,6 +8,7 @@
 //! last area is freed, when every such PTE must be empty and untranslated.
 
 use crate::arch::ppc64::exception::{probe_read, probe_write, ExcFrame};
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{boot, insn, percpu, timer};
 use crate::hash::cell::PteCell;
 use crate::hash::stats::{self, Counter};
@@ -15,9 +16,8 @@ use crate::mm::hpte::{hash_4k, Hpte};
 use crate::mm::pte::PteFlags;
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
-use crate::smp::{self, Barrier};
-use crate::sync::irq;
 use crate::println;
+use crate::smp::{self, Barrier};
 use alloc::collections::BTreeSet;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
@@ -29,7 +29,8 @@ const MAX_PAGES: u64 = 4;
 /// Per slot: area address, pages, generation.
 static AREA: [[AtomicU64; 3]; SLOTS] = [const { [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)] }; SLOTS];
 /// Per slot and page: generation at which the page was last written successfully (+1; 0 none).
-static WRITTEN: [[AtomicU64; MAX_PAGES as usize]; SLOTS] = [const { [const { AtomicU64::new(0) }; MAX_PAGES as usize] }; SLOTS];
+static WRITTEN: [[AtomicU64; MAX_PAGES as usize]; SLOTS] =
+    [const { [const { AtomicU64::new(0) }; MAX_PAGES as usize] }; SLOTS];
 static ROUND_END: AtomicBool = AtomicBool::new(false);
 static QUIT: AtomicBool = AtomicBool::new(false);
 static BARRIER: Barrier = Barrier::new();
@@ -49,8 +50,8 @@ static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 /// Self-test knobs: the workers only keep the barriers (no touches, no interrupts), so there
 /// can be no contention; or CPU 0 plants a stale HPTE on a page of an area of its own below
 /// every area the workers use, which the checks must find.
-static WORKERS_IDLE: AtomicBool = AtomicBool::new(false);
-static INJECT_STALE: AtomicBool = AtomicBool::new(false);
+pub(crate) static WORKERS_IDLE: AtomicBool = AtomicBool::new(false);
+pub(crate) static INJECT_STALE: AtomicBool = AtomicBool::new(false);
 /// End the run after the round in which a stale HPTE was first found (the patch2003 test).
 static STOP_AT_STALE: AtomicBool = AtomicBool::new(false);
 
@@ -70,6 +71,15 @@ pub struct Stale {
     /// Whether the same HPTE was still there at the end of that round, when every CPU had
     /// finished its faults (None: not looked at).
     pub persisted: Option<bool>,
+}
+
+/// One CPU's share of a stress run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuCounts {
+    pub faults: u64,
+    pub busy_retries: u64,
+    pub stcx_fails: u64,
+    pub touches: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,8 +116,8 @@ pub struct StressReport {
     /// marked HASHPTE again with no HPTE left to find (another CPU's eviction removed it),
     /// reset so that vmalloc can map the address again.
     pub leftovers: u64,
-    /// Per CPU: faults, BUSY retries, stcx. failures, touches.
-    pub per_cpu: [[u64; 4]; percpu::MAX_CPUS],
+    /// Per CPU.
+    pub per_cpu: [CpuCounts; percpu::MAX_CPUS],
     /// vmalloc calls that returned `OutOfMemory` (injected allocation failures).
     pub out_of_memory: u64,
     /// Frames the run took and did not give back (`frame::Ledger`).
@@ -137,7 +147,8 @@ fn refused(f: crate::arch::ppc64::exception::ProbeFault) {
     use crate::hash::access::Denied;
     use crate::hash::reason::FaultReason;
     REFUSED.fetch_add(1, Relaxed);
-    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable) {
+    if !matches!(f.reason, FaultReason::Denied(Denied::NotPresent | Denied::WriteToReadOnly) | FaultReason::NoPageTable)
+    {
         if ILLEGAL_REFUSALS.fetch_add(1, Relaxed) < 10 {
             println!("stress: INVARIANT VIOLATED: a touch of {:#x} was refused: {}", f.dar, f.reason);
         }
@@ -160,7 +171,7 @@ fn touch(r: &mut Rng, cpu: u64) -> bool {
     // A third of all touches go to one hot page, evicted each time, so CPUs race to hash the
     // very same PTE (BUSY re-executions, lost reservations). Hunting a stale HPTE, all of them
     // (and CPU 0 keeps freeing that page's area): the faults sit in the window more often.
-    if x % 3 == 0 || STOP_AT_STALE.load(Relaxed) {
+    if x.is_multiple_of(3) || STOP_AT_STALE.load(Relaxed) {
         let hot = AREA[0][0].load(Acquire);
         if hot != 0 && AREA[0][1].load(Acquire) != 0 {
             evict_live(hot);
@@ -239,7 +250,7 @@ fn worker(cpu: usize) {
             crate::sync::watchdog::touch();
             if idle {
                 insn::cpu_relax();
-            } else if ager && r.next() % 4 != 0 {
+            } else if ager && !r.next().is_multiple_of(4) {
                 let hot = AREA[0][0].load(Acquire);
                 if let Some(slot) = pgtable::walk(hot) {
                     let mut spins = 0;
@@ -292,9 +303,12 @@ impl Findings {
         };
         // Whether the HPTE's frame is one that vfree freed from this very page.
         let freed = h.map(|(_, hpte)| hpte.rpn()).filter(|&f| self.freed.contains(&(ea, f)));
-        if let (Some((ptex, hpte)), true, None) = (h, [STALE_CLEAR, STALE_AFTER_VFREE, STALE_OTHER_FRAME].contains(&what), self.stale) {
+        if let (Some((ptex, hpte)), true, None) =
+            (h, [STALE_CLEAR, STALE_AFTER_VFREE, STALE_OTHER_FRAME].contains(&what), self.stale)
+        {
             let persisted = if what == STALE_AFTER_VFREE { None } else { Some(true) };
-            self.stale = Some(Stale { ea, pte, ptex, hpte, freed_pfn: freed, found_by: what, round: self.round, persisted });
+            self.stale =
+                Some(Stale { ea, pte, ptex, hpte, freed_pfn: freed, found_by: what, round: self.round, persisted });
         }
         if self.violations <= 10 {
             let freed = match freed {
@@ -302,7 +316,9 @@ impl Findings {
                 None => alloc::string::String::new(),
             };
             match h {
-                Some((ptex, h)) => println!("stress: {}: {} at {:#x}: {} / HPTE {:#x} {}{}", tag, what, ea, pte, ptex, h, freed),
+                Some((ptex, h)) => {
+                    println!("stress: {}: {} at {:#x}: {} / HPTE {:#x} {}{}", tag, what, ea, pte, ptex, h, freed)
+                }
                 None => println!("stress: {}: {} at {:#x}: {}{}", tag, what, ea, pte, freed),
             }
         }
@@ -338,7 +354,9 @@ fn check_invariants(all_freed: bool, f: &mut Findings) -> u64 {
                 f.bad("HPTE its PTE does not know about (slot bits differ)", ea, pte, Some(hs[0]));
             } else if h.rpn() != pte.pfn() {
                 f.bad(STALE_OTHER_FRAME, ea, pte, Some(hs[0]));
-            } else if crate::mm::hpte::effective_access(h.pp(), false).1 && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY) {
+            } else if crate::mm::hpte::effective_access(h.pp(), false).1
+                && !pte.flags().contains(PteFlags::RW | PteFlags::DIRTY)
+            {
                 f.bad("writable HPTE for a PTE that is not RW+DIRTY", ea, pte, Some(hs[0]));
             }
         }
@@ -446,11 +464,13 @@ fn free_checked(addr: u64, pages: u64, f: &mut Findings) {
 /// it hands out the lowest free address, the freeing CPU would fail at that one address for
 /// the rest of the hunt. Reset such PTEs (nobody maps them: this CPU alone allocates); returns
 /// how many.
-fn reset_leftovers(history: &BTreeSet<u64>) -> u64 {
-    let live = |ea: u64| (0..SLOTS).any(|k| {
-        let a = AREA[k][0].load(Relaxed);
-        a != 0 && ea >= a && ea < a + AREA[k][1].load(Relaxed) * 4096
-    });
+pub(crate) fn reset_leftovers(history: &BTreeSet<u64>) -> u64 {
+    let live = |ea: u64| {
+        (0..SLOTS).any(|k| {
+            let a = AREA[k][0].load(Relaxed);
+            a != 0 && ea >= a && ea < a + AREA[k][1].load(Relaxed) * 4096
+        })
+    };
     let mut n = 0;
     for &ea in history {
         if let Some(p) = vmalloc::pte_of(ea) {
@@ -540,11 +560,19 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
                     let k = (x >> 8) as usize % SLOTS;
                     let a = AREA[k][0].load(Relaxed);
                     let p = (x >> 16) % AREA[k][1].load(Relaxed).max(1);
-                    let (clr, set) = if x & (1 << 40) != 0 { (PteFlags::RW, PteFlags::empty()) } else { (PteFlags::empty(), PteFlags::RW) };
+                    let (clr, set) = if x & (1 << 40) != 0 {
+                        (PteFlags::RW, PteFlags::empty())
+                    } else {
+                        (PteFlags::empty(), PteFlags::RW)
+                    };
                     // Only this CPU replaces areas: the page is live, so this cannot fail.
                     if let Err(e) = vmalloc::change_protection(a + p * 4096, clr, set) {
                         f.violations += 1;
-                        println!("stress: INVARIANT VIOLATED: change_protection of live page {:#x}: {}", a + p * 4096, e);
+                        println!(
+                            "stress: INVARIANT VIOLATED: change_protection of live page {:#x}: {}",
+                            a + p * 4096,
+                            e
+                        );
                     }
                 }
                 3 => {
@@ -577,7 +605,8 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
         if let Some(st) = f.stale.as_mut().filter(|st| st.persisted.is_none()) {
             let mut hs = [(0, Hpte { v: 0, r: 0 }); 4];
             let n = vmalloc::find_hptes(st.ea, &mut hs);
-            st.persisted = Some(hs[..n].iter().any(|&(p, h)| p == st.ptex && h.v == st.hpte.v && h.rpn() == st.hpte.rpn()));
+            st.persisted =
+                Some(hs[..n].iter().any(|&(p, h)| p == st.ptex && h.v == st.hpte.v && h.rpn() == st.hpte.rpn()));
         }
         // A vCPU thread can miss a 20 ms round when vCPUs outnumber host cores; a second
         // without a single touch is a stall (a hang is caught by the barrier timeout above).
@@ -587,7 +616,11 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
                 idle_rounds[c] += 1;
                 if idle_rounds[c] * round_us >= STALL_US && (idle_rounds[c] - 1) * round_us < STALL_US {
                     f.violations += 1;
-                    println!("stress: INVARIANT VIOLATED: CPU {} made no progress for {} ms (stalled)", c, STALL_US / 1000);
+                    println!(
+                        "stress: INVARIANT VIOLATED: CPU {} made no progress for {} ms (stalled)",
+                        c,
+                        STALL_US / 1000
+                    );
                 }
             } else {
                 idle_rounds[c] = 0;
@@ -660,11 +693,12 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     rep.aged = AGED.swap(0, Relaxed);
     for c in 0..n {
         let now = stats::of(c).snapshot().since(&per_cpu_before[c]);
-        let d = &mut rep.per_cpu[c];
-        d[0] = now.faults();
-        d[1] = now.get(Counter::BusyRetries);
-        d[2] = now.get(Counter::StcxFails);
-        d[3] = OPS[c].load(Relaxed);
+        rep.per_cpu[c] = CpuCounts {
+            faults: now.faults(),
+            busy_retries: now.get(Counter::BusyRetries),
+            stcx_fails: now.get(Counter::StcxFails),
+            touches: OPS[c].load(Relaxed),
+        };
     }
     Ok(rep)
 }
@@ -687,7 +721,9 @@ fn plant_stale_hpte(history: &mut BTreeSet<u64>) -> Result<u64, alloc::string::S
 fn remove_planted(x: u64) -> Result<(), alloc::string::String> {
     use crate::hash::backend::HashBackend;
     if let Some((ptex, _)) = vmalloc::find_hpte(x) {
-        crate::hash::hpt::Hpt.remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x)).map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
+        crate::hash::hpt::Hpt
+            .remove(ptex, crate::mm::hpte::avpn_for(kernel_vsid(x), x))
+            .map_err(|e| alloc::format!("HPTE removal: {e:?}"))?;
     }
     vmalloc::vfree(x).map_err(|e| alloc::format!("vfree: {e}"))
 }
@@ -698,7 +734,10 @@ pub fn print_report(rep: &StressReport) {
              rep.cpus, rep.rounds, ms, rep.faults, rep.irq_faults, rep.busy_retries, rep.stcx_fails, rep.evictions, rep.replaced, rep.refused, rep.aged, rep.checks, rep.pages_scanned, rep.violations);
     for c in 0..rep.cpus {
         let d = rep.per_cpu[c];
-        println!("  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches", c, d[0], d[1], d[2], d[3]);
+        println!(
+            "  CPU {}: {} faults, {} BUSY retries, {} stcx. failures, {} touches",
+            c, d.faults, d.busy_retries, d.stcx_fails, d.touches
+        );
     }
     let injected: u64 = rep.injected.iter().sum();
     if crate::inject::armed() || injected > 0 {
@@ -759,8 +798,12 @@ pub fn run_checked(rounds: u64, round_us: u64, require: Require) -> Result<Stres
         }
         println!("smp stress: direct take race: {} takes, {} lost reservations", takes, lost);
         if rep.stcx_fails + lost == 0 {
-            return Err(alloc::format!("race not exercised: {} BUSY re-executions, {} stcx. failures in faults, {} in the direct take race",
-                                      rep.busy_retries, rep.stcx_fails, lost));
+            return Err(alloc::format!(
+                "race not exercised: {} BUSY re-executions, {} stcx. failures in faults, {} in the direct take race",
+                rep.busy_retries,
+                rep.stcx_fails,
+                lost
+            ));
         }
     }
     Ok(rep)
@@ -778,7 +821,11 @@ pub fn stress_checked(rounds: u64) -> Result<StressReport, alloc::string::String
     let why = if parallel && !busy_bit {
         "vCPUs run in parallel, but this design has no BUSY bit: BUSY re-executions not required"
     } else if parallel {
-        if require.lost { "vCPUs run in parallel: BUSY re-executions and lost reservations required" } else { "vCPUs run in parallel: BUSY re-executions required" }
+        if require.lost {
+            "vCPUs run in parallel: BUSY re-executions and lost reservations required"
+        } else {
+            "vCPUs run in parallel: BUSY re-executions required"
+        }
     } else if n < 2 {
         "one CPU: no contention possible, BUSY re-executions not required"
     } else {
@@ -789,11 +836,6 @@ pub fn stress_checked(rounds: u64) -> Result<StressReport, alloc::string::String
     rep.parallel = parallel;
     Ok(rep)
 }
-
-crate::ktest!("smp", fn all_cpus_online() {
-    crate::kassert_eq!(smp::ncpus(), boot::info().ncpus);
-    Ok(())
-});
 
 static SPIN_COUNT: AtomicU64 = AtomicU64::new(0);
 static SPIN_RUN: AtomicBool = AtomicBool::new(false);
@@ -844,61 +886,7 @@ pub fn parallel_vcpus() -> bool {
     parallel
 }
 
-crate::ktest!("smp", fn race_stress_invariants_hold() {
-    let rep = stress_checked(crate::kmain::config().smp_rounds)?;
-    crate::kassert!(rep.checks > 0);
-    Ok(())
-});
-
-crate::ktest!("smp", fn stress_without_contention_is_rejected() {
-    // Workers that only keep the barriers: no BUSY re-execution can happen. Where vCPUs run in
-    // parallel the stress must call that a failure; elsewhere it must pass and say why.
-    WORKERS_IDLE.store(true, Relaxed);
-    // Only CPU 0 touches pages here, between its vmalloc/vfree and protection changes: on a
-    // loaded host with many vCPUs (each HPTE removal a TLB flush QEMU runs with every vCPU
-    // stopped) two rounds may bring no fault at all, which proves nothing either way; then
-    // longer runs.
-    let mut r = stress_checked(2);
-    for rounds in [8, 32] {
-        if !matches!(&r, Err(e) if e.contains("no faults at all")) {
-            break;
-        }
-        println!("smp: no faults at all in the last run; again with {rounds} rounds");
-        r = stress_checked(rounds);
-    }
-    WORKERS_IDLE.store(false, Relaxed);
-    match r {
-        Err(e) if e.contains("no BUSY re-execution") => {
-            println!("smp: rejected, as it must be: {}", e);
-            Ok(())
-        }
-        Err(e) => Err(alloc::format!("failed for another reason: {e}")),
-        Ok(rep) => {
-            crate::kassert_eq!(rep.busy_retries, 0);
-            crate::kassert!(!rep.parallel, "a stress without contention passed with {} vCPUs running in parallel", smp::ncpus());
-            println!("smp: (not parallel here, so contention is not required: the run above passes without it)");
-            Ok(())
-        }
-    }
-});
-
-crate::ktest!("smp", fn stale_hpte_check_covers_every_page_mapped() {
-    // A stale HPTE on a page of an area the stress created, below every area the workers use:
-    // the check after each round and the final one must both report it, at that address.
-    INJECT_STALE.store(true, Relaxed);
-    let r = run(2, 20_000);
-    INJECT_STALE.store(false, Relaxed);
-    let rep = r?;
-    println!("smp: stale HPTE planted at {:#x}: {} findings ({} in the final scan) over {} pages, first at {:#x}",
-             rep.planted_at, rep.violations, rep.end_violations, rep.pages_scanned, rep.first_violation_at);
-    crate::kassert!(rep.violations >= rep.rounds + 1, "the planted stale HPTE was found {} times in {} rounds + the final scan", rep.violations, rep.rounds);
-    crate::kassert!(rep.end_violations >= 1, "the final scan did not find the planted stale HPTE");
-    crate::kassert!(rep.planted_at != 0 && rep.first_violation_at == rep.planted_at, "first finding at {:#x}, planted at {:#x}", rep.first_violation_at, rep.planted_at);
-    crate::kassert!(vmalloc::find_hpte(rep.planted_at).is_none(), "the planted HPTE was not removed afterwards");
-    Ok(())
-});
-
-static TOGGLE_SLOT: crate::hash::cell::PteSlot = crate::hash::cell::PteSlot::new();
+pub(crate) static TOGGLE_SLOT: crate::hash::cell::PteSlot = crate::hash::cell::PteSlot::new();
 static TOGGLE_RUN: AtomicBool = AtomicBool::new(false);
 static TOGGLES: AtomicU64 = AtomicU64::new(0);
 
@@ -985,12 +973,17 @@ pub fn interrupted_takes(n: u64) -> Result<(u64, u64, u64), alloc::string::Strin
                 slot.publish(new.without(PteFlags::BUSY));
             }
             other => {
-                result = Err(alloc::format!("take {i}: {other:?}, PTE word now {:#x} (want Taken, {want:#x})", slot.load().raw()));
+                result = Err(alloc::format!(
+                    "take {i}: {other:?}, PTE word now {:#x} (want Taken, {want:#x})",
+                    slot.load().raw()
+                ));
                 break;
             }
         }
         if fails == 0 {
-            result = Err(alloc::format!("take {i}: the stdcx. kept its reservation across the protection fault (or did not fault)"));
+            result = Err(alloc::format!(
+                "take {i}: the stdcx. kept its reservation across the protection fault (or did not fault)"
+            ));
             break;
         }
         lost += fails;
@@ -999,63 +992,3 @@ pub fn interrupted_takes(n: u64) -> Result<(u64, u64, u64), alloc::string::Strin
     vmalloc::vfree(page).map_err(|e| alloc::format!("vfree: {e}"))?;
     result.map(|()| (n, lost, updates))
 }
-
-crate::ktest!("smp", fn lost_reservations_are_counted() {
-    // Every failed stdcx. in hash_page's take must be counted and retried: never lost, never a
-    // wrong PTE. First deterministically on this CPU (an interrupt between ldarx and stdcx.),
-    // in every mode; then, where vCPUs really run at once, against another CPU updating the PTE.
-    let n = 64;
-    let (takes, lost, upgrades) = interrupted_takes(n)?;
-    println!("smp: {} takes whose stdcx. took a protection fault: {} lost reservations counted, {} H_PROTECT upgrades", takes, lost, upgrades);
-    crate::kassert!(lost >= takes, "{} lost reservations in {} interrupted takes", lost, takes);
-    crate::kassert!(upgrades >= takes, "only {} H_PROTECT upgrades for {} takes: the stdcx. did not fault each time", upgrades, takes);
-    if smp::ncpus() < 2 || !parallel_vcpus() {
-        println!("smp: vCPUs do not run at the same time here (one CPU, --accel single, or a busy host): the cross-CPU race is not attempted");
-        return Ok(());
-    }
-    // The windows only overlap while both vCPUs really run at once on the host: retry a few
-    // times before calling it a failure (a loaded host time-slices the vCPU threads).
-    let (mut taken, mut fails, mut toggles) = (0, 0, 0);
-    for _ in 0..10 {
-        let (t, f, g) = take_race(50_000);
-        taken += t;
-        fails += f;
-        toggles += g;
-        if fails > 0 {
-            break;
-        }
-    }
-    println!("smp: {} takes, {} lost reservations (stcx. failures) against {} concurrent PTE updates", taken, fails, toggles);
-    crate::kassert!(taken > 0);
-    crate::kassert!(fails > 0, "no stcx. failure in {} takes against a CPU changing the PTE", taken);
-    let last = TOGGLE_SLOT.load();
-    crate::kassert!(!last.is_busy() && last.pfn() == 0x1234, "PTE after the race: {}", last);
-    Ok(())
-});
-
-crate::ktest!("smp", fn hunt_resets_leftover_hashpte_ptes() {
-    // The leftover of patch2003's late slot record whose HPTE another CPU evicted: a freed
-    // page's PTE with HASHPTE and a slot but not present. vmalloc will not map over it; the
-    // hunt resets it — and nothing else: not a page that still has an HPTE.
-    let e = |x: vmalloc::VmError| alloc::format!("{x}");
-    let a = vmalloc::vmalloc(2 * 4096).map_err(e)?;
-    vmalloc::vfree(a).map_err(e)?;
-    let leftover = PteFlags::HASHPTE.bits();
-    vmalloc::set_pte_raw(a, u64::MAX, leftover).map_err(e)?;
-    vmalloc::set_pte_raw(a + 4096, u64::MAX, leftover).map_err(e)?;
-    // The second one still has an HPTE (a stale one, as the checks would report it).
-    use crate::hash::backend::HashBackend;
-    let vsid = kernel_vsid(a + 4096);
-    let g = boot::info().hpt().group_base(hash_4k(vsid, a + 4096), false);
-    let planted = crate::hash::hpt::Hpt.insert(g, crate::mm::hpte::avpn_for(vsid, a + 4096) | crate::mm::hpte::HpteV::VALID.bits(), (0x2000 << 12) | 0x190)
-        .map_err(|x| alloc::format!("insert: {x:?}"))?;
-    let history: BTreeSet<u64> = [a, a + 4096].into_iter().collect();
-    let n = reset_leftovers(&history);
-    let (p0, p1) = (vmalloc::pte_of(a).map(|p| p.raw()), vmalloc::pte_of(a + 4096).map(|p| p.raw()));
-    let _ = crate::hash::hpt::Hpt.remove(planted, crate::mm::hpte::avpn_for(vsid, a + 4096));
-    let _ = vmalloc::set_pte_raw(a + 4096, u64::MAX, 0);
-    crate::kassert_eq!(n, 1);
-    crate::kassert_eq!(p0, Some(0));
-    crate::kassert_eq!(p1, Some(leftover));
-    Ok(())
-});

@@ -14,11 +14,12 @@
 //! self-check) reports the deadlock.
 
 use crate::arch::ppc64::exception::ExcFrame;
+use crate::arch::ppc64::irq;
 use crate::arch::ppc64::{insn, percpu, timer};
 use crate::bootargs::IrqMode;
 use crate::hash::stats::{self, Counter};
 use crate::mm::vmalloc::{self, PAGE_TABLE_LOCK};
-use crate::sync::{irq, watchdog};
+use crate::sync::watchdog;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 const PAGES: u64 = 16;
@@ -79,7 +80,7 @@ fn on_decrementer(_f: &mut ExcFrame) {
     let seq = SEQ.fetch_add(1, Relaxed);
     let page = seq % PAGES;
     let ea = BUF.load(Relaxed) + page * 4096 + 8 * ((seq / PAGES) % 512);
-    if seq % 3 == 0 {
+    if seq.is_multiple_of(3) {
         // SAFETY: vmalloc segments are never bolted; the access below misses and reinstalls.
         unsafe { insn::slbie(ea) };
     }
@@ -134,7 +135,8 @@ pub fn run(mode: IrqMode, iterations: u64) -> Result<Report, alloc::string::Stri
     let ledger = crate::mm::frame::Ledger::now();
     let injected0: u64 = crate::inject::injected().iter().sum();
     // The handler's buffer is the scenario's scaffolding: no injected allocation failure.
-    let buf = crate::inject::suspend_allocs(|| vmalloc::vmalloc(PAGES * 4096)).map_err(|e| alloc::format!("vmalloc: {e}"))?;
+    let buf =
+        crate::inject::suspend_allocs(|| vmalloc::vmalloc(PAGES * 4096)).map_err(|e| alloc::format!("vmalloc: {e}"))?;
     for p in 0..PAGES {
         vmalloc::evict_hpte(buf + p * 4096);
     }
@@ -226,15 +228,26 @@ pub fn run_checked(mode: IrqMode, iterations: u64) -> Result<Report, alloc::stri
         if r.data_ok { "verified" } else { "CORRUPT" }, r.frames_leaked
     );
     if crate::inject::armed() || r.injected > 0 {
-        crate::println!("irqtest: fault injection: {} failures injected, {} vmalloc calls returned the named error 'out of memory'", r.injected, r.out_of_memory);
+        crate::println!(
+            "irqtest: fault injection: {} failures injected, {} vmalloc calls returned the named error 'out of memory'",
+            r.injected,
+            r.out_of_memory
+        );
     }
     if r.window_hits == 0 {
-        return Err("no interrupt both arrived inside the critical section and took a hash fault: window not exercised".into());
+        return Err(
+            "no interrupt both arrived inside the critical section and took a hash fault: window not exercised".into(),
+        );
     }
     // Each iteration whose vmalloc succeeded has one armed critical section.
     let windows = r.iterations - r.out_of_memory;
     if mode == IrqMode::Deterministic && (r.window_hits < windows || r.missed_windows != 0) {
-        return Err(alloc::format!("deterministic mode hit the window {} times in {} iterations ({} without an area)", r.window_hits, r.iterations, r.out_of_memory));
+        return Err(alloc::format!(
+            "deterministic mode hit the window {} times in {} iterations ({} without an area)",
+            r.window_hits,
+            r.iterations,
+            r.out_of_memory
+        ));
     }
     if !r.data_ok {
         return Err("data written by the interrupt handler did not read back".into());
@@ -264,20 +277,3 @@ pub fn with_watchdog<R>(f: impl FnOnce() -> R) -> R {
     }
     r
 }
-
-crate::ktest!("irqtest", fn deterministic_window_lockfree() {
-    if crate::hash::fault::locked_mode() {
-        return Ok(());
-    }
-    let r = with_watchdog(|| run_checked(IrqMode::Deterministic, 300))?;
-    crate::kassert!(r.in_critical_section >= 300);
-    Ok(())
-});
-
-crate::ktest!("irqtest", fn random_window_reachable_lockfree() {
-    if crate::hash::fault::locked_mode() {
-        return Ok(());
-    }
-    with_watchdog(|| run_checked(IrqMode::Random, 3000))?;
-    Ok(())
-});
