@@ -529,15 +529,15 @@ part trace-script-tests 120 0 --want '^[1-9][0-9]* passed, 0 failed$' -- python3
 part trace-bad-value 120 1 --after build \
     --want "^hashkernel: bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog" \
     --want 'hashkernel: exit status 1 \(bad bootargs\)$' -- cargo run -- trace=exc,lokc
-part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '^result: deadlock detector=self_check cpu=0 lock=page_table_lock ' \
+part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '  | result: deadlock detector=self_check cpu=0 lock=page_table_lock ' \
     --want 'slice begins/ends, valid$' \
     -- scripts/trace-check.sh deadlock 1 --name deadlock-smp1 -- --smp 1 trace=all hash_page=locked
 part trace-oops 120 0 --after build --want '^trace-check: PASS \(oops\)' --want 'Oops: data segment' \
     -- scripts/trace-check.sh oops 1 -- trace=all crash=null
-part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '^result: self_checks passed=[1-9][0-9]* failed=0$' \
+part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '  | result: self_checks passed=[1-9][0-9]* failed=0$' \
     --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name default-run -- trace=all
 part trace-svgs 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '^trace-check: PASS \(completes\)' \
-    --want '^result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
+    --want '  | result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
     -- scripts/trace-svgs.sh target/trace-svgs
 part trace-cost 900 0 --want '^trace-cost: ok: ' --reject 'more than 2 per trace point' --show '^trace-cost: ok' -- scripts/trace-cost.sh
 
@@ -651,7 +651,7 @@ part powernv-smp-stress 1200 0 --after build --slow --want '^stress: total [0-9]
 # The event trace on bare metal: a whole traced default run dumps a valid trace, and the
 # locked design's deadlock report carries the dump showing the lock hold interrupted by the
 # 0x300 that then spins on it (the NMI being the BMC's here).
-part powernv-trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '^result: self_checks passed=[1-9][0-9]* failed=0$' \
+part powernv-trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '  | result: self_checks passed=[1-9][0-9]* failed=0$' \
     --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name powernv-default-run -- --machine powernv trace=all
 part powernv-trace-deadlock 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'hashkernel: exit status 1 \(deadlock\)' \
     -- scripts/trace-check.sh deadlock 1 --name powernv-deadlock -- --machine powernv --smp 2 trace=all hash_page=locked
