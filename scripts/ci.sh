@@ -203,10 +203,12 @@ part() {
 # seconds, the expected exit status, the --want/--reject patterns, then -- and the command.
 # cargo run/test exit with the runner's status: 0 success, 1 any failure, 124 host timeout.
 # Kernel lines the patterns rely on: "hashkernel: exit status N (why)" (last kernel line),
-# "test NAME ... ok|FAILED: msg", "N passed, M failed", "self-checks: N passed, M failed".
+# "test NAME ... ok|FAILED: msg", and the machine-readable "result: WHAT key=value ..." lines
+# (`result!`, src/console.rs) for tests, self-checks, the scenario, irqtest runs, the stress,
+# deadlocks and oopses. Parts about one particular sentence (review2003, trace) still match it.
 # ---------------------------------------------------------------------------------------------
 OK_EXIT='hashkernel: exit status 0$'
-TESTS_OK='^[1-9][0-9]* passed, 0 failed$'
+TESTS_OK='^result: tests passed=[1-9][0-9]* failed=0$'
 
 part build 900 0 --want 'Finished `dev` profile' --want 'Finished `release` profile' \
     -- bash -c 'cargo build && cargo build --release'
@@ -227,9 +229,9 @@ part clippy 900 0 --want 'Finished' --reject '^(warning|error)' \
     -- bash -c 'cargo clippy -- -D warnings && cargo clippy --no-default-features -- -D warnings'
 
 part product-run 900 0 --after build \
-    --want '^self-checks: 1 passed, 0 failed$' --want "$OK_EXIT" \
-    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
-    --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' --reject '^test ' \
+    --want '^result: self_checks passed=1 failed=0$' --want "$OK_EXIT" \
+    --want '^result: scenario window_hits=2000 irq_faults=[1-9][0-9]* deadlocks=0$' \
+    --want '^result: stress cpus=2 rounds=20 .* violations=0$' --reject '^test ' \
     -- env CARGO_TARGET_DIR=target/product cargo run --no-default-features
 
 part kernel-tests-vof 600 0 --after build \
@@ -243,9 +245,9 @@ part kernel-tests-slof 600 0 --after build --slow \
     -- cargo test -- --firmware slof
 
 part default-run 300 0 --after build \
-    --want '^hashkernel [0-9.]+ — ' --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
-    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
-    --want 'vmalloc self-check: 64 pages' --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' \
+    --want '^hashkernel [0-9.]+ — ' --want '^result: self_checks passed=[1-9][0-9]* failed=0$' --want "$OK_EXIT" \
+    --want '^result: scenario window_hits=2000 irq_faults=[1-9][0-9]* deadlocks=0$' \
+    --want 'vmalloc self-check: 64 pages' --want '^result: stress cpus=2 rounds=20 .* violations=0$' \
     --reject 'lockdep:' --reject 'DEADLOCK' \
     --reject '\.\.\. FAILED' --show '^self-checks:' \
     -- cargo run
@@ -278,7 +280,7 @@ part matrix 900 0 --after build --slow --want '^matrix: [1-9][0-9]* passed, 0 fa
     --show '^matrix: [0-9]+ passed' -- scripts/matrix.sh
 
 part failing-test-fails 300 1 --after build \
-    --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \
+    --want '^test .*deliberately_failing \.\.\. FAILED' --want '^result: tests passed=[0-9]+ failed=[1-9][0-9]*$' \
     --want 'hashkernel: exit status 1 \(tests failed\)$' \
     -- cargo test --features fail-demo
 
@@ -298,12 +300,12 @@ part timeout-is-124 120 124 --after build \
 
 # NULL lies in the user region, which has no segment: the access is a data-segment fault.
 part crash-null 120 1 --after build \
-    --want 'Oops: data segment \(0x380\)' --want 'DAR: 0x0000000000000000' --want 'NULL pointer dereference' \
+    --want '^result: oops vector=0x380 ' --want 'DAR: 0x0000000000000000' --want 'NULL pointer dereference' \
     --want 'hashkernel: exit status 1 \(oops\)$' \
     -- cargo run -- crash=null
 
 part crash-wild 120 1 --after build \
-    --want 'Oops: data segment \(0x380\)' --want 'DAR: 0x50000000dead0000' \
+    --want '^result: oops vector=0x380 ' --want 'DAR: 0x50000000dead0000' \
     --want 'hashkernel: exit status 1 \(oops\)$' \
     -- cargo run -- crash=wild
 
@@ -323,7 +325,7 @@ part crash-notpresent 120 1 --after build \
     -- cargo run -- crash=notpresent
 
 part crash-guard 120 1 --after build \
-    --want 'Oops: data storage \(0x300\)' --want 'DAR: 0xd000000000002000' --want 'GUARD PAGE after vmalloc area' \
+    --want '^result: oops vector=0x300 ' --want 'DAR: 0xd000000000002000' --want 'GUARD PAGE after vmalloc area' \
     --want 'hashkernel: exit status 1 \(oops\)$' \
     -- cargo run -- crash=guard
 
@@ -334,11 +336,11 @@ part crash-nested 120 1 --after build \
 # Stack overflows run into the guard page below the stack (CPU 0's kernel stack, the
 # exception stack under an interrupt handler) and the oops names it.
 part crash-stack 120 1 --after build \
-    --want 'Oops: data storage \(0x300\)' --want "is in the guard page below CPU 0's kernel stack: STACK OVERFLOW" \
+    --want '^result: oops vector=0x300 ' --want "is in the guard page below CPU 0's kernel stack: STACK OVERFLOW" \
     --want 'hashkernel: exit status 1 \(oops\)$' --reject 'kernel panic' \
     -- cargo run -- crash=stack
 part crash-excstack 120 1 --after build \
-    --want 'Oops: data storage \(0x300\)' --want "is in the guard page below CPU 0's exception stack: STACK OVERFLOW" \
+    --want '^result: oops vector=0x300 ' --want "is in the guard page below CPU 0's exception stack: STACK OVERFLOW" \
     --want 'hashkernel: exit status 1 \(oops\)$' --reject 'kernel panic' \
     -- cargo run -- crash=excstack
 part crash-panic 120 1 --after build \
@@ -380,7 +382,7 @@ DEADLOCK_WANT=(--want '=+\[ DEADLOCK DETECTED \]=+' --want 'spinning on: page_ta
     --want 'lockdep: inconsistent lock usage' --want 'hashkernel: exit status 1 \(deadlock\)$'
     --reject 'TIMEOUT' --reject 'Oops:' --reject 'kernel panic')
 part irqtest-lockfree 300 0 --after build \
-    --want 'irqtest \(Deterministic\): 300 iterations.* 300 inside vmalloc' --want 'irqtest \(Random\): .* [1-9][0-9]* inside vmalloc' \
+    --want '^result: irqtest mode=deterministic iterations=300 in_window=300 ' --want '^result: irqtest mode=random iterations=[0-9]+ in_window=[1-9][0-9]* ' \
     --want "$TESTS_OK" --want "$OK_EXIT" --reject 'lockdep:' --reject 'DEADLOCK' --show 'irqtest \(Deterministic\)' \
     -- cargo run -- test=irqtest::
 # (The default run's full self-checks follow, the SMP stress at its default 20 rounds: with 2
@@ -389,17 +391,17 @@ part irqtest-random 300 0 --after build \
     --want 'irqtest \(Random\): 20000 iterations.* [1-9][0-9]* inside vmalloc' --want "$OK_EXIT" --reject 'DEADLOCK' \
     --show 'irqtest \(Random\)' \
     -- cargo run -- irqtest.mode=random irqtest.iterations=20000
-part deadlock-locked-smp2 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'watchdog \(CPU 1\): CPU 0 made no progress' \
+part deadlock-locked-smp2 120 1 --after build "${DEADLOCK_WANT[@]}" --want '^result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' \
     --show 'made no progress' -- cargo run -- --smp 2 hash_page=locked
-part deadlock-locked-smp4-single 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'watchdog \(CPU 1\): CPU 0 made no progress' \
+part deadlock-locked-smp4-single 120 1 --after build "${DEADLOCK_WANT[@]}" --want '^result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' \
     --show 'made no progress' -- cargo run -- --smp 4 --accel single hash_page=locked
-part deadlock-locked-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock self-check \(no watchdog CPU\)' \
+part deadlock-locked-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want '^result: deadlock detector=self_check cpu=0 lock=page_table_lock ' \
     --show 'spun [0-9]+ ms' -- cargo run -- --smp 1 hash_page=locked
 part deadlock-soak 900 0 --after build --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
     --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh 5
 # The whole default run (interrupt scenario, SMP stress, every test) on 4 vCPUs.
-part default-run-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
-    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
+part default-run-smp4 300 0 --after build --want '^result: self_checks passed=[1-9][0-9]* failed=0$' --want "$OK_EXIT" \
+    --want '^result: scenario window_hits=2000 irq_faults=[1-9][0-9]* deadlocks=0$' \
     --want 'smp: 4 of 4 CPU\(s\) online' --reject 'DEADLOCK' --reject 'lockdep:' --show 'self-checks:' -- cargo run -- --smp 4
 part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$OK_EXIT" \
     -- cargo run -- hash_page=locked test=vmalloc::
@@ -407,7 +409,7 @@ part locked-without-irqs-works 120 0 --after build --want "$TESTS_OK" --want "$O
 # no lock either, so an interrupt inside vmalloc's critical section never deadlocks.
 for d in patch2003 cas2; do
     part "irqtest-$d" 300 0 --after build \
-        --want 'irqtest \(Deterministic\): 300 iterations.* 300 inside vmalloc' --want 'irqtest \(Random\): .* [1-9][0-9]* inside vmalloc' \
+        --want '^result: irqtest mode=deterministic iterations=300 in_window=300 ' --want '^result: irqtest mode=random iterations=[0-9]+ in_window=[1-9][0-9]* ' \
         --want "bootargs: +\"hash_page=$d " --want "$TESTS_OK" --want "$OK_EXIT" --reject 'lockdep:' --reject 'DEADLOCK' \
         --show 'irqtest \(Deterministic\)' -- cargo run -- "hash_page=$d" test=irqtest::
 done
@@ -484,7 +486,7 @@ part smp-stress 1200 0 --after build --want '^stress: total [0-9]+ faults .* 0 v
 INJECT_PLAN=enter_full:20%,enter_busy:3%,enter_longbusy:2%,protect_notfound:10%,protect_busy:3%,remove_notfound:10%,remove_busy:5%,frame:1%,heap:5%
 INJECT_WANT=(--want '^fault injection: survived: [1-9][0-9]* hash faults in the stress with [1-9][0-9]* failures injected, [1-9][0-9]* named out-of-memory errors, 0 violations, 0 frames leaked$'
     --want 'irqtest: [1-9][0-9]* interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks'
-    --want 'irqtest: fault injection: [1-9][0-9]* failures injected' --want 'smp stress: [0-9]+ CPUs, .* 0 violations$'
+    --want 'irqtest: fault injection: [1-9][0-9]* failures injected' --want '^result: stress cpus=[0-9]+ .* violations=0$'
     --want '^  enter_full +[1-9]' --want '^  enter_busy +[1-9]' --want '^  enter_longbusy +[1-9]' --want '^  protect_notfound +[1-9]'
     --want '^  protect_busy +[1-9]' --want '^  remove_notfound +[1-9]' --want '^  remove_busy +[1-9]' --want '^  frame +[1-9]' --want '^  heap +[1-9]'
     --want "$OK_EXIT" --reject 'INVARIANT VIOLATED' --reject 'Oops:' --reject 'kernel panic' --reject 'DEADLOCK' --reject 'FAILED')
@@ -527,15 +529,15 @@ part trace-script-tests 120 0 --want '^[1-9][0-9]* passed, 0 failed$' -- python3
 part trace-bad-value 120 1 --after build \
     --want "^hashkernel: bad value 'exc,lokc' for bootarg 'trace': unknown event group 'lokc'; expected all, off, or a comma-separated list of exc,hash,hcall,lock,mm,timer,watchdog" \
     --want 'hashkernel: exit status 1 \(bad bootargs\)$' -- cargo run -- trace=exc,lokc
-part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'lock self-check \(no watchdog CPU\)' \
+part trace-deadlock-smp1 180 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '  | result: deadlock detector=self_check cpu=0 lock=page_table_lock ' \
     --want 'slice begins/ends, valid$' \
     -- scripts/trace-check.sh deadlock 1 --name deadlock-smp1 -- --smp 1 trace=all hash_page=locked
 part trace-oops 120 0 --after build --want '^trace-check: PASS \(oops\)' --want 'Oops: data segment' \
     -- scripts/trace-check.sh oops 1 -- trace=all crash=null
-part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want 'self-checks: [1-9][0-9]* passed, 0 failed' \
+part trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '  | result: self_checks passed=[1-9][0-9]* failed=0$' \
     --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name default-run -- trace=all
 part trace-svgs 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want '^trace-check: PASS \(completes\)' \
-    --want 'watchdog \(CPU 1\): CPU 0 made no progress' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
+    --want '  | result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' --want '^trace-svgs: ok: ' --show '^trace-check: CPU 0: page_table_lock acquired' \
     -- scripts/trace-svgs.sh target/trace-svgs
 part trace-cost 900 0 --want '^trace-cost: ok: ' --reject 'more than 2 per trace point' --show '^trace-cost: ok' -- scripts/trace-cost.sh
 
@@ -546,9 +548,9 @@ part trace-cost 900 0 --want '^trace-cost: ok: ' --reject 'more than 2 per trace
 # of both machines side by side.
 PNV_BANNER='^hashkernel [0-9.]+ — lock-free hash_page on ppc64 powernv$'
 part powernv-default-run 300 0 --after build --want "$PNV_BANNER" --want 'hpt: .* the kernel.s own \(SDR1 ' \
-    --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
-    --want 'irqtest: 2000 interrupts delivered inside vmalloc.s critical section, [1-9][0-9]* hash faults served from interrupt context, 0 deadlocks' \
-    --want 'vmalloc self-check: 64 pages' --want 'smp stress: 2 CPUs, 20 rounds.* 0 violations' \
+    --want '^result: self_checks passed=[1-9][0-9]* failed=0$' --want "$OK_EXIT" \
+    --want '^result: scenario window_hits=2000 irq_faults=[1-9][0-9]* deadlocks=0$' \
+    --want 'vmalloc self-check: 64 pages' --want '^result: stress cpus=2 rounds=20 .* violations=0$' \
     --reject 'lockdep:' --reject 'DEADLOCK' --reject '\.\.\. FAILED' --show '^self-checks:' \
     -- cargo run -- --machine powernv
 part powernv-kernel-tests 600 0 --after build --want "$PNV_BANNER" --want '^test native::writers_wait_for_the_hpte_lock \.\.\. ok$' \
@@ -563,22 +565,22 @@ part powernv9-kernel-tests 600 0 --after build --want 'cpu: +PowerPC,POWER9 ' --
     -- cargo test -- --machine powernv --cpu POWER9
 part powernv9-deadlock 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'CPU 0 was spinning at NIP 0x[0-9a-f]+ LR 0x[0-9a-f]+ \(system reset\)' \
     -- cargo run -- --machine powernv --cpu POWER9 hash_page=locked
-part powernv10-default-run 300 0 --after build --slow --want 'cpu: +PowerPC,POWER10 ' --want '^self-checks: [1-9][0-9]* passed, 0 failed$' \
+part powernv10-default-run 300 0 --after build --slow --want 'cpu: +PowerPC,POWER10 ' --want '^result: self_checks passed=[1-9][0-9]* failed=0$' \
     --want "$OK_EXIT" --reject 'DEADLOCK' --show '^self-checks:' -- cargo run -- --machine powernv --cpu POWER10
-part powernv-smp1 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
+part powernv-smp1 300 0 --after build --want '^result: self_checks passed=[1-9][0-9]* failed=0$' --want "$OK_EXIT" \
     --want 'smp: 1 of 1 CPU\(s\) online' --reject 'DEADLOCK' --show '^self-checks:' -- cargo run -- --machine powernv --smp 1
-part powernv-smp4 300 0 --after build --want '^self-checks: [1-9][0-9]* passed, 0 failed$' --want "$OK_EXIT" \
-    --want 'smp: 4 of 4 CPU\(s\) online' --want 'smp stress: 4 CPUs, 20 rounds.* 0 violations' --reject 'DEADLOCK' \
+part powernv-smp4 300 0 --after build --want '^result: self_checks passed=[1-9][0-9]* failed=0$' --want "$OK_EXIT" \
+    --want 'smp: 4 of 4 CPU\(s\) online' --want '^result: stress cpus=4 rounds=20 .* violations=0$' --reject 'DEADLOCK' \
     --show '^self-checks:' -- cargo run -- --machine powernv --smp 4
-part powernv-deadlock-smp2 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'watchdog \(CPU 1\): CPU 0 made no progress' \
+part powernv-deadlock-smp2 120 1 --after build "${DEADLOCK_WANT[@]}" --want '^result: deadlock detector=watchdog cpu=0 lock=page_table_lock ' \
     --want 'CPU 0 was spinning at NIP 0x[0-9a-f]+ LR 0x[0-9a-f]+ \(system reset\)' \
     --show 'made no progress' -- cargo run -- --machine powernv --smp 2 hash_page=locked
-part powernv-deadlock-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want 'lock self-check \(no watchdog CPU\)' \
+part powernv-deadlock-smp1 120 1 --after build "${DEADLOCK_WANT[@]}" --want '^result: deadlock detector=self_check cpu=0 lock=page_table_lock ' \
     --show 'spun [0-9]+ ms' -- cargo run -- --machine powernv --smp 1 hash_page=locked
 part powernv-deadlock-soak 900 0 --after build --slow --want '^soak: all outcomes held' --reject 'NOT caught' --reject 'FAILED' \
     --show 'soak: --smp 4 --accel single: ' -- scripts/deadlock-soak.sh --machine powernv 3
 part powernv-crash-null 120 1 --after build \
-    --want 'Oops: data segment \(0x380\)' --want 'NULL pointer dereference' --want 'hashkernel: exit status 1 \(oops\)$' \
+    --want '^result: oops vector=0x380 ' --want 'NULL pointer dereference' --want 'hashkernel: exit status 1 \(oops\)$' \
     -- cargo run -- --machine powernv crash=null
 part powernv-crash-nested 120 1 --after build \
     --want 'Oops: program \(0x700\).*a hash fault inside the hash-fault handler' --want 'hashkernel: exit status 1 \(oops\)$' \
@@ -608,7 +610,7 @@ part powernv-bad-option 120 1 --after build \
 # Exit statuses exactly as on pseries: a failing test is 1 (the kernel's own report through
 # OPAL's power-down), a host timeout 124 — held at reset, and killed in the middle of a run.
 part powernv-failing-test-fails 300 1 --after build \
-    --want '^test .*deliberately_failing \.\.\. FAILED' --want '^[0-9]+ passed, [1-9][0-9]* failed$' \
+    --want '^test .*deliberately_failing \.\.\. FAILED' --want '^result: tests passed=[0-9]+ failed=[1-9][0-9]*$' \
     --want 'hashkernel: exit status 1 \(tests failed\)$' \
     -- cargo test --features fail-demo -- --machine powernv
 part powernv-bad-bootarg 120 1 --after build \
@@ -625,7 +627,7 @@ part powernv-timeout-mid-run-is-124 120 124 --after build --want '^hashkernel [0
 # closing them, now with the kernel's own HPTE locks and tlbie underneath.
 for d in lockfree patch2003 cas2; do
     part "powernv-irqtest-$d" 300 0 --after build \
-        --want 'irqtest \(Deterministic\): 300 iterations.* 300 inside vmalloc' --want 'irqtest \(Random\): .* [1-9][0-9]* inside vmalloc' \
+        --want '^result: irqtest mode=deterministic iterations=300 in_window=300 ' --want '^result: irqtest mode=random iterations=[0-9]+ in_window=[1-9][0-9]* ' \
         --want "bootargs: +\"hash_page=$d " --want "$TESTS_OK" --want "$OK_EXIT" --reject 'lockdep:' --reject 'DEADLOCK' \
         --show 'irqtest \(Deterministic\)' -- cargo run -- --machine powernv "hash_page=$d" test=irqtest::
 done
@@ -649,7 +651,7 @@ part powernv-smp-stress 1200 0 --after build --slow --want '^stress: total [0-9]
 # The event trace on bare metal: a whole traced default run dumps a valid trace, and the
 # locked design's deadlock report carries the dump showing the lock hold interrupted by the
 # 0x300 that then spins on it (the NMI being the BMC's here).
-part powernv-trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want 'self-checks: [1-9][0-9]* passed, 0 failed' \
+part powernv-trace-default-run 300 0 --after build --want '^trace-check: PASS \(valid\)' --want '  | result: self_checks passed=[1-9][0-9]* failed=0$' \
     --want 'hashkernel: exit status 0' -- scripts/trace-check.sh valid 0 --name powernv-default-run -- --machine powernv trace=all
 part powernv-trace-deadlock 300 0 --after build --want '^trace-check: PASS \(deadlock\)' --want 'hashkernel: exit status 1 \(deadlock\)' \
     -- scripts/trace-check.sh deadlock 1 --name powernv-deadlock -- --machine powernv --smp 2 trace=all hash_page=locked

@@ -34,7 +34,7 @@ say() { echo "trace-check: $*"; }
 say "cargo run -- $* (expect exit $WANT_RC)"
 cargo run -q -- "$@" </dev/null >"$LOG" 2>&1
 rc=$?
-grep -a -E '^(trace: (recording|dump begin|dump end|stopped)|hashkernel: exit status|==+\[ DEADLOCK|Oops:|self-checks:|lock self-check|watchdog \(CPU)' "$LOG" | tr -d '\r' | sed 's/^/  | /'
+grep -a -E '^(trace: (recording|dump begin|dump end|stopped)|hashkernel: exit status|==+\[ DEADLOCK|Oops:|self-checks:|lock self-check|watchdog \(CPU|result: )' "$LOG" | tr -d '\r' | sed 's/^/  | /'
 if ((rc != WANT_RC)); then
     tail -5 "$LOG" | sed 's/^/  | /'
     say "FAIL: exit status $rc, expected $WANT_RC (log $LOG)"; exit 1

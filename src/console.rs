@@ -143,3 +143,13 @@ macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// One machine-readable line for the tools (scripts/ci.sh): `result: WHAT key=value ...`, for
+/// every outcome a tool checks, beside the sentence a person reads, so the tools match these
+/// keys rather than the prose. `result!("tests", passed = p, failed = f)`.
+#[macro_export]
+macro_rules! result {
+    ($what:literal $(, $k:ident = $v:expr)* $(,)?) => {
+        $crate::println!(concat!("result: ", $what $(, " ", stringify!($k), "={}")*) $(, $v)*)
+    };
+}

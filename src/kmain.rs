@@ -253,8 +253,11 @@ fn default_run() -> ! {
     }
     println!("irqtest: the 2003 scenario: a decrementer handler faults on vmalloc memory while vmalloc holds page_table_lock with interrupts on");
     match crate::run::irqtest::with_watchdog(|| crate::run::irqtest::run_checked(cfg.irq_mode, cfg.irq_iterations)) {
-        Ok(r) => println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
-                          r.window_hits, r.hash_faults_in_irq),
+        Ok(r) => {
+            println!("irqtest: {} interrupts delivered inside vmalloc's critical section, {} hash faults served from interrupt context, 0 deadlocks",
+                     r.window_hits, r.hash_faults_in_irq);
+            crate::result!("scenario", window_hits = r.window_hits, irq_faults = r.hash_faults_in_irq, deadlocks = 0);
+        }
         Err(e) => {
             println!("irqtest: FAILED: {}", e);
             crate::exit::exit_failure("irqtest failed");
@@ -273,6 +276,7 @@ fn default_run() -> ! {
     // smp.rounds) and the irqtest variants; their reports print as they run.
     let (p, f) = self_checks();
     println!("self-checks: {} passed, {} failed", p, f);
+    crate::result!("self_checks", passed = p, failed = f);
     crate::hash::stats::print();
     if f > 0 || p == 0 {
         crate::exit::exit_failure("self-checks failed");

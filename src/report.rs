@@ -70,6 +70,7 @@ pub fn oops(f: &ExcFrame, why: &dyn Display, address: Option<&str>) -> ! {
     fatal("oops", |w| {
         let _ = writeln!(w, "------------[ oops ]------------");
         let _ = writeln!(w, "Oops: {} ({:#x}) on CPU {}: {}", reg::vector_name(f.trap), f.trap, cpu, why);
+        let _ = writeln!(w, "result: oops vector={:#x} cpu={}", f.trap, cpu);
         registers(w, f);
         if let Some(a) = address {
             let _ = writeln!(w, "address: {}", a);

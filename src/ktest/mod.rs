@@ -150,6 +150,7 @@ pub fn run_and_exit(filter: &str) -> ! {
         crate::inject::print_summary();
     }
     crate::println!("{} passed, {} failed", p, f);
+    crate::result!("tests", passed = p, failed = f);
     if p + f == 0 {
         crate::println!("no test matched '{}'", filter);
         crate::exit::exit_failure("no tests ran");

@@ -227,6 +227,17 @@ pub fn run_checked(mode: IrqMode, iterations: u64) -> Result<Report, alloc::stri
         mode, r.iterations, ms, r.interrupts, r.in_critical_section, r.window_hits, r.hash_faults_in_irq, r.segment_faults_in_irq, r.missed_windows,
         if r.data_ok { "verified" } else { "CORRUPT" }, r.frames_leaked
     );
+    crate::result!(
+        "irqtest",
+        mode = if mode == IrqMode::Random { "random" } else { "deterministic" },
+        iterations = r.iterations,
+        in_window = r.in_critical_section,
+        window_hits = r.window_hits,
+        irq_faults = r.hash_faults_in_irq,
+        missed = r.missed_windows,
+        data_ok = r.data_ok,
+        frames_leaked = r.frames_leaked
+    );
     if crate::inject::armed() || r.injected > 0 {
         crate::println!(
             "irqtest: fault injection: {} failures injected, {} vmalloc calls returned the named error 'out of memory'",

@@ -732,6 +732,15 @@ pub fn print_report(rep: &StressReport) {
     let ms = rep.elapsed_tb * 1000 / timer::tb_freq();
     println!("smp stress: {} CPUs, {} rounds in {} ms: {} faults ({} from interrupt context), {} BUSY re-executions, {} stcx. failures, {} evictions, {} areas replaced under the faulting CPUs, {} refused accesses (freed/read-only), {} PTE agings, {} invariant checks over {} pages (every page the run mapped, after each round and at the end; each freed area's pages right after its vfree), {} violations",
              rep.cpus, rep.rounds, ms, rep.faults, rep.irq_faults, rep.busy_retries, rep.stcx_fails, rep.evictions, rep.replaced, rep.refused, rep.aged, rep.checks, rep.pages_scanned, rep.violations);
+    crate::result!(
+        "stress",
+        cpus = rep.cpus,
+        rounds = rep.rounds,
+        faults = rep.faults,
+        busy = rep.busy_retries,
+        checks = rep.checks,
+        violations = rep.violations
+    );
     for c in 0..rep.cpus {
         let d = rep.per_cpu[c];
         println!(

@@ -115,6 +115,7 @@ fn report(cpu: usize, stalled_tb: u64) -> ! {
         let ms = stalled_tb * 1000 / timer::tb_freq();
         let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
         let _ = writeln!(w, "watchdog (CPU {}): CPU {} made no progress for {} ms", me, cpu, ms);
+        let _ = writeln!(w, "result: deadlock detector=watchdog cpu={} lock={} ms={}", cpu, describe_lock(lock), ms);
         let (frame, depth) = match crate::smp::stopped_at(cpu) {
             Some(at) => {
                 let _ =
@@ -165,6 +166,13 @@ pub fn spinning(lock_addr: u64, start_tb: u64, holder: Option<Holder>) {
             let depth = percpu::exception_depth();
             crate::report::fatal("deadlock", |w| {
                 let _ = writeln!(w, "==================[ DEADLOCK DETECTED ]==================");
+                let _ = writeln!(
+                    w,
+                    "result: deadlock detector=self_check cpu={} lock={} ms={}",
+                    me,
+                    describe_lock(lock_addr),
+                    (now - start_tb) * 1000 / timer::tb_freq()
+                );
                 let _ = writeln!(
                     w,
                     "lock self-check (no watchdog CPU): CPU {} spun {} ms on {} ({:#x})",
