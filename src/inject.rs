@@ -807,19 +807,25 @@ mod tests {
         assert!(Plan::parse("enter_hardware:1,frame:1,heap:100%").is_ok());
     }
 
+    /// The decisions for H_ENTER calls 1..=n, counting what fired as the kernel does.
+    fn decide_calls(p: &Plan, rng: &mut u64, n: u64) -> Vec<Option<Kind>> {
+        let mut fired = [0u64; KINDS];
+        (1..=n)
+            .map(|call| {
+                let k = p.decide(Site::Enter, call, rng, |k| fired[k as usize]);
+                if let Some(k) = k {
+                    fired[k as usize] += 1;
+                }
+                k
+            })
+            .collect()
+    }
+
     #[test]
     fn decide_tries_permanent_first_and_stays_broken() {
         let p = Plan::default().with(Kind::EnterHardware, Trigger::Every(5)).with(Kind::EnterFull, Trigger::Every(2));
         let mut rng = stream_start(1, 0);
-        let mut fired = [0u64; KINDS];
-        let mut got = Vec::new();
-        for n in 1..=8 {
-            let k = p.decide(Site::Enter, n, &mut rng, |k| fired[k as usize]);
-            if let Some(k) = k {
-                fired[k as usize] += 1;
-            }
-            got.push(k);
-        }
+        let got = decide_calls(&p, &mut rng, 8);
         use Kind::*;
         assert_eq!(
             got,
@@ -843,15 +849,7 @@ mod tests {
         let p = Plan::parse("enter_full:1x3,enter_busy:2").unwrap();
         assert_eq!(p.times[Kind::EnterFull as usize], 3);
         let mut rng = 1;
-        let mut fired = [0u64; KINDS];
-        let mut got = Vec::new();
-        for n in 1..=7 {
-            let k = p.decide(Site::Enter, n, &mut rng, |k| fired[k as usize]);
-            if let Some(k) = k {
-                fired[k as usize] += 1;
-            }
-            got.push(k);
-        }
+        let got = decide_calls(&p, &mut rng, 7);
         use Kind::*;
         assert_eq!(
             got,
