@@ -14,7 +14,7 @@ use crate::hash::cell::PteCell;
 use crate::hash::fault::Design;
 use crate::hash::hpt::Hpt;
 use crate::hash::stats::{self, Counter};
-use crate::mm::hpte::{avpn_for, hash_4k, page_for_group, HpteV};
+use crate::mm::hpte::{avpn_for, hash_4k, hpte_for, page_for_group, HpteV};
 use crate::mm::pte::{Pte, PteFlags, PAGE_KERNEL};
 use crate::mm::slbe::kernel_vsid;
 use crate::mm::{pgtable, vmalloc};
@@ -314,9 +314,12 @@ enum Work {
     /// a data storage interrupt through the hash fault's own entry and exit around one H_READ,
     /// the access skipped (`do_hash_fault_ceiling`).
     Dsi = 5,
+    /// The touches of `Touch` (disjoint), with hash_vector branching to `exc_fault_ceiling`:
+    /// each fault makes one prepared H_ENTER and returns, and the store re-executes.
+    Enter = 6,
 }
 
-const WORKS: [Work; 6] = [Work::Touch, Work::Ceiling, Work::Trap, Work::Hcall, Work::Contend, Work::Dsi];
+const WORKS: [Work; 7] = [Work::Touch, Work::Ceiling, Work::Trap, Work::Hcall, Work::Contend, Work::Dsi, Work::Enter];
 
 /// Per-CPU record words: iterations, time-base ticks inside windows, this round's window start
 /// and end, failed hypercalls, then the counter deltas inside windows.
@@ -502,6 +505,10 @@ fn window(cpu: usize, n: usize) {
         Work::Hcall => (CEILING_ITERS, ceiling_loop::<false, true>(CEILING_ITERS, ptex)),
         Work::Contend => (contend(cpu), 0),
         Work::Dsi => (dsi_loop(cpu, CEILING_ITERS), 0),
+        Work::Enter => {
+            let n = touch(cpu, n);
+            (n, n - fault_ceiling_used(cpu))
+        }
     };
     let t1 = insn::mftb();
     if tag != 0 {
@@ -722,7 +729,23 @@ pub fn bench_ceiling(ms: u64) -> Result<(), String> {
     }
     ceiling_path_off(&old);
     result?;
-    dsi_ceiling(ms)
+    dsi_ceiling(ms)?;
+    let n = crate::smp::ncpus();
+    P_PAGES.store(TOUCH_PAGES, Relaxed);
+    let mut areas = Vec::new();
+    let mut r = Ok(());
+    for _ in 0..n {
+        match vmalloc::vmalloc_flags(TOUCH_PAGES * 4096, PAGE_KERNEL) {
+            Ok(a) => areas.push(a),
+            Err(x) => r = Err(e(x)),
+        }
+    }
+    let p = r.and_then(|_| fault_ceiling_phase(&areas, timer::us_to_tb(ms * 1000)));
+    for a in &areas {
+        vmalloc::vfree(*a).map_err(e)?;
+    }
+    print_ceiling("ceiling_fault", &p?);
+    Ok(())
 }
 
 /// The ceiling with a fault's own delivery: a store to a page without an HPTE raises a real
@@ -755,6 +778,121 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
     }
     print_ceiling("ceiling_dsi", &p);
     Ok(())
+}
+
+/// `ceiling_fault`: the records `exc_fault_ceiling` consumes, per CPU, one per page of that
+/// CPU's area: [page, group × 8 (after its H_ENTER: the slot it got), HPTE v, HPTE r].
+/// Built before the phase, with the HPTE hash_page would insert for the page.
+struct FaultCeiling {
+    recs: Vec<Vec<[u64; 4]>>,
+    /// hash_vector's own branch (to hash_fault_entry), put back by `off`.
+    branch: u32,
+}
+
+static P_CEIL_BASE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+extern "C" {
+    static hash_vector_branch: u32;
+    static exc_fault_ceiling: u8;
+}
+
+/// Records `exc_fault_ceiling` consumed on `cpu` since the round began (each one a fault).
+fn fault_ceiling_used(cpu: usize) -> u64 {
+    (percpu::paca(cpu).ceil_next.load(Relaxed) - P_CEIL_BASE[cpu].load(Relaxed)) / 32
+}
+
+fn patch_vector_branch(insn: u32) {
+    let site = &raw const hash_vector_branch as u64;
+    // SAFETY: `site` is the branch of the 0x300 vector in the bolted, writable AIL block; one
+    // aligned word, so a CPU fetching it sees either branch; the caller guarantees no other
+    // CPU takes a hash fault meanwhile (the phase's CPUs wait at its barrier, interrupts off).
+    unsafe {
+        core::ptr::write_volatile(site as *mut u32, insn);
+        insn::sync_icache(site, 4);
+    }
+}
+
+impl FaultCeiling {
+    /// Records for the pages of `areas` (one per CPU, `pages` each), and the vector switched.
+    fn on(areas: &[u64], pages: u64) -> Result<FaultCeiling, String> {
+        if crate::arch::ppc64::platform::powernv() {
+            return Err("bench: the fault ceiling makes hypercalls: pseries only".into());
+        }
+        let geo = boot::hpt();
+        let mut recs = Vec::new();
+        for a in areas {
+            let mut v = Vec::with_capacity(pages as usize);
+            for i in 0..pages {
+                let ea = a + i * 4096;
+                unhash_fast(ea);
+                let pte = pgtable::walk(ea).ok_or("bench: fault ceiling: unmapped page")?.load();
+                let vsid = kernel_vsid(ea);
+                let h = hpte_for(vsid, ea, pte.pfn(), pte.flags() | PteFlags::ACCESSED | PteFlags::DIRTY, false, false);
+                v.push([ea, geo.group_base(hash_4k(vsid, ea), false), h.v, h.r]);
+            }
+            recs.push(v);
+        }
+        // SAFETY: one aligned word of kernel text.
+        let branch = unsafe { core::ptr::read_volatile(&raw const hash_vector_branch) };
+        let site = &raw const hash_vector_branch as u64;
+        let target = &raw const exc_fault_ceiling as u64;
+        let mut fc = FaultCeiling { recs, branch };
+        fc.rewind();
+        patch_vector_branch(0x4800_0000 | ((target.wrapping_sub(site) as u32) & 0x03ff_fffc));
+        Ok(fc)
+    }
+
+    /// Between rounds: removes the HPTEs the last round's records inserted and points every
+    /// CPU at its first record again.
+    fn rewind(&mut self) {
+        for (c, recs) in self.recs.iter_mut().enumerate() {
+            let base = recs.as_ptr() as u64;
+            let used = match P_CEIL_BASE[c].load(Relaxed) {
+                b if b == base => (percpu::paca(c).ceil_next.load(Relaxed) - b) / 32,
+                _ => 0,
+            };
+            for r in recs[..used as usize].iter_mut() {
+                let _ = hcall::h_remove(0, r[1], 0);
+                HARNESS_HCALLS.fetch_add(1, Relaxed);
+                r[1] &= !7;
+            }
+            P_CEIL_BASE[c].store(base, Relaxed);
+            percpu::paca(c).ceil_next.store(base, Relaxed);
+        }
+    }
+
+    fn off(mut self) {
+        patch_vector_branch(self.branch);
+        self.rewind();
+    }
+}
+
+/// The ceiling in a hash fault's own loop shape: each CPU stores once to each page of its own
+/// area, as the disjoint fault benchmark does, and each store raises a real data storage
+/// interrupt whose handler (`exc_fault_ceiling`) makes one H_ENTER prepared before the window
+/// and returns; the store then re-executes and QEMU finds the entry. Everything a hash fault
+/// costs the platform, nothing of the kernel's fault path. `areas`: one per CPU.
+fn fault_ceiling_phase(areas: &[u64], budget: u64) -> Result<Phase, String> {
+    P_SHARED.store(false, Relaxed);
+    for (c, a) in areas.iter().enumerate() {
+        P_AREA[c].store(*a, Release);
+    }
+    let mut fc = FaultCeiling::on(areas, P_PAGES.load(Relaxed))?;
+    let p = run_phase(Work::Enter, 0, 1, budget, || {
+        fc.rewind();
+        Ok(())
+    });
+    fc.off();
+    let p = p?;
+    let t = p.sum();
+    if t.bad != 0 || t.d.faults() != 0 {
+        return Err(alloc::format!(
+            "bench: ceiling_fault: {} stores without their H_ENTER, {} hash faults inside the windows",
+            t.bad,
+            t.d.faults()
+        ));
+    }
+    Ok(p)
 }
 
 // ---------------------------------------------------------------- fault throughput
@@ -798,6 +936,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
     let budget = timer::us_to_tb(ms * 1000 / PASSES);
     let mut ceiling: Option<Phase> = None;
     let mut dsi: Option<Phase> = None;
+    let mut enter: Option<Phase> = None;
     let mut faults: [Option<Phase>; 4] = [None, None, None, None];
     let result = r.and_then(|_| {
         for c in 0..n {
@@ -824,6 +963,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
             let p = p?;
             check_ceiling("smp.ceiling_dsi", &p)?;
             merge(&mut dsi, p);
+            merge(&mut enter, fault_ceiling_phase(&own, budget)?);
             for (i, (design, _, sh)) in CONFIGS.iter().enumerate() {
                 crate::hash::fault::select(*design);
                 P_SHARED.store(*sh, Relaxed);
@@ -862,6 +1002,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
     println!("BENCH smp.passes.smp{n} {PASSES} passes");
     print_ceiling("smp.ceiling", ceiling.as_ref().expect("measured"));
     print_ceiling("smp.ceiling_dsi", &dsi);
+    print_ceiling("smp.ceiling_fault", enter.as_ref().expect("measured"));
     let mut window_faults = vec![0u64; n];
     for (i, (_, mode, sh)) in CONFIGS.iter().enumerate() {
         let p = faults[i].as_ref().expect("measured");

@@ -72,6 +72,8 @@ core::arch::global_asm!(
     PACA_TOC = const po::TOC,
     PACA_KMSR = const po::KMSR,
     PACA_USER_SP = const po::USER_SP,
+    PACA_CEIL_NEXT = const po::CEIL_NEXT,
+    EX_CEIL = const po::EX_CEIL,
     PACA_OPAL_SP = const po::OPAL_SP,
     HASH_FRAME = const po::HASH_FRAME,
     HASH_VERDICT = const po::HASH_VERDICT,

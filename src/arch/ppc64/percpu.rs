@@ -79,6 +79,10 @@ pub struct Paca {
     pub spinning_on: AtomicU64,
     /// Kernel r1 saved by user_enter while a test runs in problem state (0 = none).
     pub user_sp: AtomicU64,
+    /// The fault ceiling (`exc_fault_ceiling`, `bench=ceiling`): this CPU's next prepared
+    /// H_ENTER record, and r3-r7 and CR while that handler runs.
+    pub ceil_next: AtomicU64,
+    pub ex_ceil: [AtomicU64; 6],
 }
 
 impl Paca {
@@ -115,6 +119,8 @@ impl Paca {
             online: Z,
             spinning_on: Z,
             user_sp: Z,
+            ceil_next: Z,
+            ex_ceil: [Z; 6],
         }
     }
 }
@@ -148,6 +154,8 @@ pub mod offsets {
     pub const OPAL_SP: usize = offset_of!(Paca, opal_sp);
     pub const STATS: usize = offset_of!(Paca, stats);
     pub const USER_SP: usize = offset_of!(Paca, user_sp);
+    pub const CEIL_NEXT: usize = offset_of!(Paca, ceil_next);
+    pub const EX_CEIL: usize = offset_of!(Paca, ex_ceil);
 }
 
 #[no_mangle]
