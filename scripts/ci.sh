@@ -449,14 +449,17 @@ part bench-limit-enforced 600 1 --after build --want '^bench: the default insert
 # SMP scaling, short (scripts/bench.sh --smp-quick): the platform's ceiling and faults against it
 # from exact windows (the kernel fails the run when a window holds anything but its own touches),
 # contention in instructions (the counter's windows must equal the kernel's faults, and every
-# uncontended fault must be the primary-insert path), QEMU's lock profile through QMP. The
-# report's cross-checks are shown to fail on made-up runs that break them.
+# uncontended fault must be the primary-insert path), QEMU's lock profile through QMP, the host's
+# clock around the same windows (tools/insncount mode=time). The report's cross-checks are shown
+# to fail on made-up runs that break them.
 part bench-smp-report-checks 60 0 --want '^self-test ok: a window the kernel did not count$' \
     --want '^self-test ok: an uncontended fault off the insert path$' \
+    --want '^self-test ok: the host.s clock disagreeing with the time base$' --want '^self-test ok: a window the host.s clock did not see$' \
     --want '^self-test ok: an exception QEMU delivered that the guest did not cause$' --reject 'FAILED' -- scripts/scaling-report.py --self-test
 part bench-smp-quick 900 0 --after build --want '^bench: smp quick check ok: lock-free disjoint at 2 vCPUs [0-9.]+ of the ceiling' \
     --want '^BENCH lockprofile.bql_per_fault [0-9.]+ acquisitions' --want '^BENCH insns_per_resolved.lockfree.disjoint.smp2 ' \
     --want '^BENCH lockprofile.crosscheck.exceptions [0-9]+ acquisitions .*the guest.s own count' \
+    --want '^BENCH crosscheck.clock.smp2 [0-9.]+ of the ceiling by the host.s clock' \
     --show '^bench: smp quick check' -- scripts/bench.sh --smp-quick
 
 # The 16550 behind the PCI host bridge, mapped with ioremap: the kernel's lines arrive on the

@@ -13,6 +13,8 @@ Files in WORK (TAG.lines: the kernel's BENCH lines; TAG.sched: scripts/qemu-sche
     prof1, prof3        bench=faults at 2 vCPUs, bench.ms=300 and 900, under QEMU's lock
                         profiler (TAG.prof: `info sync-profile`)
     cede2, relax2       bench=faults at 2 vCPUs with bench.wait=cede and bench.wait=relax
+    clockN, clockN.time bench=smp at N vCPUs under tools/insncount's mode=time: the host's clock
+                        around the same windows (the second method for the ceiling fraction)
 
 Writes WORK/scaling.lines (BENCH lines) and WORK/scaling.md. Exit status 1 when a cross-check
 fails: the counter's 0x300 windows must equal the faults the kernel counted in the same
@@ -86,6 +88,62 @@ def read_counts(path):
             if f and f[0] == "S":
                 s[(int(f[1]), f[2])] = tuple(int(x) for x in f[3:7])
     return s
+
+
+def read_time(path):
+    """insncount mode=time K lines -> {(tag, vcpu): (spans, ns)}."""
+    k = {}
+    if os.path.exists(path):
+        for line in open(path):
+            f = line.split()
+            if f and f[0] == "K":
+                k[(int(f[1]), int(f[2]))] = (int(f[3]), int(f[4]))
+    return k
+
+
+def clock_check(W, n, bench, md, failures):
+    """The ceiling fraction measured twice in one boot: by the kernel (time base, its windows)
+    and by the host's monotonic clock (the timing plugin, between the same markers)."""
+    L, tags = read_lines(f"{W}/clock{n}.lines")
+    K = read_time(f"{W}/clock{n}.time")
+    if not L or not K:
+        return None
+    byname = {v: t for t, v in tags.items()}
+    rows, worst = [], 0.0
+
+    def per_vcpu(name, key):
+        """[(iterations, kernel window µs, host window µs, host spans)] per vCPU."""
+        out = []
+        for c in range(n):
+            line = L.get(f"{name}.cpu{c}")
+            t = K.get((byname.get(name, -1), c))
+            if not line or not t:
+                failures.append(f"clock check at {n} vCPUs: no {'kernel line' if not line else 'host time'} for {name} on vCPU {c}")
+                return None
+            out.append((int(line[1][key]), int(line[1]["busy_us"]), t[1] / 1000, t[0]))
+        return out
+
+    rates = {}
+    for name, key in ((f"smp.ceiling_fault.smp{n}", "iterations"), (f"fault_rate.lockfree.disjoint.smp{n}", "resolved")):
+        v = per_vcpu(name, key)
+        if v is None:
+            return None
+        rounds = int(L[f"{name}.total"][1]["rounds"])
+        for c, (it, kus, hus, spans) in enumerate(v):
+            d = (hus - kus) / kus if kus else 1.0
+            worst = max(worst, abs(d))
+            if abs(d) > 0.02 or spans != rounds:
+                failures.append(f"clock check: {name} vCPU {c}: kernel {kus} µs in {rounds} windows, host clock {hus:.0f} µs in {spans}")
+            rows.append(f"| {n} | {name.split('.smp')[0]} | {c} | {it:,} | {kus / 1000:.1f} ms | {hus / 1000:.1f} ms | {d * 100:+.2f}% |")
+        rates[name] = (sum(it / kus for it, kus, _, _ in v), sum(it / hus for it, _, hus, _ in v))
+    (ck, ch), (fk, fh) = rates[f"smp.ceiling_fault.smp{n}"], rates[f"fault_rate.lockfree.disjoint.smp{n}"]
+    fkern, fhost = fk / ck, fh / ch
+    fwall = L[f"fault_rate.lockfree.disjoint.smp{n}.total"][0] / L[f"smp.ceiling_fault.smp{n}.total"][0]
+    if abs(fhost - fkern) > 0.01:
+        failures.append(f"clock check at {n} vCPUs: fraction {fkern:.3f} by the time base, {fhost:.3f} by the host's clock")
+    bench(f"crosscheck.clock.smp{n}", f"{fhost:.3f}", "of the ceiling by the host's clock",
+          f"time base: {fkern:.3f} from each vCPU's windows, {fwall:.3f} from the rounds' wall time; worst window-time difference {worst * 100:.2f}%")
+    return rows, fkern, fhost, fwall
 
 
 def read_profile(path):
@@ -256,6 +314,27 @@ def report(W, insert, vcpus, cvcpus, boots):
               f"{'met' if met_scal else 'missed'} ({', '.join(f'{n}: {s:.2f}' for n, _, s in goal)}).")
     bench("target.fraction_of_ceiling", "met" if met else "missed", "", " ".join(f"smp{n}={f:.3f}" for n, f, _ in goal))
     md.append("")
+    # The second method: the host's clock around the same windows.
+    checks = [(n, clock_check(W, n, bench, md, failures)) for n in vcpus]
+    checks = [(n, c) for n, c in checks if c]
+    if checks:
+        md.append("**Cross-check with the host's clock.** One more `bench=smp` boot per vCPU count below, under")
+        md.append("tools/insncount's `mode=time`: the plugin puts a callback on the kernel's marker instructions")
+        md.append("only (each phase's windows carry a tag, `BENCHTAG` 200–206) and sums the host's monotonic time")
+        md.append("between a window's start and end markers per vCPU, so the same windows are timed by a clock")
+        md.append("outside the guest, read by QEMU's host thread instead of the guest's `mftb`. The fraction from")
+        md.append("each clock is Σ over vCPUs of (iterations / own window time), faults over ceiling.")
+        md.append("")
+        md.append("| vCPUs | phase | vCPU | iterations | window time, time base | window time, host clock | difference |")
+        md.append("|---|---|---|---|---|---|---|")
+        for n, (rows, _, _, _) in checks:
+            md.extend(rows)
+        md.append("")
+        md.append("Lock-free disjoint faults as a fraction of the ceiling in those boots: "
+                  + "; ".join(f"{n} vCPU{'s' if n > 1 else ''}: {fh:.3f} by the host's clock, {fk:.3f} by the time base "
+                              f"({fw:.3f} from the rounds' wall time, as in the table above)" for n, (_, fk, fh, fw) in checks) + ".")
+        md.append("")
+
     # The same in time per iteration, one vCPU, from the same boots (medians).
     d1 = median(smp_vals(n0, f"smp.ceiling_dsi.smp{n0}.total"))
     if ce1 and d1 and lf1 and sc1:
@@ -493,6 +572,12 @@ def self_test():
                                for d, dn in enumerate(("lockfree", "locked")) for i, sc in enumerate(SCENARIOS)),
         "cont1.counts": "".join(f"S {64 + d * 8 + i} 0x300 10 {c} {c} {10 * c}\n" for d, c in ((0, 144), (1, 274)) for i in range(3)),
     }
+    base["clock1.lines"] = ("BENCHTAG 202 smp.ceiling_fault.smp1\nBENCHTAG 203 fault_rate.lockfree.disjoint.smp1\n"
+                            "BENCH smp.ceiling_fault.smp1.cpu0 500 iter/s (iterations=1000 busy_us=2000 wall_us=2000)\n"
+                            "BENCH smp.ceiling_fault.smp1.total 500 iter/s (iterations=1000 wall_us=2000 rounds=4)\n"
+                            "BENCH fault_rate.lockfree.disjoint.smp1.cpu0 450 resolved/s (resolved=900 busy_us=2000 wall_us=2000)\n"
+                            "BENCH fault_rate.lockfree.disjoint.smp1.total 450 resolved/s (resolved=900 wall_us=2000 rounds=3)\n")
+    base["clock1.time"] = "K 202 0 4 2001000\nK 203 0 3 1999000\n"
     prof = "Type Object Call site Wait Time (s) Count Average (us)\nBQL mutex  0x1  accel/tcg/cpu-exec.c:700  {w}  {c}  0.1\n"
     # 200 more faults, each a 0x300 and an H_ENTER, 100 more harness hypercalls: 500 exceptions.
     base["prof1.lines"] = "BENCH profile.lockfree.disjoint.smp2.total 1 resolved/s (resolved=100 faults=100 wall_us=1000)\nBENCH profile.harness.smp2 100 hcalls\n"
@@ -507,6 +592,11 @@ def self_test():
          ["contention.lockfree.disjoint.smp1: uncontended lock-free faults took 144-150 instructions, the primary insert 144"]),
         ("an exception QEMU delivered that the guest did not cause", {"prof3.prof": prof.format(w="0.003", c=701)},
          ["lock profile: 501 BQL acquisitions at accel/tcg/cpu-exec.c:700, but the guest caused 500 exceptions"]),
+        ("the host's clock disagreeing with the time base", {"clock1.time": "K 202 0 4 2001000\nK 203 0 3 2100000\n"},
+         ["clock check: fault_rate.lockfree.disjoint.smp1 vCPU 0: kernel 2000 µs in 3 windows, host clock 2100 µs in 3",
+          "clock check at 1 vCPUs: fraction 0.900 by the time base, 0.858 by the host's clock"]),
+        ("a window the host's clock did not see", {"clock1.time": "K 202 0 3 2001000\nK 203 0 3 1999000\n"},
+         ["clock check: smp.ceiling_fault.smp1 vCPU 0: kernel 2000 µs in 4 windows, host clock 2001 µs in 3"]),
     ]
     bad = 0
     for name, change, want in cases:
@@ -519,7 +609,8 @@ def self_test():
         ok = (got == want and "lockprofile.bql_per_fault 2.50" in per_fault
               and "BENCH fraction.lockfree.disjoint.smp1 0.889 " in per_fault
               and "BENCH fraction_syscall.lockfree.disjoint.smp1 0.400 " in per_fault
-              and "BENCH target.fraction_of_ceiling missed" in per_fault)
+              and "BENCH target.fraction_of_ceiling missed" in per_fault
+              and "BENCH crosscheck.clock.smp1 " in per_fault)
         print(f"self-test {'ok' if ok else 'FAILED'}: {name}" + ("" if ok else f": got {got}, want {want}"))
         bad += not ok
     return 1 if bad else 0

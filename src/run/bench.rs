@@ -740,7 +740,7 @@ pub fn bench_ceiling(ms: u64) -> Result<(), String> {
             Err(x) => r = Err(e(x)),
         }
     }
-    let p = r.and_then(|_| fault_ceiling_phase(&areas, timer::us_to_tb(ms * 1000)));
+    let p = r.and_then(|_| fault_ceiling_phase(&areas, timer::us_to_tb(ms * 1000), 0));
     for a in &areas {
         vmalloc::vfree(*a).map_err(e)?;
     }
@@ -872,13 +872,13 @@ impl FaultCeiling {
 /// interrupt whose handler (`exc_fault_ceiling`) makes one H_ENTER prepared before the window
 /// and returns; the store then re-executes and QEMU finds the entry. Everything a hash fault
 /// costs the platform, nothing of the kernel's fault path. `areas`: one per CPU.
-fn fault_ceiling_phase(areas: &[u64], budget: u64) -> Result<Phase, String> {
+fn fault_ceiling_phase(areas: &[u64], budget: u64, tag: u8) -> Result<Phase, String> {
     P_SHARED.store(false, Relaxed);
     for (c, a) in areas.iter().enumerate() {
         P_AREA[c].store(*a, Release);
     }
     let mut fc = FaultCeiling::on(areas, P_PAGES.load(Relaxed))?;
-    let p = run_phase(Work::Enter, 0, 1, budget, || {
+    let p = run_phase(Work::Enter, tag, 1, budget, || {
         fc.rewind();
         Ok(())
     });
@@ -901,6 +901,15 @@ fn fault_ceiling_phase(areas: &[u64], budget: u64) -> Result<Phase, String> {
 /// ceiling and then every configuration: a change in what else the host runs then moves the
 /// ceiling and the faults alike, and their ratio stays meaningful.
 const PASSES: u64 = 6;
+
+/// Marker tags of `bench=smp`'s phases (printed as `BENCHTAG`): a timing plugin
+/// (`--count-insns F,mode=time`) measures the same windows with the host's clock. Above the
+/// contention tags (64 + design × 8 + scenario).
+const SMP_TAG_SYSCALL: u8 = 200;
+const SMP_TAG_DSI: u8 = 201;
+const SMP_TAG_CEILING: u8 = 202;
+/// + the index in CONFIGS.
+const SMP_TAG_FAULTS: u8 = 203;
 
 /// The fault configurations of `bench=smp`: design and whether the pages are shared.
 const CONFIGS: [(Design, &str, bool); 4] = [
@@ -947,13 +956,13 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
         }
         for _ in 0..PASSES {
             let old = ceiling_path_on();
-            let p = run_phase(Work::Ceiling, 0, 1, budget, || Ok(()));
+            let p = run_phase(Work::Ceiling, SMP_TAG_SYSCALL, 1, budget, || Ok(()));
             ceiling_path_off(&old);
             let p = p?;
             check_ceiling("smp.ceiling", &p)?;
             merge(&mut ceiling, p);
             crate::hash::fault::select(Design::Ceiling);
-            let p = run_phase(Work::Dsi, 0, 1, budget, || {
+            let p = run_phase(Work::Dsi, SMP_TAG_DSI, 1, budget, || {
                 for c in 0..n {
                     unhash_fast(own[c]);
                 }
@@ -963,7 +972,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
             let p = p?;
             check_ceiling("smp.ceiling_dsi", &p)?;
             merge(&mut dsi, p);
-            merge(&mut enter, fault_ceiling_phase(&own, budget)?);
+            merge(&mut enter, fault_ceiling_phase(&own, budget, SMP_TAG_CEILING)?);
             for (i, (design, _, sh)) in CONFIGS.iter().enumerate() {
                 crate::hash::fault::select(*design);
                 P_SHARED.store(*sh, Relaxed);
@@ -971,7 +980,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
                 for (c, a) in areas.iter().enumerate() {
                     P_AREA[c].store(*a, Release);
                 }
-                let p = run_phase(Work::Touch, 0, 1, budget, || {
+                let p = run_phase(Work::Touch, SMP_TAG_FAULTS + i as u8, 1, budget, || {
                     for a in &areas {
                         for i in 0..pages {
                             unhash_fast(a + i * 4096);
@@ -1000,6 +1009,13 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
         }
     }
     println!("BENCH smp.passes.smp{n} {PASSES} passes");
+    println!("BENCHTAG {SMP_TAG_SYSCALL} smp.ceiling.smp{n}");
+    println!("BENCHTAG {SMP_TAG_DSI} smp.ceiling_dsi.smp{n}");
+    println!("BENCHTAG {SMP_TAG_CEILING} smp.ceiling_fault.smp{n}");
+    for (i, (_, mode, sh)) in CONFIGS.iter().enumerate() {
+        let kind = if *sh { "shared" } else { "disjoint" };
+        println!("BENCHTAG {} fault_rate.{mode}.{kind}.smp{n}", SMP_TAG_FAULTS + i as u8);
+    }
     print_ceiling("smp.ceiling", ceiling.as_ref().expect("measured"));
     print_ceiling("smp.ceiling_dsi", &dsi);
     print_ceiling("smp.ceiling_fault", enter.as_ref().expect("measured"));

@@ -9,7 +9,7 @@
 
 pub mod logic;
 
-use logic::{Agg, Config, Cpu, CpuCounters, Detail, Insn, Mode};
+use logic::{Agg, Config, Cpu, CpuCounters, Detail, Insn, Mode, Op, Span, TimeAgg};
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -87,6 +87,9 @@ struct Slot {
     recorded: AtomicU64,
     dropped: AtomicU64,
     orphan_returns: AtomicU64,
+    /// `mode=time`: the open span (same single-thread rule as `cpu`) and the closed ones.
+    span: UnsafeCell<Span>,
+    times: Mutex<TimeAgg>,
 }
 
 // SAFETY: `cpu` is only accessed through `Slot::cpu_mut`, from the exec callback of the one
@@ -103,6 +106,8 @@ impl Slot {
             recorded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             orphan_returns: AtomicU64::new(0),
+            span: UnsafeCell::new(None),
+            times: Mutex::new(TimeAgg::new()),
         }
     }
 }
@@ -138,6 +143,7 @@ impl State {
         let wanted = match self.cfg.mode {
             Mode::Markers => tag != 0,
             Mode::All => true,
+            Mode::Time => false,
         };
         if !wanted || !self.armed.load(Relaxed) {
             return false;
@@ -149,6 +155,14 @@ impl State {
     fn write(&self, reason: &str) {
         let mut n = self.flush.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
+        if self.cfg.mode == Mode::Time {
+            let mut all = TimeAgg::new();
+            for s in self.slots.iter() {
+                all.extend(s.times.lock().unwrap_or_else(|e| e.into_inner()).iter());
+            }
+            self.put(&logic::render_time(reason, *n, &all));
+            return;
+        }
         let mut agg = Agg::new();
         let mut details = Vec::new();
         let mut cpus = Vec::with_capacity(self.slots.len());
@@ -168,16 +182,48 @@ impl State {
         }
         details.sort_unstable_by_key(|d| d.seq);
         let text = logic::render(&self.cfg, reason, *n, &agg, &details, &cpus, self.mark.get().copied());
-        // Written aside and renamed, so a reader never sees a half-written file.
+        self.put(&text);
+        let stray = self.stray.load(Relaxed);
+        if stray > 0 {
+            outs(&format!("{stray} instructions on vCPU indexes beyond {} were ignored", self.slots.len()));
+        }
+    }
+}
+
+impl State {
+    /// Written aside and renamed, so a reader never sees a half-written file.
+    fn put(&self, text: &str) {
         let tmp = format!("{}.tmp{}", self.cfg.out, std::process::id());
         let r = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.cfg.out));
         if let Err(e) = r {
             outs(&format!("cannot write {}: {e}", self.cfg.out));
         }
-        let stray = self.stray.load(Relaxed);
-        if stray > 0 {
-            outs(&format!("{stray} instructions on vCPU indexes beyond {} were ignored", self.slots.len()));
-        }
+    }
+}
+
+/// Host monotonic nanoseconds since the plugin was loaded.
+fn now_ns() -> u64 {
+    static BASE: OnceLock<std::time::Instant> = OnceLock::new();
+    BASE.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
+/// `mode=time`: the exec callback of a marker instruction (the only ones that get one).
+extern "C" fn on_marker(vcpu: c_uint, udata: *mut c_void) {
+    let now = now_ns();
+    let Some(st) = STATE.get() else { return };
+    let Some(slot) = st.slots.get(vcpu as usize) else {
+        st.stray.fetch_add(1, Relaxed);
+        return;
+    };
+    // SAFETY: udata is the address of a Box<Insn> owned by `st.insns`, never freed.
+    let Op::Marker(tag) = (unsafe { &*(udata as *const Insn) }).op else { return };
+    // SAFETY: only this vCPU's thread runs its callbacks (Slot::cpu), so this is the only reference.
+    let open = unsafe { &mut *slot.span.get() };
+    if let Some((t, ns)) = logic::time_marker(open, tag, now) {
+        let mut g = slot.times.lock().unwrap_or_else(|e| e.into_inner());
+        let e = g.entry((t, vcpu)).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += ns;
     }
 }
 
@@ -251,6 +297,13 @@ extern "C" fn on_tb_trans(_id: PluginId, tb: *mut QemuPluginTb) {
         let word = logic::word(bytes, st.cfg.endian).unwrap_or(0);
         let boxed = map.entry((pc, word)).or_insert_with(|| Box::new(Insn::decode(pc, bytes, &st.cfg)));
         let ptr = &**boxed as *const Insn as *mut c_void;
+        if st.cfg.mode == Mode::Time {
+            if let Op::Marker(_) = boxed.op {
+                // SAFETY: as below.
+                unsafe { qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, CB_NO_REGS, ptr) };
+            }
+            continue;
+        }
         // SAFETY: insn is this TB's instruction handle; ptr outlives every execution (State::insns).
         unsafe { qemu_plugin_register_vcpu_insn_exec_cb(insn, on_exec, CB_NO_REGS, ptr) };
     }
@@ -259,6 +312,11 @@ extern "C" fn on_tb_trans(_id: PluginId, tb: *mut QemuPluginTb) {
 extern "C" fn on_exit(_id: PluginId, _udata: *mut c_void) {
     if let Some(st) = STATE.get() {
         st.write("exit");
+        if st.cfg.mode == Mode::Time {
+            let spans: u64 = st.slots.iter().map(|s| s.times.lock().unwrap_or_else(|e| e.into_inner()).values().map(|v| v.0).sum::<u64>()).sum();
+            outs(&format!("{spans} timed spans in {}", st.cfg.out));
+            return;
+        }
         let rec: u64 = st.slots.iter().map(|s| s.recorded.load(Relaxed)).sum();
         outs(&format!("{rec} windows recorded in {}", st.cfg.out));
     }

@@ -18,6 +18,10 @@ pub enum Mode {
     Markers,
     /// Record every window, under tag 0.
     All,
+    /// No windows: the host's monotonic time between a marker that starts a tag and the one
+    /// that ends it, per (tag, vCPU). Only marker instructions get a callback, so the guest
+    /// runs at nearly its normal speed (a second clock beside the guest's time base).
+    Time,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +54,7 @@ pub struct Config {
     pub flush_at_tag_end: bool,
 }
 
-pub const USAGE: &str = "insncount arguments: out=FILE (required), mode=markers|all, endian=big|little, \
+pub const USAGE: &str = "insncount arguments: out=FILE (required), mode=markers|all|time, endian=big|little, \
 vbase=ADDR[:ADDR...] (repeatable; default 0x0:0xc000000000004000), detail=on|off, after=N, \
 start=ADDR, entry=strict|any, trace=VECTOR[:N], mark=ADDR, flush=tag|exit";
 
@@ -95,7 +99,8 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Config, String> {
                 c.mode = match v {
                     "markers" => Mode::Markers,
                     "all" => Mode::All,
-                    _ => return Err(format!("mode={v}: expected markers or all")),
+                    "time" => Mode::Time,
+                    _ => return Err(format!("mode={v}: expected markers, all or time")),
                 }
             }
             "endian" => {
@@ -492,7 +497,7 @@ pub fn render(cfg: &Config, reason: &str, flushes: u64, agg: &Agg, details: &[De
     let _ = writeln!(o, "# insncount 1: guest instructions per exception window, vector entry to rfid/hrfid/rfscv inclusive");
     let _ = writeln!(o, "# S tag vector windows min max sum | H tag vector insns count | C tag vector sc count | J tag vector sc insns count");
     let _ = writeln!(o, "# W seq vcpu tag vector insns sc depth entry return hints | M addr seq vcpu | T seq n pc word | V vcpu began closed recorded open dropped orphan_returns | P key value | F reason flushes");
-    let _ = writeln!(o, "P mode {}", match cfg.mode { Mode::Markers => "markers", Mode::All => "all" });
+    let _ = writeln!(o, "P mode {}", match cfg.mode { Mode::Markers => "markers", Mode::All => "all", Mode::Time => "time" });
     let _ = writeln!(o, "P endian {}", match cfg.endian { Endian::Big => "big", Endian::Little => "little" });
     for b in &cfg.bases {
         let _ = writeln!(o, "P vbase {b:#x}");
@@ -537,6 +542,38 @@ pub fn render(cfg: &Config, reason: &str, flushes: u64, agg: &Agg, details: &[De
     o
 }
 
+// ------------------------------------------------------------------------------- mode=time
+
+/// One vCPU's open span under `mode=time`: the tag and the host time it began.
+pub type Span = Option<(u32, u64)>;
+
+/// Per (tag, vCPU): spans closed and their total host nanoseconds.
+pub type TimeAgg = BTreeMap<(u32, u32), (u64, u64)>;
+
+/// A marker with `tag` at host time `now` on a vCPU whose open span is `open`: a non-zero tag
+/// opens a span (closing any still open, which then counts under its own tag), 0 closes it.
+/// Returns the span closed, as (tag, nanoseconds).
+pub fn time_marker(open: &mut Span, tag: u16, now: u64) -> Option<(u32, u64)> {
+    let closed = open.take().map(|(t, t0)| (t, now.saturating_sub(t0)));
+    if tag != 0 {
+        *open = Some((tag as u32, now));
+    }
+    closed
+}
+
+/// `mode=time` output: `K tag vcpu spans ns` per (tag, vCPU), then `F reason flushes`.
+pub fn render_time(reason: &str, flushes: u64, agg: &TimeAgg) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# insncount 1 mode=time: host monotonic time between a tag's start and end markers");
+    let _ = writeln!(o, "# K tag vcpu spans ns | F reason flushes");
+    let _ = writeln!(o, "P mode time");
+    for ((tag, vcpu), (spans, ns)) in agg {
+        let _ = writeln!(o, "K {tag} {vcpu} {spans} {ns}");
+    }
+    let _ = writeln!(o, "F {reason} {flushes}");
+    o
+}
+
 // ------------------------------------------------------------------------------- tests
 
 #[cfg(test)]
@@ -545,6 +582,23 @@ mod tests {
 
     fn cfg(args: &[&str]) -> Config {
         parse_args(args).unwrap()
+    }
+
+    #[test]
+    fn time_spans_run_from_a_tag_to_its_end_marker() {
+        assert_eq!(cfg(&["out=x", "mode=time"]).mode, Mode::Time);
+        let mut open = None;
+        assert_eq!(time_marker(&mut open, 0, 5), None, "an end marker with nothing open closes nothing");
+        assert_eq!(time_marker(&mut open, 7, 100), None);
+        assert_eq!(time_marker(&mut open, 0, 350), Some((7, 250)));
+        assert_eq!(open, None);
+        // A new tag while one is open closes the old one under its own tag.
+        time_marker(&mut open, 3, 1000);
+        assert_eq!(time_marker(&mut open, 4, 1010), Some((3, 10)));
+        assert_eq!(time_marker(&mut open, 0, 1030), Some((4, 20)));
+        let mut agg = TimeAgg::new();
+        agg.insert((7, 1), (2, 500));
+        assert_eq!(render_time("exit", 1, &agg).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(), ["P mode time", "K 7 1 2 500", "F exit 1"]);
     }
 
     const RFID: u32 = 0x4c00_0024;
