@@ -412,6 +412,18 @@ system-call ceiling is the figure the first wave's target was checked against. W
 count changes is the platform itself — the ceiling's own *× 1 vCPU* column — and the last column
 of the fraction table compares the lock-free faults' scaling with exactly that.
 
+**The locked design against the ceiling.** With one vCPU nothing contends: locked faults stay
+below the lock-free ones by their path alone (270 instructions against 147, the same platform
+cost per fault around them). On disjoint pages with more vCPUs the faults share nothing but
+page_table_lock: while every vCPU has a host core of its own the lock is rarely held when
+another vCPU wants it (at 2 vCPUs the contention table's locked disjoint faults average a few
+instructions above the uncontended 270), so the locked column stays near the lock-free one; once there are more vCPUs than host cores, a
+vCPU whose host thread is preempted while it holds the lock keeps every other faulting vCPU
+spinning for the rest of that time slice (the contention table's *longest window*), and the
+locked column falls with the vCPU count while the lock-free one does not. On the one shared page
+both fall: the lock-free faults re-execute while another vCPU holds BUSY and pay `H_PROTECT` for
+spurious updates; the locked ones spin on the lock and pay the same updates.
+
 **What the lock-free design changes** is the contention table: on disjoint pages and on pages
 that share one HPTE group its faults cost exactly the primary-insert path at every vCPU count,
 while the 2003 design spins on page_table_lock inside the fault window (the *longest window*

@@ -674,16 +674,18 @@ fn ceiling_path_off(old: &[u64]) {
     }
 }
 
-fn check_ceiling(name: &str, p: &Phase) -> Result<(), String> {
+/// A ceiling phase is void if an iteration went wrong (`bad`, described by `what`) or if the
+/// kernel's hash_page ran inside a window.
+fn check_phase(name: &str, what: &str, p: &Phase) -> Result<(), String> {
     let t = p.sum();
     if t.bad != 0 || t.d.faults() != 0 {
-        return Err(alloc::format!(
-            "bench: {name}: {} failed H_READs, {} hash faults inside the windows",
-            t.bad,
-            t.d.faults()
-        ));
+        return Err(alloc::format!("bench: {name}: {} {what}, {} hash faults inside the windows", t.bad, t.d.faults()));
     }
     Ok(())
+}
+
+fn check_ceiling(name: &str, p: &Phase) -> Result<(), String> {
+    check_phase(name, "failed H_READs", p)
 }
 
 fn print_ceiling(name: &str, p: &Phase) {
@@ -884,14 +886,7 @@ fn fault_ceiling_phase(areas: &[u64], budget: u64, tag: u8) -> Result<Phase, Str
     });
     fc.off();
     let p = p?;
-    let t = p.sum();
-    if t.bad != 0 || t.d.faults() != 0 {
-        return Err(alloc::format!(
-            "bench: ceiling_fault: {} stores without their H_ENTER, {} hash faults inside the windows",
-            t.bad,
-            t.d.faults()
-        ));
-    }
+    check_phase("ceiling_fault", "stores without their H_ENTER", &p)?;
     Ok(p)
 }
 
