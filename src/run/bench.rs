@@ -8,7 +8,7 @@
 //! can name them, and checks through its own counters that each access really took the path
 //! the name promises (a bench whose setup went wrong fails instead of printing a wrong figure).
 
-use crate::arch::ppc64::{boot, hcall, insn, percpu, timer};
+use crate::arch::ppc64::{boot, hcall, insn, papr, percpu, timer};
 use crate::hash::backend::HashBackend;
 use crate::hash::cell::PteCell;
 use crate::hash::fault::Design;
@@ -507,7 +507,7 @@ fn window(cpu: usize, n: usize) {
         Work::Dsi => (dsi_loop(cpu, CEILING_ITERS), 0),
         Work::Enter => {
             let n = touch(cpu, n);
-            (n, n - fault_ceiling_used(cpu))
+            (n, n.abs_diff(fault_ceiling_used(cpu)))
         }
     };
     let t1 = insn::mftb();
@@ -784,12 +784,15 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
 
 /// `ceiling_fault`: the records `exc_fault_ceiling` consumes, per CPU, one per page of that
 /// CPU's area: [page, group × 8 (after its H_ENTER: the slot it got), HPTE v, HPTE r].
-/// Built before the phase, with the HPTE hash_page would insert for the page.
+/// Built before the phase, with the HPTE hash_page would insert for the page, and ended by a
+/// record whose page no fault has (`NO_PAGE`), so a fault after the last one is handed on.
 struct FaultCeiling {
     recs: Vec<Vec<[u64; 4]>>,
     /// hash_vector's own branch (to hash_fault_entry), put back by `off`.
     branch: u32,
 }
+
+const NO_PAGE: u64 = u64::MAX;
 
 static P_CEIL_BASE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 
@@ -806,8 +809,9 @@ fn fault_ceiling_used(cpu: usize) -> u64 {
 fn patch_vector_branch(insn: u32) {
     let site = &raw const hash_vector_branch as u64;
     // SAFETY: `site` is the branch of the 0x300 vector in the bolted, writable AIL block; one
-    // aligned word, so a CPU fetching it sees either branch; the caller guarantees no other
-    // CPU takes a hash fault meanwhile (the phase's CPUs wait at its barrier, interrupts off).
+    // aligned word, so a CPU fetching it sees either branch. Either is right for any fault at
+    // any time: exc_fault_ceiling hands every fault but its CPU's next record's on to
+    // hash_fault_entry, and every online CPU has a record pointer (`rewind` runs first).
     unsafe {
         core::ptr::write_volatile(site as *mut u32, insn);
         insn::sync_icache(site, 4);
@@ -832,6 +836,7 @@ impl FaultCeiling {
                 let h = hpte_for(vsid, ea, pte.pfn(), pte.flags() | PteFlags::ACCESSED | PteFlags::DIRTY, false, false);
                 v.push([ea, geo.group_base(hash_4k(vsid, ea), false), h.v, h.r]);
             }
+            v.push([NO_PAGE, 0, 0, 0]);
             recs.push(v);
         }
         // SAFETY: one aligned word of kernel text.
@@ -839,14 +844,15 @@ impl FaultCeiling {
         let site = &raw const hash_vector_branch as u64;
         let target = &raw const exc_fault_ceiling as u64;
         let mut fc = FaultCeiling { recs, branch };
-        fc.rewind();
+        fc.rewind()?;
         patch_vector_branch(0x4800_0000 | ((target.wrapping_sub(site) as u32) & 0x03ff_fffc));
         Ok(fc)
     }
 
-    /// Between rounds: removes the HPTEs the last round's records inserted and points every
-    /// CPU at its first record again.
-    fn rewind(&mut self) {
+    /// Between rounds: removes the HPTEs the last round's records inserted (each must still be
+    /// the one its record made: H_AVPN) and points every CPU at its first record again.
+    fn rewind(&mut self) -> Result<(), String> {
+        let mut result = Ok(());
         for (c, recs) in self.recs.iter_mut().enumerate() {
             let base = recs.as_ptr() as u64;
             let used = match P_CEIL_BASE[c].load(Relaxed) {
@@ -854,18 +860,21 @@ impl FaultCeiling {
                 _ => 0,
             };
             for r in recs[..used as usize].iter_mut() {
-                let _ = hcall::h_remove(0, r[1], 0);
+                if let Err(x) = hcall::h_remove(papr::H_AVPN, r[1], r[2] & !0x7f) {
+                    result = Err(alloc::format!("bench: ceiling_fault: H_REMOVE of {:#x} for {:#x}: {x}", r[1], r[0]));
+                }
                 HARNESS_HCALLS.fetch_add(1, Relaxed);
                 r[1] &= !7;
             }
             P_CEIL_BASE[c].store(base, Relaxed);
             percpu::paca(c).ceil_next.store(base, Relaxed);
         }
+        result
     }
 
-    fn off(mut self) {
+    fn off(mut self) -> Result<(), String> {
         patch_vector_branch(self.branch);
-        self.rewind();
+        self.rewind()
     }
 }
 
@@ -880,12 +889,10 @@ fn fault_ceiling_phase(areas: &[u64], budget: u64, tag: u8) -> Result<Phase, Str
         P_AREA[c].store(*a, Release);
     }
     let mut fc = FaultCeiling::on(areas, P_PAGES.load(Relaxed))?;
-    let p = run_phase(Work::Enter, tag, 1, budget, || {
-        fc.rewind();
-        Ok(())
-    });
-    fc.off();
+    let p = run_phase(Work::Enter, tag, 1, budget, || fc.rewind());
+    let off = fc.off();
     let p = p?;
+    off?;
     check_phase("ceiling_fault", "stores without their H_ENTER", &p)?;
     Ok(p)
 }
