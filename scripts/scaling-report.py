@@ -79,26 +79,25 @@ def read_sched(path):
     return None
 
 
-def read_counts(path):
-    """insncount S lines -> {(tag, vector): (windows, min, max, sum)}."""
-    s = {}
+def read_records(path, kind, key):
+    """insncount lines of type `kind` -> {key(fields): the remaining fields as ints}."""
+    out = {}
     if os.path.exists(path):
         for line in open(path):
             f = line.split()
-            if f and f[0] == "S":
-                s[(int(f[1]), f[2])] = tuple(int(x) for x in f[3:7])
-    return s
+            if f and f[0] == kind:
+                out[key(f)] = tuple(int(x) for x in f[3:])
+    return out
+
+
+def read_counts(path):
+    """insncount S lines -> {(tag, vector): (windows, min, max, sum)}."""
+    return read_records(path, "S", lambda f: (int(f[1]), f[2]))
 
 
 def read_time(path):
     """insncount mode=time K lines -> {(tag, vcpu): (spans, ns)}."""
-    k = {}
-    if os.path.exists(path):
-        for line in open(path):
-            f = line.split()
-            if f and f[0] == "K":
-                k[(int(f[1]), int(f[2]))] = (int(f[3]), int(f[4]))
-    return k
+    return read_records(path, "K", lambda f: (int(f[1]), int(f[2])))
 
 
 def clock_check(W, n, bench, md, failures):
