@@ -79,12 +79,7 @@ pub extern "C" fn kmain(_arg: u64) -> ! {
         match crate::run::bench::run(b, cfg.bench_ms, cfg.bench_wait == bootargs::BenchWait::Relax) {
             Ok(()) => crate::exit::exit_success(),
             Err(e) => {
-                // Most of the benchmarks' errors already name themselves ("bench: …").
-                if e.starts_with("bench") {
-                    println!("{e}");
-                } else {
-                    println!("bench: {e}");
-                }
+                println!("bench: {}", e);
                 crate::exit::exit_failure("bench failed");
             }
         }

@@ -99,7 +99,7 @@ fn measured(
         insn::count_mark(0);
         let d = stats::this().snapshot().since(&s0);
         if !check(&d) {
-            return Err(alloc::format!("bench: repetition {i} of {what} did not take that path: {d:?}"));
+            return Err(alloc::format!("repetition {i} of {what} did not take that path: {d:?}"));
         }
     }
     Ok(())
@@ -266,7 +266,7 @@ fn busy_path(tag: u8) -> Result<(), String> {
         }
     }
     if runs == 0 {
-        return Err("bench: no BUSY run saw a re-execution".into());
+        return Err("no BUSY run saw a re-execution".into());
     }
     vmalloc::vfree(a).map_err(e)?;
     Ok(())
@@ -650,9 +650,9 @@ fn run_phase(
 /// the ceiling's cheap hypercall reads it.
 fn bolted_ptex() -> Result<u64, String> {
     let ea = boot::KERNEL_BASE;
-    let (ptex, h) = vmalloc::find_hpte(ea).ok_or("bench: no HPTE for the kernel's first page")?;
+    let (ptex, h) = vmalloc::find_hpte(ea).ok_or("no HPTE for the kernel's first page")?;
     if !h.is_bolted() {
-        return Err(alloc::format!("bench: the HPTE of {ea:#x} at {ptex:#x} is not bolted"));
+        return Err(alloc::format!("the HPTE of {ea:#x} at {ptex:#x} is not bolted"));
     }
     Ok(ptex)
 }
@@ -679,7 +679,7 @@ fn ceiling_path_off(old: &[u64]) {
 fn check_phase(name: &str, what: &str, p: &Phase) -> Result<(), String> {
     let t = p.sum();
     if t.bad != 0 || t.d.faults() != 0 {
-        return Err(alloc::format!("bench: {name}: {} {what}, {} hash faults inside the windows", t.bad, t.d.faults()));
+        return Err(alloc::format!("{name}: {} {what}, {} hash faults inside the windows", t.bad, t.d.faults()));
     }
     Ok(())
 }
@@ -773,7 +773,7 @@ fn dsi_ceiling(ms: u64) -> Result<(), String> {
         let taken = DSI_TAKEN[c].load(Relaxed);
         if taken != r.iters {
             return Err(alloc::format!(
-                "bench: ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
+                "ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
                 r.iters
             ));
         }
@@ -822,7 +822,7 @@ impl FaultCeiling {
     /// Records for the pages of `areas` (one per CPU, `pages` each), and the vector switched.
     fn on(areas: &[u64], pages: u64) -> Result<FaultCeiling, String> {
         if crate::arch::ppc64::platform::powernv() {
-            return Err("bench: the fault ceiling makes hypercalls: pseries only".into());
+            return Err("the fault ceiling makes hypercalls: pseries only".into());
         }
         let geo = boot::hpt();
         let mut recs = Vec::new();
@@ -831,7 +831,7 @@ impl FaultCeiling {
             for i in 0..pages {
                 let ea = a + i * 4096;
                 unhash_fast(ea);
-                let pte = pgtable::walk(ea).ok_or("bench: fault ceiling: unmapped page")?.load();
+                let pte = pgtable::walk(ea).ok_or("fault ceiling: unmapped page")?.load();
                 let vsid = kernel_vsid(ea);
                 let h = hpte_for(vsid, ea, pte.pfn(), pte.flags() | PteFlags::ACCESSED | PteFlags::DIRTY, false, false);
                 v.push([ea, geo.group_base(hash_4k(vsid, ea), false), h.v, h.r]);
@@ -861,7 +861,7 @@ impl FaultCeiling {
             };
             for r in recs[..used as usize].iter_mut() {
                 if let Err(x) = hcall::h_remove(papr::H_AVPN, r[1], r[2] & !0x7f) {
-                    result = Err(alloc::format!("bench: ceiling_fault: H_REMOVE of {:#x} for {:#x}: {x}", r[1], r[0]));
+                    result = Err(alloc::format!("ceiling_fault: H_REMOVE of {:#x} for {:#x}: {x}", r[1], r[0]));
                 }
                 HARNESS_HCALLS.fetch_add(1, Relaxed);
                 r[1] &= !7;
@@ -1005,7 +1005,7 @@ pub fn bench_smp(ms: u64) -> Result<(), String> {
         let taken = DSI_TAKEN[c].load(Relaxed);
         if taken != r.iters {
             return Err(alloc::format!(
-                "bench: smp.ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
+                "smp.ceiling_dsi: CPU {c} took {taken} data storage interrupts for {} stores",
                 r.iters
             ));
         }
@@ -1117,7 +1117,7 @@ fn report_faults(prefix: &str, mode: &str, shared: bool, p: &Phase) -> Result<()
         for (c, r) in p.cpus.iter().enumerate() {
             if r.d.faults() != r.iters || r.d.resolved() != r.iters {
                 return Err(alloc::format!(
-                    "bench: {name}: CPU {c} counted {} faults ({} resolved) in its windows for {} touches",
+                    "{name}: CPU {c} counted {} faults ({} resolved) in its windows for {} touches",
                     r.d.faults(),
                     r.d.resolved(),
                     r.iters
@@ -1126,7 +1126,7 @@ fn report_faults(prefix: &str, mode: &str, shared: bool, p: &Phase) -> Result<()
         }
     } else if t.d.resolved() < TOUCH_PAGES * p.rounds {
         return Err(alloc::format!(
-            "bench: {name}: {} resolved faults for {} pages in {} rounds",
+            "{name}: {} resolved faults for {} pages in {} rounds",
             t.d.resolved(),
             TOUCH_PAGES,
             p.rounds
@@ -1168,14 +1168,14 @@ fn empty_group() -> Result<u64, String> {
         let base = g * 8;
         let mut empty = true;
         for q in [base, base + 4] {
-            let four = hcall::h_read4(q).map_err(|x| alloc::format!("bench: H_READ: {x}"))?;
+            let four = hcall::h_read4(q).map_err(|x| alloc::format!("H_READ: {x}"))?;
             empty &= four.iter().all(|(v, _)| v & HpteV::VALID.bits() == 0);
         }
         if empty {
             return Ok(g);
         }
     }
-    Err("bench: no empty HPTE group found".into())
+    Err("no empty HPTE group found".into())
 }
 
 /// One page per CPU, each in its own segment, all hashing to primary group `g`.
@@ -1196,7 +1196,7 @@ fn same_group_pages(n: usize, g: u64) -> Result<Vec<u64>, String> {
                     for a in out {
                         let _ = vmalloc::vfree(a);
                     }
-                    return Err(alloc::format!("bench: a page at {ea:#x}: {x}"));
+                    return Err(alloc::format!("a page at {ea:#x}: {x}"));
                 }
             }
         }
@@ -1206,7 +1206,7 @@ fn same_group_pages(n: usize, g: u64) -> Result<Vec<u64>, String> {
         for a in out {
             let _ = vmalloc::vfree(a);
         }
-        return Err(alloc::format!("bench: no {n} segments reach HPTE group {g:#x}"));
+        return Err(alloc::format!("no {n} segments reach HPTE group {g:#x}"));
     }
     Ok(out)
 }
@@ -1297,7 +1297,7 @@ fn contention_one(n: usize, di: usize, dname: &str, si: usize, sc: &str, rounds:
         || d.faults() - d.resolved() != d.get(Counter::BusyRetries) + d.get(Counter::StcxFails)
     {
         return Err(alloc::format!(
-            "bench: {name}: {} resolved faults ({} in all) for {} pages x {} rounds: {:?}",
+            "{name}: {} resolved faults ({} in all) for {} pages x {} rounds: {:?}",
             d.resolved(),
             d.faults(),
             distinct.len(),
