@@ -6,7 +6,7 @@ use crate::run::irqtest::*;
 crate::ktest!("irqtest", deterministic_window_lockfree);
 fn deterministic_window_lockfree() -> TestResult {
     if crate::hash::fault::locked_mode() {
-        return Ok(());
+        return crate::ktest::skip("lock-free only (booted with hash_page=locked)");
     }
     let r = with_watchdog(|| run_checked(IrqMode::Deterministic, 300))?;
     crate::kassert!(r.in_critical_section >= 300);
@@ -16,7 +16,7 @@ fn deterministic_window_lockfree() -> TestResult {
 crate::ktest!("irqtest", random_window_reachable_lockfree);
 fn random_window_reachable_lockfree() -> TestResult {
     if crate::hash::fault::locked_mode() {
-        return Ok(());
+        return crate::ktest::skip("lock-free only (booted with hash_page=locked)");
     }
     with_watchdog(|| run_checked(IrqMode::Random, 3000))?;
     Ok(())
