@@ -26,7 +26,6 @@
 //!   an infallible Rust allocation that fails aborts, so those are left alone, as Linux leaves
 //!   `__GFP_NOFAIL` allocations alone.
 
-use crate::hash::protocol::Hcall;
 use core::fmt;
 
 /// What can be made to fail.
@@ -72,15 +71,6 @@ impl Site {
             Site::Remove => "H_REMOVE",
             Site::Frame => "frame alloc",
             Site::Heap => "heap alloc",
-        }
-    }
-
-    pub const fn of_hcall(c: Hcall) -> Option<Site> {
-        match c {
-            Hcall::Enter => Some(Site::Enter),
-            Hcall::Protect => Some(Site::Protect),
-            Hcall::Remove => Some(Site::Remove),
-            Hcall::Read => None,
         }
     }
 
@@ -183,6 +173,7 @@ impl Kind {
         !matches!(self, Kind::Frame | Kind::Heap)
     }
 
+    #[cfg(test)]
     pub fn from_name(s: &str) -> Option<Kind> {
         Kind::ALL.iter().copied().find(|k| k.name() == s)
     }
@@ -335,11 +326,13 @@ impl Plan {
         Kind::ALL.iter().any(|k| k.is_hcall() && self.trigger(*k).is_some())
     }
 
+    #[cfg(test)]
     pub fn has_allocs(&self) -> bool {
         self.trigger(Kind::Frame).is_some() || self.trigger(Kind::Heap).is_some()
     }
 
     /// Whether any transient hypervisor kind is on.
+    #[cfg(test)]
     pub fn has_transient(&self) -> bool {
         Kind::ALL.iter().any(|k| k.is_transient() && self.trigger(*k).is_some())
     }
@@ -368,23 +361,16 @@ impl Plan {
                 what: spec,
                 expected: "N (every Nth call, N >= 1) or P% (0 < P <= 100, up to four decimals) after the kind",
             })?;
-            let kinds: &[Kind] = if name == "transient" {
-                &[
-                    Kind::EnterFull,
-                    Kind::EnterBusy,
-                    Kind::EnterLongBusy,
-                    Kind::ProtectNotFound,
-                    Kind::ProtectBusy,
-                    Kind::RemoveNotFound,
-                    Kind::RemoveBusy,
-                ]
-            } else {
-                match Kind::ALL.iter().position(|k| k.name() == name) {
-                    Some(i) => core::slice::from_ref(&Kind::ALL[i]),
-                    None => return Err(PlanError { what: spec, expected: KIND_LIST }),
-                }
-            };
-            for &k in kinds {
+            let transient = name == "transient";
+            let mut kinds = Kind::ALL
+                .iter()
+                .copied()
+                .filter(|k| if transient { k.is_transient() } else { k.name() == name })
+                .peekable();
+            if kinds.peek().is_none() {
+                return Err(PlanError { what: spec, expected: KIND_LIST });
+            }
+            for k in kinds {
                 if p.triggers[k as usize].is_some() {
                     return Err(PlanError { what: spec, expected: "each kind once (transient names seven of them)" });
                 }
@@ -685,7 +671,7 @@ mod kernel {
     }
 
     pub fn injected_of(k: Kind) -> u64 {
-        injected()[k as usize]
+        CPUS.iter().map(|r| r.injected[k as usize].load(Relaxed)).sum()
     }
 
     /// Calls seen per site, all CPUs (while armed).
