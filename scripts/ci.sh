@@ -596,9 +596,9 @@ part powernv-crash-user 120 1 --after build \
     --want 'hashkernel: exit status 1 \(oops\)$' -- cargo run -- --machine powernv crash=user
 # Every crash= kind on powernv ends in its own report and exit status 1 (the four above check
 # the reports' details).
-part powernv-crash-all 600 0 --after build --want '^crash-all: 8 of 8 kinds reported$' -- bash -c '
-    n=0
-    for k in null wild exec panic user notpresent guard nested; do
+part powernv-crash-all 600 0 --after build --want '^crash-all: 10 of 10 kinds reported$' -- bash -c '
+    n=0 kinds=(null wild exec panic user notpresent guard nested stack excstack)
+    for k in "${kinds[@]}"; do
         out=$(cargo run -q -- --machine powernv --timeout 60 crash=$k 2>&1); rc=$?
         if ((rc == 1)) && grep -a -q -E "^(Oops: |-+\[ kernel panic)" <<<"$out" && grep -a -q -E "hashkernel: exit status 1 \((oops|panic)\)" <<<"$out"; then
             n=$((n + 1)); echo "crash-all: $k: $(grep -a -m1 -E "^Oops: |kernel panic" <<<"$out")"
@@ -606,7 +606,7 @@ part powernv-crash-all 600 0 --after build --want '^crash-all: 8 of 8 kinds repo
             echo "crash-all: $k: NOT reported (exit $rc)"; grep -a -E "Oops|panic|exit status|run.sh" <<<"$out" | head -3
         fi
     done
-    echo "crash-all: $n of 8 kinds reported"'
+    echo "crash-all: $n of ${#kinds[@]} kinds reported"'
 part powernv-bad-option 120 1 --after build \
     --want "^run\.sh: --firmware is a pseries option: powernv always boots skiboot" --reject '^hashkernel [0-9]' \
     -- cargo run -- --machine powernv --firmware slof
