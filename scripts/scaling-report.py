@@ -100,7 +100,7 @@ def read_time(path):
     return read_records(path, "K", lambda f: (int(f[1]), int(f[2])))
 
 
-def clock_check(W, n, bench, md, failures):
+def clock_check(W, n, bench, failures):
     """The ceiling fraction measured twice in one boot: by the kernel (time base, its windows)
     and by the host's monotonic clock (the timing plugin, between the same markers)."""
     L, tags = read_lines(f"{W}/clock{n}.lines")
@@ -317,7 +317,7 @@ def report(W, insert, vcpus, cvcpus, boots):
     bench("target.fraction_of_ceiling", "met" if met else "missed", "", " ".join(f"smp{n}={f:.3f}" for n, f, _ in goal))
     md.append("")
     # The second method: the host's clock around the same windows.
-    checks = [(n, clock_check(W, n, bench, md, failures)) for n in vcpus]
+    checks = [(n, clock_check(W, n, bench, failures)) for n in vcpus]
     checks = [(n, c) for n, c in checks if c]
     if checks:
         md.append("**Cross-check with the host's clock.** One more `bench=smp` boot per vCPU count below, under")

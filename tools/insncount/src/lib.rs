@@ -92,8 +92,9 @@ struct Slot {
     times: Mutex<TimeAgg>,
 }
 
-// SAFETY: `cpu` is only accessed through `Slot::cpu_mut`, from the exec callback of the one
-// vCPU that owns the slot (see the field comment); everything else is Mutex or atomic.
+// SAFETY: the two UnsafeCells, `cpu` and `span`, are only dereferenced inside the exec
+// callbacks (`on_exec`, `on_marker`) for the slot's own vCPU index, which QEMU runs on one
+// thread at a time (see the `cpu` field comment); every other field is a Mutex or an atomic.
 unsafe impl Sync for Slot {}
 
 impl Slot {
