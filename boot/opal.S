@@ -35,11 +35,11 @@ opal_call:
     li      12, {MSR_IR_DR}
     ori     12, 12, {MSR_EE}
     andc    11, 11, 12
-    mtspr   315, 11                 /* HSRR1: this MSR in real mode, EE off */
+    mtspr   {SPR_HSRR1}, 11                 /* HSRR1: this MSR in real mode, EE off */
     LOAD64  12, OPAL_FW
     ld      2, 0(12)                /* OPAL base */
     ld      12, 8(12)               /* OPAL entry */
-    mtspr   314, 12                 /* HSRR0 */
+    mtspr   {SPR_HSRR0}, 12                 /* HSRR0 */
     LOAD64  12, opal_return
     mtlr    12
     hrfid

@@ -88,9 +88,9 @@
     std     10, {EX_GEN}+8(13)
     std     11, {EX_GEN}+16(13)
     std     12, {EX_GEN}+24(13)
-    mfspr   9, 314
+    mfspr   9, {SPR_HSRR0}
     mtsrr0  9
-    mfspr   9, 315
+    mfspr   9, {SPR_HSRR1}
     mtsrr1  9
     VEC_GO  \n
 .endm
@@ -321,7 +321,7 @@ hash_fault_slow_ret:
 
     /*
      * The entries the `bl` at hash_fault_call can be patched to, one per hash_page design and
-     * HPT backend (pseries' four, then powernv's four, in `Design` order),
+     * HPT backend (pseries' `Design::SLOTS`, then powernv's, in `Design` order),
      * assembled as calls so the linker resolves each to its local entry point (ELFv2). Never
      * executed: src/hash/fault.rs copies the target out of them.
      */

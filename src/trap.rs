@@ -14,6 +14,7 @@ use crate::arch::ppc64::exception::{self, ExcFrame, Handled};
 use crate::arch::ppc64::reg::{self, Msr};
 use crate::arch::ppc64::{percpu, platform, timer};
 use crate::hash::reason::FaultReason;
+use crate::mm::slbe::{region_of, Region};
 use core::sync::atomic::{
     AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -152,7 +153,12 @@ fn dispatch(f: &mut ExcFrame) -> Option<FaultReason> {
             crate::smp::own_nmi_arrived();
             Handled::Done
         }
-        0x100 if crate::smp::stopping() && f.msr().contains(Msr::RI) && platform::powernv() && f.nip >> 60 != 0xc => {
+        0x100
+            if crate::smp::stopping()
+                && f.msr().contains(Msr::RI)
+                && platform::powernv()
+                && region_of(f.nip) != Some(Region::Linear) =>
+        {
             crate::smp::system_reset_in_firmware(f)
         }
         0x100 if crate::smp::stopping() => crate::smp::system_reset(f),

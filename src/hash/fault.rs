@@ -55,7 +55,6 @@ pub enum Design {
 
 impl Design {
     pub const ALL: [Design; 4] = [Design::LockFree, Design::Locked, Design::Patch2003, Design::Cas2];
-    pub const COUNT: usize = Self::ALL.len();
     /// Entries per HPT backend in `hash_fault_designs` (boot/vectors.S): every variant, the
     /// ceiling and the injecting design included.
     pub const SLOTS: usize = 6;

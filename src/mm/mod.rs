@@ -28,7 +28,7 @@ mod kernel {
     pub fn init() {
         let bi = boot::info();
         let (ks, ke) = boot::kernel_range();
-        let kpa = (ks & 0x0fff_ffff_ffff_ffff, ke & 0x0fff_ffff_ffff_ffff);
+        let kpa = (crate::mm::linear_pa(ks), crate::mm::linear_pa(ke));
         // Low 64 KiB: the vectors (0..0x1800) and the firmware's leftovers; then the image;
         // on powernv also the HPT and what skiboot keeps for itself.
         let mut reserved = [(0u64, 0u64); super::frame::MAX_RESERVED];

@@ -158,7 +158,7 @@ fn walk_from(root: u64, ea: u64) -> &'static PteSlot {
 /// A new table whose entries all hold `fill` (0 for a PTE page).
 fn alloc_table(fill: u64) -> Result<u64, frame::FrameError> {
     let pa = frame::alloc(Zone::Linear)?;
-    let va = pa | super::KERNEL_BASE;
+    let va = super::layout::linear_va(pa);
     // SAFETY: a fresh linear-zone frame, mapped by the bolted linear mapping, owned by us and
     // not yet reachable by anyone else.
     let t = unsafe { &*(va as *const Table) };

@@ -43,8 +43,6 @@ static ILLEGAL_REFUSALS: AtomicU64 = AtomicU64::new(0);
 static FIRST_ILLEGAL: AtomicU64 = AtomicU64::new(0);
 /// Hash faults taken inside the decrementer hook (interrupt context).
 static IRQ_FAULTS: AtomicU64 = AtomicU64::new(0);
-static IRQ_TOUCHES: AtomicU64 = AtomicU64::new(0);
-static IRQS_ON: AtomicBool = AtomicBool::new(true);
 static AGED: AtomicU64 = AtomicU64::new(0);
 static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 /// Self-test knobs: the workers only keep the barriers (no touches, no interrupts), so there
@@ -223,7 +221,6 @@ fn on_decrementer(_f: &mut ExcFrame) {
     let f0 = stats::this().faults();
     touch(&mut r, cpu);
     IRQ_FAULTS.fetch_add(stats::this().faults() - f0, Relaxed);
-    IRQ_TOUCHES.fetch_add(1, Relaxed);
     if !ROUND_END.load(Relaxed) {
         timer::arm(timer::us_to_tb(20) + r.next() % timer::us_to_tb(80));
     }
@@ -239,7 +236,7 @@ fn worker(cpu: usize) {
             break;
         }
         let idle = WORKERS_IDLE.load(Relaxed);
-        if IRQS_ON.load(Relaxed) && !idle {
+        if !idle {
             irq::enable();
             timer::arm(timer::us_to_tb(30));
         }
@@ -510,7 +507,6 @@ pub fn run(rounds: u64, round_us: u64) -> Result<StressReport, alloc::string::St
     NPART.store(n as u64, Release);
     QUIT.store(false, Relaxed);
     ROUND_END.store(false, Relaxed);
-    IRQS_ON.store(true, Relaxed);
     SEED.store(insn::mftb() | 1, Relaxed);
     let mut r = Rng(SEED.load(Relaxed) ^ 0xabcdef);
     for a in [&OUT_OF_MEMORY, &VM_ERRORS, &ILLEGAL_REFUSALS, &FIRST_ILLEGAL, &REFUSED] {

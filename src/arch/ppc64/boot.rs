@@ -63,6 +63,8 @@ core::arch::global_asm!(
     MAX_CPUS = const MAX_CPUS,
     MSR_IR_DR = const Msr::IR.union(Msr::DR).bits(),
     MSR_EE = const Msr::EE.bits(),
+    SPR_HSRR0 = const super::reg::spr::HSRR0,
+    SPR_HSRR1 = const super::reg::spr::HSRR1,
     EX_GEN = const po::EX_GEN,
     EX_HASH = const po::EX_HASH,
     EX_SLB = const po::EX_SLB,
